@@ -1,0 +1,1 @@
+//! Test images (placeholder; filled in next).
