@@ -48,9 +48,9 @@ impl Digest {
             digest: s.to_string(),
             reason,
         };
-        let (alg, hex) = s
-            .split_once(':')
-            .ok_or_else(|| bad("expected `algorithm:hex`, e.g. `sha256:` followed by 64 hex digits".into()))?;
+        let (alg, hex) = s.split_once(':').ok_or_else(|| {
+            bad("expected `algorithm:hex`, e.g. `sha256:` followed by 64 hex digits".into())
+        })?;
         let algorithm = match alg {
             "sha256" => Algorithm::Sha256,
             "sha512" => Algorithm::Sha512,
@@ -156,7 +156,10 @@ mod tests {
     fn rejects_bad_digests() {
         for (input, needle) in [
             ("sha256:abc", "64 hex digits"),
-            ("md5:0123456789abcdef0123456789abcdef", "unsupported digest algorithm `md5`"),
+            (
+                "md5:0123456789abcdef0123456789abcdef",
+                "unsupported digest algorithm `md5`",
+            ),
             ("sha256", "algorithm:hex"),
             (&format!("sha256:{}", "A".repeat(64)), "lower case"),
             (&format!("sha256:{}", "g".repeat(64)), "not a hex digit"),

@@ -46,7 +46,9 @@ pub enum ReferenceError {
     },
     #[error("invalid image reference `{reference}`: {reason}")]
     Invalid { reference: String, reason: String },
-    #[error("invalid image reference `{reference}`: the name is {len} characters long, at most {NAME_MAX_LEN} are allowed")]
+    #[error(
+        "invalid image reference `{reference}`: the name is {len} characters long, at most {NAME_MAX_LEN} are allowed"
+    )]
     NameTooLong { reference: String, len: usize },
     #[error("invalid digest `{digest}`: {reason}")]
     InvalidDigest { digest: String, reason: String },
@@ -341,7 +343,8 @@ fn validate_path(path: &str, input: &str) -> Result<(), ReferenceError> {
     for comp in path.split('/') {
         if comp.is_empty() {
             return Err(invalid(
-                "the repository path has an empty component (`//`, or a leading or trailing `/`)".into(),
+                "the repository path has an empty component (`//`, or a leading or trailing `/`)"
+                    .into(),
             ));
         }
         if comp.chars().any(|c| c.is_ascii_uppercase()) {

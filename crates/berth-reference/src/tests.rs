@@ -9,7 +9,10 @@ fn normalizes_like_docker() {
         ("nginx", "docker.io/library/nginx:latest"),
         ("nginx:1.25", "docker.io/library/nginx:1.25"),
         ("bitnami/redis:7", "docker.io/bitnami/redis:7"),
-        ("index.docker.io/library/nginx", "docker.io/library/nginx:latest"),
+        (
+            "index.docker.io/library/nginx",
+            "docker.io/library/nginx:latest",
+        ),
         ("index.docker.io/nginx", "docker.io/library/nginx:latest"),
         ("docker.io/nginx", "docker.io/library/nginx:latest"),
         ("quay.io/kairos/core:v1", "quay.io/kairos/core:v1"),
@@ -19,7 +22,10 @@ fn normalizes_like_docker() {
         ("[::1]:5000/a/b:c", "[::1]:5000/a/b:c"),
         ("[2001:db8::1]/a", "[2001:db8::1]/a:latest"),
         ("Registry.Example.com/a", "Registry.Example.com/a:latest"),
-        ("a__b/c-d---e/f.g_h:T_1.x-y", "docker.io/a__b/c-d---e/f.g_h:T_1.x-y"),
+        (
+            "a__b/c-d---e/f.g_h:T_1.x-y",
+            "docker.io/a__b/c-d---e/f.g_h:T_1.x-y",
+        ),
     ];
     for (input, want) in cases {
         let r = Reference::parse(input).unwrap_or_else(|e| panic!("{input}: {e}"));
@@ -50,7 +56,10 @@ fn parts() {
     assert_eq!(r.path(), "team/app");
     assert_eq!(r.name(), "reg.local:5000/team/app");
     assert_eq!(r.familiar(), "reg.local:5000/team/app:1.0");
-    assert_eq!(Reference::parse("nginx").unwrap().familiar(), "nginx:latest");
+    assert_eq!(
+        Reference::parse("nginx").unwrap().familiar(),
+        "nginx:latest"
+    );
     let r = Reference::parse("[::1]:5000/a").unwrap();
     assert_eq!((r.host(), r.port()), ("[::1]", Some(5000)));
 }
@@ -71,7 +80,10 @@ fn rejects_bad_references_with_reasons() {
         ("a:-x", "must start with"),
         ("a:x/y", "not a number"),
         ("a@sha256:123", "64 hex digits"),
-        ("a@md5:0123456789abcdef0123456789abcdef", "unsupported digest algorithm"),
+        (
+            "a@md5:0123456789abcdef0123456789abcdef",
+            "unsupported digest algorithm",
+        ),
         ("-a", "not a valid repository path component"),
         ("a-", "not a valid repository path component"),
         ("a..b", "not a valid repository path component"),
@@ -89,14 +101,19 @@ fn rejects_bad_references_with_reasons() {
         let err = Reference::parse(input).expect_err(input).to_string();
         assert!(err.contains(needle), "{input:?}: {err}");
         if !input.is_empty() {
-            assert!(err.contains(input) || err.contains("digest"), "{input:?} named: {err}");
+            assert!(
+                err.contains(input) || err.contains("digest"),
+                "{input:?} named: {err}"
+            );
         }
     }
 }
 
 #[test]
 fn upper_case_message_suggests_the_fix() {
-    let err = Reference::parse("ghcr.io/Acme/app:1").unwrap_err().to_string();
+    let err = Reference::parse("ghcr.io/Acme/app:1")
+        .unwrap_err()
+        .to_string();
     assert!(err.contains("lower case"), "{err}");
     assert!(err.contains("ghcr.io/acme/app:1"), "{err}");
 }
@@ -126,7 +143,8 @@ pub fn valid_reference() -> impl Strategy<Value = String> {
         Just(Some("docker.io".to_string())),
         Just(Some("localhost".to_string())),
         "[a-z][a-z0-9-]{0,8}[a-z0-9]\\.[a-z]{2,5}".prop_map(Some),
-        ("[a-z][a-z0-9]{0,8}\\.[a-z]{2,5}", 1u16..65535).prop_map(|(h, p)| Some(format!("{h}:{p}"))),
+        ("[a-z][a-z0-9]{0,8}\\.[a-z]{2,5}", 1u16..65535)
+            .prop_map(|(h, p)| Some(format!("{h}:{p}"))),
         (0u8..=255, 0u8..=255, 1u16..65535).prop_map(|(a, b, p)| Some(format!("10.{a}.{b}.1:{p}"))),
         Just(Some("[::1]:5000".to_string())),
     ];

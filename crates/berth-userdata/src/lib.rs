@@ -124,7 +124,8 @@ impl UserData {
                 found: first.chars().take(60).collect(),
             });
         }
-        let doc: raw::Document = serde_saphyr::from_str(text).map_err(|e| syntax(text, file, &e))?;
+        let doc: raw::Document =
+            serde_saphyr::from_str(text).map_err(|e| syntax(text, file, &e))?;
         let field = |field: &str, message: String| UserDataError::Field {
             file: file.to_string(),
             field: field.to_string(),
@@ -138,7 +139,9 @@ impl UserData {
             };
             return Err(field(
                 key,
-                format!("`{key}` is a top-level key here; it belongs under `stylus:` (indent it by two spaces)"),
+                format!(
+                    "`{key}` is a top-level key here; it belongs under `stylus:` (indent it by two spaces)"
+                ),
             ));
         }
         let stylus = doc.stylus.unwrap_or_default();
@@ -149,7 +152,8 @@ impl UserData {
             },
             None => Webhook::default(),
         };
-        let (redirect, registries) = match (stylus.registry_credentials, stylus.external_registries) {
+        let (redirect, registries) = match (stylus.registry_credentials, stylus.external_registries)
+        {
             (Some(_), Some(_)) => {
                 return Err(field(
                     "stylus",
@@ -195,8 +199,10 @@ impl UserData {
                 let mut rules = Vec::new();
                 for (src, dst) in er.registry_mapping_rules.unwrap_or_default() {
                     let path = format!("stylus.externalRegistries.registryMappingRules[\"{src}\"]");
-                    let source = prefix(&src).map_err(|m| field(&path, format!("the source {m}")))?;
-                    let target = prefix(&dst).map_err(|m| field(&path, format!("the target {m}")))?;
+                    let source =
+                        prefix(&src).map_err(|m| field(&path, format!("the source {m}")))?;
+                    let target =
+                        prefix(&dst).map_err(|m| field(&path, format!("the target {m}")))?;
                     rules.push(MappingRule { source, target });
                 }
                 rules.sort();
@@ -241,7 +247,9 @@ impl UserData {
 /// True when `name` equals `prefix` or continues it after a `/`.
 pub fn is_under(name: &str, prefix: &str) -> bool {
     name == prefix
-        || (name.len() > prefix.len() && name.starts_with(prefix) && name.as_bytes()[prefix.len()] == b'/')
+        || (name.len() > prefix.len()
+            && name.starts_with(prefix)
+            && name.as_bytes()[prefix.len()] == b'/')
 }
 
 /// Checks and normalizes a `host[:port][/path]` prefix (trailing `/` trimmed,
@@ -266,7 +274,11 @@ pub fn prefix(s: &str) -> Result<String, String> {
             berth_reference::validate_path_component(comp).map_err(|m| format!("`{s}`: {m}"))?;
         }
     }
-    let host = if host == "index.docker.io" { "docker.io" } else { host };
+    let host = if host == "index.docker.io" {
+        "docker.io"
+    } else {
+        host
+    };
     Ok(match path {
         Some(p) => format!("{host}/{p}"),
         None => host.to_string(),
@@ -293,7 +305,11 @@ fn registry(
     let domain = prefix(domain.as_deref().unwrap_or("")).map_err(|m| field("domain", m))?;
     let mut password = password.unwrap_or_default();
     if encoded.unwrap_or(false) {
-        let cleaned: String = password.expose().chars().filter(|c| !c.is_whitespace()).collect();
+        let cleaned: String = password
+            .expose()
+            .chars()
+            .filter(|c| !c.is_whitespace())
+            .collect();
         let bytes = base64::engine::general_purpose::STANDARD
             .decode(cleaned.as_bytes())
             .map_err(|_| {
@@ -354,7 +370,10 @@ pub fn split_pem(text: &str) -> Result<Vec<String>, String> {
         rest = &block[end + end_marker.len()..];
     }
     if out.is_empty() {
-        return Err("no `-----BEGIN CERTIFICATE-----` block found; paste the CA certificate in PEM form".into());
+        return Err(
+            "no `-----BEGIN CERTIFICATE-----` block found; paste the CA certificate in PEM form"
+                .into(),
+        );
     }
     Ok(out)
 }
@@ -400,7 +419,10 @@ fn snippet(text: &str, line: usize, column: usize) -> String {
         let shown = redact_line(l);
         out.push_str(&format!("{n:>4} | {shown}\n"));
         if n == line {
-            out.push_str(&format!("     | {}^\n", " ".repeat(column.saturating_sub(1))));
+            out.push_str(&format!(
+                "     | {}^\n",
+                " ".repeat(column.saturating_sub(1))
+            ));
         }
     }
     out

@@ -32,7 +32,13 @@ fn single_registry_prepend() {
     assert_eq!(r.username, "ubuntu");
     assert_eq!(r.password.expose(), "s3cret");
     assert!(r.insecure);
-    assert_eq!(ud.webhook, Webhook { enable: true, port: 0 });
+    assert_eq!(
+        ud.webhook,
+        Webhook {
+            enable: true,
+            port: 0
+        }
+    );
 }
 
 #[test]
@@ -49,7 +55,11 @@ fn external_registries_with_rules_certs_and_encoded_password() {
     assert_eq!(r.password.expose(), "s3cret");
     assert_eq!(r.repository_name, "example-repository-private");
     assert_eq!(r.certificates.len(), 2);
-    assert_eq!(ud.registries[1].certificates.len(), 2, "a scalar bundle of two");
+    assert_eq!(
+        ud.registries[1].certificates.len(),
+        2,
+        "a scalar bundle of two"
+    );
     assert_eq!(
         ud.redirect,
         Redirect::Mapping {
@@ -65,14 +75,25 @@ fn external_registries_with_rules_certs_and_encoded_password() {
             ]
         }
     );
-    assert_eq!(ud.webhook, Webhook { enable: false, port: 8443 });
     assert_eq!(
-        ud.registry_for("registry.example.com/palette-images/x").map(|r| r.field.as_str()),
+        ud.webhook,
+        Webhook {
+            enable: false,
+            port: 8443
+        }
+    );
+    assert_eq!(
+        ud.registry_for("registry.example.com/palette-images/x")
+            .map(|r| r.field.as_str()),
         Some("stylus.externalRegistries.registries[0]")
     );
-    assert!(ud.registry_for("registry.example.com/palette-imagesX/x").is_none());
+    assert!(
+        ud.registry_for("registry.example.com/palette-imagesX/x")
+            .is_none()
+    );
     assert_eq!(
-        ud.registry_for("other.example.com/a").map(|r| r.domain.as_str()),
+        ud.registry_for("other.example.com/a")
+            .map(|r| r.domain.as_str()),
         Some("other.example.com")
     );
 }
@@ -85,7 +106,11 @@ fn longest_domain_prefix_wins() {
     assert_eq!(who("reg.io/team/x").as_deref(), Some("b"));
     assert_eq!(who("reg.io/teamx/x").as_deref(), Some("a"));
     assert_eq!(who("other.io/x"), None);
-    assert_eq!(ud.redirect, Redirect::None, "registries without rules redirect nothing");
+    assert_eq!(
+        ud.redirect,
+        Redirect::None,
+        "registries without rules redirect nothing"
+    );
 }
 
 #[test]
@@ -165,7 +190,10 @@ fn bad_inputs_name_the_culprit() {
     for (text, needles) in cases {
         let err = parse(&text).expect_err(&text).to_string();
         for n in needles {
-            assert!(err.contains(n), "expected `{n}` in:\n{err}\n--- for ---\n{text}");
+            assert!(
+                err.contains(n),
+                "expected `{n}` in:\n{err}\n--- for ---\n{text}"
+            );
         }
         assert!(!err.contains("hunter2"), "secret leaked:\n{err}");
     }
@@ -173,7 +201,10 @@ fn bad_inputs_name_the_culprit() {
 
 #[test]
 fn secrets_never_show() {
-    let ud = parse("#cloud-config\nstylus:\n  registryCredentials:\n    domain: x.io\n    password: hunter2\n").unwrap();
+    let ud = parse(
+        "#cloud-config\nstylus:\n  registryCredentials:\n    domain: x.io\n    password: hunter2\n",
+    )
+    .unwrap();
     assert!(!format!("{ud:?}").contains("hunter2"));
     let json = serde_json::to_string(&ud).unwrap();
     assert!(!json.contains("hunter2"), "{json}");
