@@ -302,12 +302,12 @@ fn validate_tag(tag: &str) -> Result<(), String> {
 /// Validates `host[:port]`.
 pub fn validate_domain(domain: &str) -> Result<(), String> {
     let (host, port) = split_port(domain);
-    if let Some(p) = port {
-        if p.is_empty() || !p.chars().all(|c| c.is_ascii_digit()) || p.parse::<u16>().is_err() {
-            return Err(format!(
-                "the port `{p}` of registry `{domain}` is not a number from 0 to 65535"
-            ));
-        }
+    if let Some(p) = port
+        && (p.is_empty() || !p.chars().all(|c| c.is_ascii_digit()) || p.parse::<u16>().is_err())
+    {
+        return Err(format!(
+            "the port `{p}` of registry `{domain}` is not a number from 0 to 65535"
+        ));
     }
     if let Some(inner) = host.strip_prefix('[') {
         let inner = inner

@@ -150,10 +150,10 @@ impl Rewriter {
             return Ok(reference.clone());
         }
         let name = reference.name();
-        if let Some(local) = &self.local {
-            if is_under(&name, &local.prefix()) {
-                return Ok(reference.clone());
-            }
+        if let Some(local) = &self.local
+            && is_under(&name, &local.prefix())
+        {
+            return Ok(reference.clone());
         }
         let external = self.external(reference, &name)?;
         match &self.local {
