@@ -1,0 +1,16 @@
+#!/usr/bin/env bash
+# Installs what Berth's tests need on a fresh Debian machine (root, package registries only):
+# the real peers the tests start on 127.0.0.1, and protoc for containerd's gRPC client.
+set -euo pipefail
+PKGS=(docker-registry skopeo podman containerd apache2-utils protobuf-compiler openssl curl ca-certificates)
+missing=()
+for p in "${PKGS[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+  SUDO=""; [ "$(id -u)" = 0 ] || SUDO="sudo"
+  echo "installing: ${missing[*]}"
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+for c in cargo rustfmt; do command -v "$c" >/dev/null || { echo "missing $c: install Rust with rustup" >&2; exit 2; }; done
