@@ -219,3 +219,40 @@ fn parallel_registries_get_distinct_ports() {
         assert_eq!(http_get_status(&r.host(), "/v2/").unwrap(), 200);
     }
 }
+
+/// A registry that is never dropped (e.g. kept in a `static`) dies with the test process.
+#[test]
+fn leaked_registry_dies_with_the_test_process() {
+    const NAME: &str = "leaked_registry_dies_with_the_test_process";
+    if std::env::var_os("BERTH_TESTKIT_LEAK_CHILD").is_some() {
+        let reg = Distribution::plain();
+        println!("HOST={}", reg.host());
+        println!("ROOT={}", reg.data_dir().parent().unwrap().display());
+        std::mem::forget(reg);
+        std::process::exit(0);
+    }
+    let out = Command::new(std::env::current_exe().unwrap())
+        .args(["--exact", NAME, "--nocapture", "--test-threads=1"])
+        .env("BERTH_TESTKIT_LEAK_CHILD", "1")
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let field = |k: &str| {
+        stdout
+            .lines()
+            .find_map(|l| l.find(k).map(|i| l[i + k.len()..].trim()))
+            .unwrap_or_else(|| panic!("no {k} in child output: {stdout}"))
+            .to_string()
+    };
+    let host = field("HOST=");
+    let root = field("ROOT=");
+    let deadline = Instant::now() + std::time::Duration::from_secs(5);
+    while !refuses(&host) {
+        assert!(
+            Instant::now() < deadline,
+            "leaked registry {host} still running"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    let _ = std::fs::remove_dir_all(root);
+}
