@@ -85,13 +85,13 @@ fn key_path_at(source: &str, line: u64, column: u64) -> Option<String> {
     let mut path = vec![key];
     let mut want = indent;
     for prev in lines[..idx].iter().rev() {
-        if let Some((i, k)) = line_key(prev) {
-            if i < want {
-                path.push(k);
-                want = i;
-                if i == 0 {
-                    break;
-                }
+        if let Some((i, k)) = line_key(prev)
+            && i < want
+        {
+            path.push(k);
+            want = i;
+            if i == 0 {
+                break;
             }
         }
     }

@@ -301,7 +301,10 @@ fn layer_ranges(text: &str, count: usize) -> Option<Vec<(usize, usize)>> {
                 .and_then(|o| usize::try_from(o).ok())
         })
         .collect::<Option<Vec<_>>>()?;
-    if starts.len() != count {
+    if starts.len() != count
+        || starts.windows(2).any(|w| w[0] > w[1])
+        || starts.iter().any(|&s| !text.is_char_boundary(s))
+    {
         return None;
     }
     Some(
@@ -344,9 +347,10 @@ fn expected(profile: &Profile, before: &[Value]) -> Vec<Value> {
             });
         }
         match config.get_mut("kube-apiserver-arg") {
-            Some(Value::Seq(items)) => items.retain_mut(|item| fix_arg(item)),
+            Some(Value::Seq(items)) => items.retain_mut(fix_arg),
             Some(item @ Value::String(_)) => {
-                if !fix_arg(item) {
+                let keep = fix_arg(item);
+                if !keep {
                     *item = Value::Null;
                 }
             }

@@ -151,3 +151,13 @@ fn invalid_profile_is_an_error() {
     let e = fix_always_pull_images("name: a\nbogus: 1\n", "a.yaml").unwrap_err();
     assert!(e.to_string().contains("unknown field `bogus`"));
 }
+
+#[test]
+fn non_ascii_text_before_the_layer() {
+    let input = "# Profil für die Filiale — ünïcödé\nname: t\nlayers:\n  - name: ös\n    type: os\n    values: {note: \"enable-admission-plugins=AlwaysPullImages,B — ü\"}\n  - name: k\n    type: k8s\n    values:\n      cluster:\n        config:\n          kube-apiserver-arg:\n            - enable-admission-plugins=A,AlwaysPullImages,B # ü\n";
+    let fix = fix_always_pull_images(input, "t.yaml").unwrap();
+    assert_eq!(
+        fix.text,
+        input.replace("=A,AlwaysPullImages,B # ü", "=A,B # ü")
+    );
+}

@@ -2,6 +2,8 @@
 
 use berth_profile::*;
 
+type Row<'a> = (String, &'a str, LayerType, Role, Vec<&'a str>, bool);
+
 const RETAIL: &str = include_str!("fixtures/retail-edge.yaml");
 const DIGEST: &str = "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef";
 
@@ -11,7 +13,7 @@ fn retail_images_roles_layers_and_places() {
     assert_eq!(p.name(), "retail-edge");
     assert_eq!(p.file(), "retail.yaml");
     let x = extract_images(&[p]).unwrap();
-    let got: Vec<(String, &str, LayerType, Role, Vec<&str>, bool)> = x
+    let got: Vec<Row> = x
         .images
         .iter()
         .map(|i| {
@@ -26,7 +28,7 @@ fn retail_images_roles_layers_and_places() {
         })
         .collect();
     let pos = format!("ghcr.io/acme/pos@sha256:{DIGEST}");
-    let want: Vec<(String, &str, LayerType, Role, Vec<&str>, bool)> = vec![
+    let want: Vec<Row> = vec![
         (
             "ttl.sh/ubuntu:k3s-1.29.4-v4.4.4-demo".into(),
             "edge-native-byoi",
@@ -169,7 +171,7 @@ fn retail_lint_findings() {
 #[test]
 fn serialized_forms_are_lower_case() {
     let p = Profile::parse(RETAIL, "retail.yaml").unwrap();
-    let x = extract_images(&[p.clone()]).unwrap();
+    let x = extract_images(std::slice::from_ref(&p)).unwrap();
     let json = serde_json::to_value(&x.images[0]).unwrap();
     assert_eq!(json["source"], "ttl.sh/ubuntu:k3s-1.29.4-v4.4.4-demo");
     assert_eq!(json["layer_type"], "os");
