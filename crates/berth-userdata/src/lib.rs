@@ -396,6 +396,19 @@ fn syntax(text: &str, file: &str, e: &serde_saphyr::Error) -> UserDataError {
         .location()
         .map(|l| (l.line(), l.column()))
         .unwrap_or((0, 0));
+    // A parser message may quote a value: hide the values of password-like lines.
+    let mut message = message;
+    for l in text.lines() {
+        let redacted = redact_line(l);
+        if redacted != l
+            && let Some((_, value)) = l.split_once(':')
+        {
+            let value = value.trim().trim_matches(|c| c == '"' || c == '\'');
+            if value.len() >= 3 {
+                message = message.replace(value, berth_secret::REDACTED);
+            }
+        }
+    }
     UserDataError::Syntax {
         file: file.to_string(),
         line,
@@ -428,15 +441,42 @@ fn snippet(text: &str, line: usize, column: usize) -> String {
     out
 }
 
+/// Hides the value of a line whose key is, or looks like, a password field (misspellings too).
 fn redact_line(l: &str) -> String {
-    let lower = l.to_ascii_lowercase();
-    match lower.find("password") {
-        Some(i) => match l[i..].find(':') {
-            Some(c) => format!("{} {}", &l[..i + c + 1], berth_secret::REDACTED),
-            None => l.to_string(),
-        },
-        None => l.to_string(),
+    let Some(colon) = l.find(':') else {
+        return l.to_string();
+    };
+    let key = l[..colon]
+        .trim()
+        .trim_start_matches('-')
+        .trim()
+        .trim_matches(|c| c == '"' || c == '\'')
+        .to_ascii_lowercase();
+    let secret_like = ["pass", "pasw", "pwd", "secret", "token", "auth", "cred"]
+        .iter()
+        .any(|w| key.contains(w))
+        || levenshtein(&key, "password") <= 3;
+    if secret_like && !l[colon + 1..].trim().is_empty() {
+        format!("{} {}", &l[..=colon], berth_secret::REDACTED)
+    } else {
+        l.to_string()
     }
+}
+
+fn levenshtein(a: &str, b: &str) -> usize {
+    let b: Vec<char> = b.chars().collect();
+    let mut prev: Vec<usize> = (0..=b.len()).collect();
+    for (i, ca) in a.chars().enumerate() {
+        let mut cur = vec![i + 1];
+        for (j, cb) in b.iter().enumerate() {
+            let v = (prev[j] + usize::from(ca != *cb))
+                .min(prev[j + 1] + 1)
+                .min(cur[j] + 1);
+            cur.push(v);
+        }
+        prev = cur;
+    }
+    prev[b.len()]
 }
 
 impl fmt::Display for Redirect {

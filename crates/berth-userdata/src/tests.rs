@@ -186,6 +186,14 @@ fn bad_inputs_name_the_culprit() {
             "#cloud-config\nstylus:\n  externalRegistries:\n    registries:\n      - domain: a.io\n        usename: x\n".into(),
             vec!["user-data.yaml:6:9", "usename"],
         ),
+        (
+            "#cloud-config\nstylus:\n  registryCredentials:\n    domain: a.io\n    pasword: hunter2\n".into(),
+            vec!["user-data.yaml:5:5", "pasword", "<redacted>"],
+        ),
+        (
+            "#cloud-config\nstylus:\n  externalRegistries:\n    registries:\n      - domain: a.io\n        passwd: hunter2\n".into(),
+            vec!["passwd"],
+        ),
     ];
     for (text, needles) in cases {
         let err = parse(&text).expect_err(&text).to_string();

@@ -1,0 +1,137 @@
+//! `berth`: the command line. Library crates do the work; this crate reads files, parses
+//! flags, prints tables or JSON, and maps outcomes to exit codes:
+//! 0 clean, 1 findings of severity `error` (or failed images), 2 bad input or usage.
+
+mod inputs;
+mod plan;
+
+use std::io::Write;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+/// Exit status for bad input or usage (clap uses it too).
+const EXIT_BAD_INPUT: u8 = 2;
+/// Exit status when findings of severity `error` remain, or an image failed.
+const EXIT_FINDINGS: u8 = 1;
+
+#[derive(Parser)]
+#[command(
+    name = "berth",
+    version,
+    about = "Get every container image an edge Kubernetes cluster needs into a private registry, and onto the edge hosts.",
+    long_about = "Berth reads Palette cluster profiles and the installer's user data (the `stylus` section of \
+#cloud-config), computes where every image lives once the external registry's rules are applied, \
+and checks the profiles. One rewrite function serves every command, so what is uploaded is exactly \
+where the edge agent looks.\n\nExit status: 0 clean; 1 findings of severity error; 2 bad input or usage."
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// List every image of the profiles with where it lives after rewriting.
+    ///
+    /// Macros are rendered, references normalized (`nginx` → `docker.io/library/nginx:latest`) and
+    /// deduplicated; each image says the layer, role (provider, core, infra, addon) and every place
+    /// it was found. `target` equals `source` when nothing redirects it.
+    Images(ImagesArgs),
+    /// Print where each image reference lives after rewriting, one per line.
+    Rewrite(RewriteArgs),
+    /// Check profiles: AlwaysPullImages, invalid references, unrendered templates, images not
+    /// listed in pack.content.images, implicit :latest.
+    Lint(LintArgs),
+}
+
+#[derive(Args, Clone)]
+struct RedirectArgs {
+    /// Palette user data (#cloud-config) with stylus.registryCredentials or stylus.externalRegistries.
+    #[arg(long, value_name = "FILE")]
+    user_data: Option<PathBuf>,
+    /// The edge (local) registry that fronts every image: targets become
+    /// HOST[:PORT]/<project>/<registry>/<path>.
+    #[arg(long, value_name = "HOST[:PORT]")]
+    local_registry: Option<String>,
+    /// The edge registry's project (first path component).
+    #[arg(long, value_name = "NAME", default_value = berth_rewrite::DEFAULT_PROJECT, requires = "local_registry")]
+    project: String,
+}
+
+#[derive(Args)]
+struct ImagesArgs {
+    /// Cluster profile files (YAML or JSON); their layers are taken in order.
+    #[arg(
+        long = "profile",
+        value_name = "FILE",
+        required_unless_present = "example"
+    )]
+    profiles: Vec<PathBuf>,
+    #[command(flatten)]
+    redirect: RedirectArgs,
+    /// Use the built-in example profile (and, without --user-data, the example user data).
+    #[arg(long, conflicts_with = "profiles")]
+    example: bool,
+    /// Output format.
+    #[arg(long, value_enum, default_value_t = Output::Table)]
+    output: Output,
+}
+
+#[derive(Args)]
+struct RewriteArgs {
+    /// Image references, e.g. quay.io/kairos/core:v1 or nginx.
+    #[arg(value_name = "REF", required = true)]
+    references: Vec<String>,
+    #[command(flatten)]
+    redirect: RedirectArgs,
+}
+
+#[derive(Args)]
+struct LintArgs {
+    /// Cluster profile files (YAML or JSON).
+    #[arg(long = "profile", value_name = "FILE", required = true)]
+    profiles: Vec<PathBuf>,
+    /// Remove AlwaysPullImages from the Kubernetes layer in place, changing nothing else in the
+    /// file (comments, order, quoting, indentation stay byte for byte).
+    #[arg(long)]
+    fix: bool,
+    /// Output format.
+    #[arg(long, value_enum, default_value_t = Output::Table)]
+    output: Output,
+}
+
+#[derive(ValueEnum, Clone, Copy, PartialEq, Eq)]
+enum Output {
+    Table,
+    Json,
+}
+
+/// An outcome the CLI reports: bad input (exit 2) or a finished command with its status.
+pub enum Failure {
+    BadInput(anyhow::Error),
+}
+
+impl<E: Into<anyhow::Error>> From<E> for Failure {
+    fn from(e: E) -> Failure {
+        Failure::BadInput(e.into())
+    }
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Images(a) => plan::images(a),
+        Command::Rewrite(a) => plan::rewrite(a),
+        Command::Lint(a) => plan::lint(a),
+    };
+    match result {
+        Ok(code) => code,
+        Err(Failure::BadInput(e)) => {
+            let _ = std::io::stdout().flush();
+            eprintln!("berth: error: {e:#}");
+            ExitCode::from(EXIT_BAD_INPUT)
+        }
+    }
+}

@@ -1,0 +1,287 @@
+//! The `berth` binary as a user runs it: exit codes, JSON contracts, messages, files.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use serde_json::Value;
+
+fn berth(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_berth"))
+        .args(args)
+        .env_remove("RUST_LOG")
+        .output()
+        .expect("run berth")
+}
+
+fn examples() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples")
+}
+
+fn stdout(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stdout).to_string()
+}
+
+fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).to_string()
+}
+
+fn json(o: &Output) -> Value {
+    serde_json::from_slice(&o.stdout).unwrap_or_else(|e| panic!("{e}: {}", stdout(o)))
+}
+
+fn find<'a>(images: &'a [Value], source: &str) -> &'a Value {
+    images
+        .iter()
+        .find(|i| i["source"] == source)
+        .unwrap_or_else(|| panic!("{source} not in {images:#?}"))
+}
+
+#[test]
+fn images_of_the_example_with_prepend() {
+    let o = berth(&["images", "--example", "--output", "json"]);
+    // The example keeps AlwaysPullImages-free extraction clean of error findings.
+    let v = json(&o);
+    let images = v["images"].as_array().unwrap();
+    let provider = find(images, "ttl.sh/ubuntu:k3s-1.29.4-v4.4.4-demo");
+    assert_eq!(provider["role"], "provider");
+    assert_eq!(provider["layer_type"], "os");
+    assert_eq!(provider["layer"], "edge-native-byoi");
+    assert_eq!(
+        provider["target"],
+        "10.10.254.254:8000/spectro-images/ttl.sh/ubuntu:k3s-1.29.4-v4.4.4-demo"
+    );
+    let node = find(images, "docker.io/calico/node:v3.27.2");
+    assert_eq!(node["role"], "infra");
+    assert_eq!(
+        node["target"],
+        "10.10.254.254:8000/spectro-images/docker.io/calico/node:v3.27.2"
+    );
+    let op = find(images, "quay.io/tigera/operator:v1.32.5");
+    assert!(
+        op["found_in"].as_array().unwrap()[0]
+            .as_str()
+            .unwrap()
+            .contains("charts")
+    );
+    let app = find(images, "ghcr.io/acme/pos-migrate:2.4.1");
+    assert_eq!(app["role"], "addon");
+    assert_eq!(
+        find(images, "registry.k8s.io/etcd:3.5.12-0")["role"],
+        "core"
+    );
+    for i in images {
+        let (s, t) = (i["source"].as_str().unwrap(), i["target"].as_str().unwrap());
+        assert_eq!(t, format!("10.10.254.254:8000/spectro-images/{s}"));
+        let keys: Vec<&str> = i.as_object().unwrap().keys().map(String::as_str).collect();
+        assert_eq!(keys.len(), 6, "{keys:?}");
+    }
+}
+
+#[test]
+fn images_with_mapping_rules_and_local_registry() {
+    let profile = examples().join("retail-edge.yaml");
+    let ud = examples().join("user-data-mapping.yaml");
+    let o = berth(&[
+        "images",
+        "--profile",
+        profile.to_str().unwrap(),
+        "--user-data",
+        ud.to_str().unwrap(),
+        "--output",
+        "json",
+    ]);
+    assert!(
+        o.status.code() == Some(0) || o.status.code() == Some(1),
+        "{}",
+        stderr(&o)
+    );
+    let v = json(&o);
+    let images = v["images"].as_array().unwrap();
+    assert_eq!(
+        find(images, "registry.k8s.io/etcd:3.5.12-0")["target"],
+        "registry.example.com/palette-images/k8s/etcd:3.5.12-0"
+    );
+    assert_eq!(
+        find(images, "docker.io/calico/cni:v3.27.2")["target"],
+        "registry.example.com/palette-images/hub/calico/cni:v3.27.2"
+    );
+    let o = berth(&[
+        "images",
+        "--profile",
+        profile.to_str().unwrap(),
+        "--local-registry",
+        "edge.local:5000",
+        "--output",
+        "json",
+    ]);
+    let v = json(&o);
+    let images = v["images"].as_array().unwrap();
+    assert_eq!(
+        find(images, "quay.io/tigera/operator:v1.32.5")["target"],
+        "edge.local:5000/spectro-images/quay.io/tigera/operator:v1.32.5"
+    );
+}
+
+#[test]
+fn images_without_user_data_targets_equal_sources() {
+    let profile = examples().join("retail-edge.yaml");
+    let o = berth(&[
+        "images",
+        "--profile",
+        profile.to_str().unwrap(),
+        "--output",
+        "json",
+    ]);
+    let v = json(&o);
+    for i in v["images"].as_array().unwrap() {
+        assert_eq!(i["source"], i["target"]);
+    }
+    let o = berth(&["images", "--profile", profile.to_str().unwrap()]);
+    let out = stdout(&o);
+    assert!(out.starts_with("ROLE"), "{out}");
+    assert!(out.contains("ghcr.io/kube-vip/kube-vip:v0.7.2"), "{out}");
+}
+
+#[test]
+fn rewrite_prints_one_target_per_line() {
+    let ud = examples().join("user-data.yaml");
+    let o = berth(&[
+        "rewrite",
+        "--user-data",
+        ud.to_str().unwrap(),
+        "quay.io/kairos/core:v1",
+        "nginx",
+        "registry.local:5000/team/app:1.0",
+    ]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    assert_eq!(
+        stdout(&o),
+        "10.10.254.254:8000/spectro-images/quay.io/kairos/core:v1\n\
+         10.10.254.254:8000/spectro-images/docker.io/library/nginx:latest\n\
+         10.10.254.254:8000/spectro-images/registry.local_5000/team/app:1.0\n"
+    );
+    // no user data: normalization only
+    let o = berth(&["rewrite", "nginx"]);
+    assert_eq!(stdout(&o), "docker.io/library/nginx:latest\n");
+}
+
+#[test]
+fn bad_input_exits_2_and_names_the_culprit() {
+    let dir = tempfile::tempdir().unwrap();
+    let bad_ud = dir.path().join("ud.yaml");
+    std::fs::write(
+        &bad_ud,
+        "#cloud-config\nstylus:\n  registryCredentials:\n    domain: reg.io\n    pasword: hunter2\n",
+    )
+    .unwrap();
+    let o = berth(&["rewrite", "--user-data", bad_ud.to_str().unwrap(), "nginx"]);
+    assert_eq!(o.status.code(), Some(2));
+    let e = stderr(&o);
+    assert!(e.contains("ud.yaml:5:5") && e.contains("pasword"), "{e}");
+    assert!(!e.contains("hunter2"), "{e}");
+    assert!(stdout(&o).is_empty());
+
+    let o = berth(&["rewrite", "Nginx"]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(stderr(&o).contains("lower case"), "{}", stderr(&o));
+
+    let missing = dir.path().join("nope.yaml");
+    let o = berth(&["images", "--profile", missing.to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(stderr(&o).contains("nope.yaml"), "{}", stderr(&o));
+
+    let o = berth(&["images"]);
+    assert_eq!(o.status.code(), Some(2), "usage error");
+
+    let o = berth(&["rewrite", "--local-registry", "http://x", "nginx"]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(stderr(&o).contains("http://x"), "{}", stderr(&o));
+}
+
+#[test]
+fn lint_reports_and_fix_changes_only_always_pull_images() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = dir.path().join("profile.yaml");
+    let original = std::fs::read_to_string(examples().join("retail-edge.yaml")).unwrap();
+    std::fs::write(&p, &original).unwrap();
+
+    let o = berth(&["lint", "--profile", p.to_str().unwrap(), "--output", "json"]);
+    assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
+    let v = json(&o);
+    let f = v["findings"].as_array().unwrap();
+    let apl = f
+        .iter()
+        .find(|x| x["rule"] == "always-pull-images")
+        .expect("finding");
+    assert_eq!(apl["severity"], "error");
+    assert_eq!(apl["layer"], "edge-k8s");
+    assert!(
+        apl["path"]
+            .as_str()
+            .unwrap()
+            .contains("enable-admission-plugins")
+    );
+    assert_eq!(
+        std::fs::read_to_string(&p).unwrap(),
+        original,
+        "lint alone writes nothing"
+    );
+
+    let o = berth(&["lint", "--profile", p.to_str().unwrap(), "--fix"]);
+    let fixed = std::fs::read_to_string(&p).unwrap();
+    let expected = original.replace(
+        "enable-admission-plugins: AlwaysPullImages,NamespaceLifecycle",
+        "enable-admission-plugins: NamespaceLifecycle",
+    );
+    assert_ne!(expected, original);
+    assert_eq!(fixed, expected, "only the token is removed");
+    assert!(!stdout(&o).contains("always-pull-images"), "{}", stdout(&o));
+
+    // A second fix is a no-op.
+    let o = berth(&["lint", "--profile", p.to_str().unwrap(), "--fix"]);
+    assert_eq!(std::fs::read_to_string(&p).unwrap(), expected);
+    assert!(!stdout(&o).contains("always-pull-images"));
+}
+
+#[test]
+fn lint_fix_writes_nothing_when_any_file_is_bad() {
+    let dir = tempfile::tempdir().unwrap();
+    let good = dir.path().join("good.yaml");
+    let bad = dir.path().join("bad.yaml");
+    let original = std::fs::read_to_string(examples().join("retail-edge.yaml")).unwrap();
+    std::fs::write(&good, &original).unwrap();
+    std::fs::write(&bad, "name: x\nlayers: [\n").unwrap();
+    let o = berth(&[
+        "lint",
+        "--profile",
+        good.to_str().unwrap(),
+        "--profile",
+        bad.to_str().unwrap(),
+        "--fix",
+    ]);
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+    assert!(stderr(&o).contains("bad.yaml"), "{}", stderr(&o));
+    assert_eq!(std::fs::read_to_string(&good).unwrap(), original);
+    let leftovers: Vec<_> = std::fs::read_dir(dir.path()).unwrap().collect();
+    assert_eq!(leftovers.len(), 2, "no temporary files left");
+}
+
+#[test]
+fn help_explains_every_command() {
+    let o = berth(&["--help"]);
+    let h = stdout(&o);
+    for c in ["images", "rewrite", "lint"] {
+        assert!(h.contains(c), "{h}");
+    }
+    let o = berth(&["images", "--help"]);
+    let h = stdout(&o);
+    for f in [
+        "--profile",
+        "--user-data",
+        "--local-registry",
+        "--output",
+        "--example",
+    ] {
+        assert!(h.contains(f), "{h}");
+    }
+}
