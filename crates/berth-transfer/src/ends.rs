@@ -1,0 +1,61 @@
+//! The two ends of a transfer. Small, object-safe traits, so that other ends (archives,
+//! containerd, a local store) can be added later.
+
+use async_trait::async_trait;
+use berth_client::{ByteStream, Manifest};
+use berth_reference::Digest;
+
+use crate::TransferError;
+
+/// Where images come from.
+#[async_trait]
+pub trait Source: Send + Sync {
+    /// How to name this source in messages (`host/repo`, `oci:DIR`).
+    fn name(&self) -> String;
+
+    /// A manifest by tag (or ref name) or by digest, exactly as stored. When fetched by
+    /// digest, the bytes must match it. `Ok(None)` when it does not exist.
+    async fn get_manifest(&self, reference: &str) -> Result<Option<Manifest>, TransferError>;
+
+    /// A blob's bytes (unverified: the engine verifies them as they flow).
+    async fn open_blob(&self, digest: &Digest) -> Result<ByteStream, TransferError>;
+
+    /// `(domain, repository)` when blobs of this source can be mounted into a destination
+    /// of the same domain (a registry host).
+    fn mount_origin(&self) -> Option<(String, String)> {
+        None
+    }
+}
+
+/// Where images go.
+#[async_trait]
+pub trait Destination: Send + Sync {
+    fn name(&self) -> String;
+
+    /// The blob store this destination writes to: blobs of concurrent copies to the same
+    /// key are moved once (a registry host, a layout directory).
+    fn blob_domain(&self) -> String;
+
+    /// Whether blobs may be mounted between repositories of the same `blob_domain`; if
+    /// so, the repository name.
+    fn mount_repository(&self) -> Option<String> {
+        None
+    }
+
+    async fn has_blob(&self, digest: &Digest) -> Result<bool, TransferError>;
+
+    /// Mounts `digest` from repository `from` of the same domain; `Ok(false)` if refused.
+    async fn mount_blob(&self, _digest: &Digest, _from: &str) -> Result<bool, TransferError> {
+        Ok(false)
+    }
+
+    /// Stores a blob from a stream that fails (before its last chunk) if the content does
+    /// not match `digest`; nothing may become visible in that case.
+    async fn put_blob(&self, digest: &Digest, size: u64, stream: ByteStream) -> Result<(), TransferError>;
+
+    /// The digest `reference` (tag or digest) resolves to, if any.
+    async fn manifest_digest(&self, reference: &str) -> Result<Option<Digest>, TransferError>;
+
+    /// Stores manifest bytes unchanged under `reference` (a tag, or the manifest's digest).
+    async fn put_manifest(&self, reference: &str, manifest: &Manifest) -> Result<(), TransferError>;
+}

@@ -1,0 +1,709 @@
+//! `copy_images` and `verify`.
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::fmt;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
+
+use berth_client::{Client, Manifest, RegistryConfigs, RetryPolicy, VerifyingStream};
+use berth_reference::{Digest, Reference};
+use futures_util::future::{BoxFuture, FutureExt, Shared};
+use futures_util::{StreamExt, TryStreamExt};
+use serde::Serialize;
+use tokio::sync::Semaphore;
+
+use crate::manifest::{Descriptor, Parsed, parse};
+use crate::{Destination, OciLayout, RegistryEnd, Source, TransferError};
+
+/// One end of a copy.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Endpoint {
+    /// An image in a registry; its tag and/or digest select the manifest.
+    Registry(Reference),
+    /// An OCI image layout; `reference` is an `org.opencontainers.image.ref.name` or a digest.
+    Layout { dir: PathBuf, reference: String },
+}
+
+impl fmt::Display for Endpoint {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Endpoint::Registry(r) => write!(f, "{r}"),
+            Endpoint::Layout { dir, reference } => write!(f, "oci:{}:{reference}", dir.display()),
+        }
+    }
+}
+
+impl Endpoint {
+    /// The tag / ref name or digest used to address the manifest.
+    fn reference(&self) -> String {
+        match self {
+            Endpoint::Registry(r) => match (r.tag(), r.digest()) {
+                (_, Some(d)) => d.to_string(),
+                (Some(t), None) => t.to_string(),
+                (None, None) => "latest".into(),
+            },
+            Endpoint::Layout { reference, .. } => reference.clone(),
+        }
+    }
+
+    /// Where the top manifest goes: the tag (ref name) if there is one, else the digest.
+    fn target_reference(&self, digest: &Digest) -> String {
+        match self {
+            Endpoint::Registry(r) => r.tag().map_or_else(|| digest.to_string(), str::to_string),
+            Endpoint::Layout { reference, .. } => reference.clone(),
+        }
+    }
+
+    fn expected_digest(&self) -> Option<Digest> {
+        match self {
+            Endpoint::Registry(r) => r.digest().cloned(),
+            Endpoint::Layout { reference, .. } => Digest::parse(reference).ok(),
+        }
+    }
+}
+
+/// A callback receiving progress [`Event`]s. It must be quick (e.g. update a bar).
+pub type EventSink = Arc<dyn Fn(Event) + Send + Sync>;
+
+/// Progress of [`copy_images`]. `image` is the index of the pair.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Event {
+    ImageStarted {
+        image: usize,
+        source: String,
+        target: String,
+        /// Sum of the sizes of the image's distinct blobs.
+        total_bytes: u64,
+    },
+    /// `bytes` more bytes of a blob were transferred.
+    BlobProgress { image: usize, digest: Digest, bytes: u64 },
+    /// A blob transfer starts over (after a retryable failure); its progress so far is void.
+    BlobRestarted { image: usize, digest: Digest, discarded: u64 },
+    BlobDone {
+        image: usize,
+        digest: Digest,
+        size: u64,
+        outcome: BlobOutcome,
+    },
+    ImageDone {
+        image: usize,
+        source: String,
+        target: String,
+        status: ImageStatus,
+        error: Option<String>,
+    },
+}
+
+/// What happened to one blob.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum BlobOutcome {
+    /// Already at the destination.
+    Skipped,
+    /// Mounted from another repository of the destination registry.
+    Mounted,
+    Copied,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ImageStatus {
+    Copied,
+    /// The target already had this manifest (same digest); nothing was copied.
+    Present,
+    Failed,
+}
+
+/// Settings of a copy.
+#[derive(Clone, Debug)]
+pub struct CopyOptions {
+    /// Parallel transfers (images and blobs), at least 1.
+    pub jobs: usize,
+    /// Go on with other images after one failed.
+    pub keep_going: bool,
+    /// Credentials and TLS for source registries.
+    pub source_registries: RegistryConfigs,
+    /// Credentials and TLS for destination registries.
+    pub destination_registries: RegistryConfigs,
+    /// Retries of requests and of whole blob transfers.
+    pub retry: RetryPolicy,
+}
+
+impl Default for CopyOptions {
+    fn default() -> CopyOptions {
+        CopyOptions {
+            jobs: 4,
+            keep_going: false,
+            source_registries: RegistryConfigs::new(),
+            destination_registries: RegistryConfigs::new(),
+            retry: RetryPolicy::default(),
+        }
+    }
+}
+
+/// One image in a [`Report`].
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct ImageReport {
+    pub source: String,
+    pub target: String,
+    pub digest: Option<String>,
+    pub status: ImageStatus,
+    pub error: Option<String>,
+}
+
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct BlobCounts {
+    pub copied: u64,
+    pub skipped: u64,
+    pub mounted: u64,
+}
+
+/// The result of [`copy_images`] (`berth mirror --output json`).
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct Report {
+    pub images: Vec<ImageReport>,
+    pub blobs: BlobCounts,
+    /// Blob bytes actually copied.
+    pub bytes: u64,
+    pub seconds: f64,
+}
+
+impl Report {
+    pub fn failed(&self) -> usize {
+        self.images.iter().filter(|i| i.status == ImageStatus::Failed).count()
+    }
+}
+
+type SharedBlob = Shared<BoxFuture<'static, Result<(), String>>>;
+
+struct Engine {
+    src_client: Client,
+    dst_client: Client,
+    retry: RetryPolicy,
+    jobs: usize,
+    permits: Arc<Semaphore>,
+    events: Option<EventSink>,
+    /// (blob domain, digest) → the first transfer of that blob to that domain.
+    inflight: Mutex<HashMap<(String, Digest), SharedBlob>>,
+    /// (registry, digest) → a repository of it that has the blob.
+    located: Mutex<HashMap<(String, Digest), String>>,
+    copied: AtomicU64,
+    skipped: AtomicU64,
+    mounted: AtomicU64,
+    bytes: AtomicU64,
+    abort: AtomicBool,
+}
+
+impl Engine {
+    fn emit(&self, e: Event) {
+        if let Some(s) = &self.events {
+            s(e);
+        }
+    }
+
+    fn source(&self, e: &Endpoint) -> Result<Arc<dyn Source>, TransferError> {
+        Ok(match e {
+            Endpoint::Registry(r) => Arc::new(RegistryEnd::new(self.src_client.registry(r.domain()), r.path())),
+            Endpoint::Layout { dir, .. } => Arc::new(OciLayout::open(dir.clone())?),
+        })
+    }
+
+    fn destination(&self, e: &Endpoint) -> Result<Arc<dyn Destination>, TransferError> {
+        Ok(match e {
+            Endpoint::Registry(r) => Arc::new(RegistryEnd::new(self.dst_client.registry(r.domain()), r.path())),
+            Endpoint::Layout { dir, .. } => Arc::new(OciLayout::create(dir.clone())?),
+        })
+    }
+
+    fn count(&self, o: BlobOutcome) {
+        match o {
+            BlobOutcome::Copied => &self.copied,
+            BlobOutcome::Skipped => &self.skipped,
+            BlobOutcome::Mounted => &self.mounted,
+        }
+        .fetch_add(1, Ordering::Relaxed);
+    }
+}
+
+/// Fetches `top` and every manifest below it: returns the children in push order (children
+/// before their index) and the distinct blobs.
+async fn walk(source: &dyn Source, top: &Manifest, reference: &str) -> Result<(Vec<Manifest>, Vec<Descriptor>), TransferError> {
+    let mut children = Vec::new();
+    let mut blobs: BTreeMap<Digest, Descriptor> = BTreeMap::new();
+    // (manifest, reference, depth); an explicit stack: post-order via a second list.
+    let mut stack: Vec<(Manifest, String, u32)> = vec![(top.clone(), reference.to_string(), 0)];
+    let mut order: Vec<Manifest> = Vec::new();
+    let mut seen: HashSet<Digest> = HashSet::new();
+    while let Some((m, r, depth)) = stack.pop() {
+        match parse(&m, &source.name(), &r)? {
+            Parsed::Image(ds) => {
+                for d in ds {
+                    blobs.entry(d.digest.clone()).or_insert(d);
+                }
+            }
+            Parsed::Index(ds) => {
+                if depth > 4 {
+                    return Err(TransferError::BadManifest {
+                        source_name: source.name(),
+                        reference: r,
+                        detail: "indexes nested more than 4 deep".into(),
+                    });
+                }
+                for d in ds {
+                    if !seen.insert(d.digest.clone()) {
+                        continue;
+                    }
+                    let child = source.get_manifest(&d.digest.to_string()).await?.ok_or_else(|| TransferError::BadManifest {
+                        source_name: source.name(),
+                        reference: r.clone(),
+                        detail: format!("its child manifest {} is missing at the source", d.digest),
+                    })?;
+                    if child.bytes.len() as u64 != d.size {
+                        return Err(TransferError::BadManifest {
+                            source_name: source.name(),
+                            reference: r.clone(),
+                            detail: format!("child {} is {} bytes, the index says {}", d.digest, child.bytes.len(), d.size),
+                        });
+                    }
+                    order.push(child.clone());
+                    stack.push((child, d.digest.to_string(), depth + 1));
+                }
+            }
+        }
+    }
+    // Deeper manifests were pushed later in `order`; push them first.
+    order.reverse();
+    children.extend(order);
+    Ok((children, blobs.into_values().collect()))
+}
+
+async fn transfer_blob(
+    engine: Arc<Engine>,
+    image: usize,
+    source: Arc<dyn Source>,
+    dest: Arc<dyn Destination>,
+    blob: Descriptor,
+) -> Result<BlobOutcome, TransferError> {
+    let digest = blob.digest.clone();
+    if dest.has_blob(&digest).await? {
+        return Ok(BlobOutcome::Skipped);
+    }
+    if let Some(repo) = dest.mount_repository() {
+        let domain = dest.blob_domain();
+        let mut from: Vec<String> = Vec::new();
+        if let Some(r) = engine.located.lock().expect("lock").get(&(domain.clone(), digest.clone())) {
+            from.push(r.clone());
+        }
+        if let Some((d, r)) = source.mount_origin()
+            && d == domain
+        {
+            from.push(r);
+        }
+        for f in from.into_iter().filter(|f| *f != repo) {
+            if dest.mount_blob(&digest, &f).await? {
+                return Ok(BlobOutcome::Mounted);
+            }
+        }
+    }
+    let _permit = engine.permits.clone().acquire_owned().await.expect("semaphore");
+    let retry = engine.retry;
+    let mut attempt = 0;
+    loop {
+        let sent = Arc::new(AtomicU64::new(0));
+        let result = async {
+            let stream = source.open_blob(&digest).await?;
+            let (e2, d2, s2) = (engine.clone(), digest.clone(), sent.clone());
+            let verified = VerifyingStream::new(stream, digest.clone(), Some(blob.size))
+                .map_err(|error| TransferError::Verify {
+                    source_name: source.name(),
+                    digest: digest.clone(),
+                    error,
+                })?
+                .on_chunk(move |n| {
+                    s2.fetch_add(n, Ordering::Relaxed);
+                    e2.emit(Event::BlobProgress {
+                        image,
+                        digest: d2.clone(),
+                        bytes: n,
+                    })
+                });
+            dest.put_blob(&digest, blob.size, verified.boxed()).await
+        }
+        .await;
+        match result {
+            Ok(()) => {
+                engine.bytes.fetch_add(blob.size, Ordering::Relaxed);
+                return Ok(BlobOutcome::Copied);
+            }
+            Err(e) => {
+                if let Some(v) = e.verify_error() {
+                    return Err(TransferError::Verify {
+                        source_name: source.name(),
+                        digest,
+                        error: v.clone(),
+                    });
+                }
+                attempt += 1;
+                if !e.is_retryable() || attempt >= retry.attempts {
+                    return Err(e);
+                }
+                engine.emit(Event::BlobRestarted {
+                    image,
+                    digest: digest.clone(),
+                    discarded: sent.load(Ordering::Relaxed),
+                });
+                tokio::time::sleep(retry.backoff(attempt - 1)).await;
+            }
+        }
+    }
+}
+
+/// Copies one blob, moving it once per destination domain even when several images need it.
+async fn copy_blob(
+    engine: Arc<Engine>,
+    image: usize,
+    source: Arc<dyn Source>,
+    dest: Arc<dyn Destination>,
+    blob: Descriptor,
+) -> Result<BlobOutcome, TransferError> {
+    let key = (dest.blob_domain(), blob.digest.clone());
+    let (shared, leader) = {
+        let mut map = engine.inflight.lock().expect("lock");
+        match map.get(&key) {
+            Some(s) => (s.clone(), false),
+            None => {
+                let (e, s, d, b) = (engine.clone(), source.clone(), dest.clone(), blob.clone());
+                let fut: BoxFuture<'static, Result<(), String>> = async move {
+                    let r = transfer_blob(e.clone(), image, s, d.clone(), b.clone()).await;
+                    match r {
+                        Ok(o) => {
+                            if let Some(repo) = d.mount_repository() {
+                                e.located.lock().expect("lock").insert((d.blob_domain(), b.digest.clone()), repo);
+                            }
+                            e.count(o);
+                            e.emit(Event::BlobDone {
+                                image,
+                                digest: b.digest.clone(),
+                                size: b.size,
+                                outcome: o,
+                            });
+                            Ok(())
+                        }
+                        Err(err) => Err(err.to_string()),
+                    }
+                }
+                .boxed();
+                let s = fut.shared();
+                map.insert(key.clone(), s.clone());
+                (s, true)
+            }
+        }
+    };
+    let r = shared.await;
+    if leader {
+        // The leader's outcome was counted and reported inside the shared future.
+        return r.map(|()| BlobOutcome::Copied).map_err(TransferError::Shared);
+    }
+    r.map_err(TransferError::Shared)?;
+    // Follower: the blob is in the domain now; make sure it is in this repository.
+    let o = if dest.has_blob(&blob.digest).await? {
+        BlobOutcome::Skipped
+    } else {
+        transfer_blob(engine.clone(), image, source, dest, blob.clone()).await?
+    };
+    engine.count(o);
+    engine.emit(Event::BlobDone {
+        image,
+        digest: blob.digest.clone(),
+        size: blob.size,
+        outcome: o,
+    });
+    Ok(o)
+}
+
+/// Copies one image; returns its digest and whether it was already present.
+async fn copy_one(engine: Arc<Engine>, image: usize, src: &Endpoint, dst: &Endpoint) -> Result<(Digest, ImageStatus), (Option<Digest>, TransferError)> {
+    let source = engine.source(src).map_err(|e| (None, e))?;
+    let dest = engine.destination(dst).map_err(|e| (None, e))?;
+    let reference = src.reference();
+    let top = source
+        .get_manifest(&reference)
+        .await
+        .map_err(|e| (None, e))?
+        .ok_or_else(|| {
+            (
+                None,
+                TransferError::BadManifest {
+                    source_name: source.name(),
+                    reference: reference.clone(),
+                    detail: "not found at the source".into(),
+                },
+            )
+        })?;
+    let digest = top.digest.clone();
+    let fail = |e: TransferError| (Some(top.digest.clone()), e);
+    if let Some(want) = dst.expected_digest()
+        && want != digest
+    {
+        return Err(fail(TransferError::Mismatch {
+            target: dst.to_string(),
+            expected: want,
+            found: digest.clone(),
+        }));
+    }
+    let target_ref = dst.target_reference(&digest);
+    if dest.manifest_digest(&target_ref).await.map_err(fail)? == Some(digest.clone()) {
+        engine.emit(Event::ImageStarted {
+            image,
+            source: src.to_string(),
+            target: dst.to_string(),
+            total_bytes: 0,
+        });
+        return Ok((digest, ImageStatus::Present));
+    }
+    let (children, blobs) = walk(source.as_ref(), &top, &reference).await.map_err(fail)?;
+    engine.emit(Event::ImageStarted {
+        image,
+        source: src.to_string(),
+        target: dst.to_string(),
+        total_bytes: blobs.iter().map(|b| b.size).sum(),
+    });
+    futures_util::stream::iter(blobs)
+        .map(|b| copy_blob(engine.clone(), image, source.clone(), dest.clone(), b))
+        .buffer_unordered(engine.jobs)
+        .try_collect::<Vec<_>>()
+        .await
+        .map_err(fail)?;
+    for child in &children {
+        if dest.manifest_digest(&child.digest.to_string()).await.map_err(fail)?.is_none() {
+            dest.put_manifest(&child.digest.to_string(), child).await.map_err(fail)?;
+        }
+    }
+    dest.put_manifest(&target_ref, &top).await.map_err(fail)?;
+    Ok((digest, ImageStatus::Copied))
+}
+
+/// Copies every `(source, target)` pair: blobs first (streamed, verified, each moved once,
+/// skipped when present, mounted when another repository of the target registry has it),
+/// then child manifests, then the top manifest, all byte for byte. Never panics on a
+/// failed image: its error is in the report.
+pub async fn copy_images(pairs: Vec<(Endpoint, Endpoint)>, opts: CopyOptions, events: Option<EventSink>) -> Report {
+    let started = Instant::now();
+    let jobs = opts.jobs.max(1);
+    let clients = Client::new(opts.source_registries.clone())
+        .and_then(|s| Ok((s.with_retry(opts.retry), Client::new(opts.destination_registries.clone())?.with_retry(opts.retry))));
+    let (src_client, dst_client) = match clients {
+        Ok(c) => c,
+        Err(e) => {
+            let msg = e.to_string();
+            return Report {
+                images: pairs
+                    .iter()
+                    .map(|(s, d)| ImageReport {
+                        source: s.to_string(),
+                        target: d.to_string(),
+                        digest: None,
+                        status: ImageStatus::Failed,
+                        error: Some(msg.clone()),
+                    })
+                    .collect(),
+                blobs: BlobCounts::default(),
+                bytes: 0,
+                seconds: started.elapsed().as_secs_f64(),
+            };
+        }
+    };
+    let engine = Arc::new(Engine {
+        src_client,
+        dst_client,
+        retry: opts.retry,
+        jobs,
+        permits: Arc::new(Semaphore::new(jobs)),
+        events,
+        inflight: Mutex::new(HashMap::new()),
+        located: Mutex::new(HashMap::new()),
+        copied: AtomicU64::new(0),
+        skipped: AtomicU64::new(0),
+        mounted: AtomicU64::new(0),
+        bytes: AtomicU64::new(0),
+        abort: AtomicBool::new(false),
+    });
+    let keep_going = opts.keep_going;
+    let images: Vec<ImageReport> = futures_util::stream::iter(pairs.into_iter().enumerate())
+        .map(|(i, (src, dst))| {
+            let engine = engine.clone();
+            async move {
+                let result = if engine.abort.load(Ordering::Relaxed) {
+                    Err((None, TransferError::Aborted))
+                } else {
+                    copy_one(engine.clone(), i, &src, &dst).await
+                };
+                let report = match result {
+                    Ok((d, status)) => ImageReport {
+                        source: src.to_string(),
+                        target: dst.to_string(),
+                        digest: Some(d.to_string()),
+                        status,
+                        error: None,
+                    },
+                    Err((d, e)) => {
+                        if !keep_going {
+                            engine.abort.store(true, Ordering::Relaxed);
+                        }
+                        ImageReport {
+                            source: src.to_string(),
+                            target: dst.to_string(),
+                            digest: d.map(|d| d.to_string()),
+                            status: ImageStatus::Failed,
+                            error: Some(e.to_string()),
+                        }
+                    }
+                };
+                engine.emit(Event::ImageDone {
+                    image: i,
+                    source: report.source.clone(),
+                    target: report.target.clone(),
+                    status: report.status,
+                    error: report.error.clone(),
+                });
+                (i, report)
+            }
+        })
+        .buffer_unordered(jobs)
+        .collect::<Vec<_>>()
+        .await
+        .into_iter()
+        .collect::<BTreeMap<_, _>>()
+        .into_values()
+        .collect();
+    Report {
+        images,
+        blobs: BlobCounts {
+            copied: engine.copied.load(Ordering::Relaxed),
+            skipped: engine.skipped.load(Ordering::Relaxed),
+            mounted: engine.mounted.load(Ordering::Relaxed),
+        },
+        bytes: engine.bytes.load(Ordering::Relaxed),
+        seconds: started.elapsed().as_secs_f64(),
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum VerifyStatus {
+    Present,
+    Missing,
+    Incomplete,
+}
+
+/// The state of one target, by [`verify`].
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct VerifyResult {
+    pub source: String,
+    pub target: String,
+    pub status: VerifyStatus,
+    /// What is missing or wrong (manifests, blobs, a different digest), or why it could not
+    /// be checked.
+    pub missing: Vec<String>,
+}
+
+/// Checks targets: the tag must resolve (to the source's digest when the source can be
+/// read), every child manifest of an index must be there, and with `deep` every blob.
+pub async fn verify(pairs: Vec<(Endpoint, Endpoint)>, opts: &CopyOptions, deep: bool) -> Vec<VerifyResult> {
+    let (src_client, dst_client) = match (Client::new(opts.source_registries.clone()), Client::new(opts.destination_registries.clone())) {
+        (Ok(s), Ok(d)) => (s.with_retry(opts.retry), d.with_retry(opts.retry)),
+        (Err(e), _) | (_, Err(e)) => {
+            return pairs
+                .iter()
+                .map(|(s, d)| VerifyResult {
+                    source: s.to_string(),
+                    target: d.to_string(),
+                    status: VerifyStatus::Missing,
+                    missing: vec![e.to_string()],
+                })
+                .collect();
+        }
+    };
+    let jobs = opts.jobs.max(1);
+    futures_util::stream::iter(pairs)
+        .map(|(src, dst)| {
+            let (sc, dc) = (src_client.clone(), dst_client.clone());
+            async move {
+                let (status, missing) = verify_one(&sc, &dc, &src, &dst, deep).await;
+                VerifyResult {
+                    source: src.to_string(),
+                    target: dst.to_string(),
+                    status,
+                    missing,
+                }
+            }
+        })
+        .buffered(jobs)
+        .collect()
+        .await
+}
+
+async fn verify_one(sc: &Client, dc: &Client, src: &Endpoint, dst: &Endpoint, deep: bool) -> (VerifyStatus, Vec<String>) {
+    let open = |client: &Client, e: &Endpoint| -> Result<(Arc<dyn Source>, Option<Arc<dyn Destination>>), TransferError> {
+        Ok(match e {
+            Endpoint::Registry(r) => {
+                let end = RegistryEnd::new(client.registry(r.domain()), r.path());
+                (Arc::new(end.clone()), Some(Arc::new(end)))
+            }
+            Endpoint::Layout { dir, .. } => {
+                let l = OciLayout::open(dir.clone())?;
+                (Arc::new(l.clone()), Some(Arc::new(l)))
+            }
+        })
+    };
+    let (target_src, target_dst) = match open(dc, dst) {
+        Ok((s, Some(d))) => (s, d),
+        Ok(_) => unreachable!("both ends open"),
+        Err(e) => return (VerifyStatus::Missing, vec![e.to_string()]),
+    };
+    // The digest the target should have, when the source can be read.
+    let expected = match open(sc, src) {
+        Ok((s, _)) => match s.get_manifest(&src.reference()).await {
+            Ok(Some(m)) => Some(m.digest),
+            _ => None,
+        },
+        Err(_) => None,
+    };
+    let target_ref = match (&expected, dst) {
+        (Some(d), _) => dst.target_reference(d),
+        (None, Endpoint::Registry(r)) if r.tag().is_none() => r.digest().map(|d| d.to_string()).unwrap_or_default(),
+        (None, _) => dst.reference(),
+    };
+    let top = match target_src.get_manifest(&target_ref).await {
+        Ok(Some(m)) => m,
+        Ok(None) => return (VerifyStatus::Missing, vec![format!("{dst}: manifest {target_ref} not found")]),
+        Err(e) => return (VerifyStatus::Missing, vec![e.to_string()]),
+    };
+    let mut missing = Vec::new();
+    if let Some(exp) = &expected
+        && *exp != top.digest
+    {
+        missing.push(format!("{dst}: the tag points to {}, the source has {exp}", top.digest));
+    }
+    match walk(target_src.as_ref(), &top, &target_ref).await {
+        Ok((_, blobs)) => {
+            if deep {
+                for b in blobs {
+                    match target_dst.has_blob(&b.digest).await {
+                        Ok(true) => {}
+                        Ok(false) => missing.push(format!("blob {}", b.digest)),
+                        Err(e) => missing.push(format!("blob {}: {e}", b.digest)),
+                    }
+                }
+            }
+        }
+        Err(e) => missing.push(e.to_string()),
+    }
+    if missing.is_empty() {
+        (VerifyStatus::Present, missing)
+    } else {
+        (VerifyStatus::Incomplete, missing)
+    }
+}

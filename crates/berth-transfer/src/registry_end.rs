@@ -1,0 +1,101 @@
+//! A registry repository as a [`Source`] and a [`Destination`].
+
+use async_trait::async_trait;
+use berth_client::{ByteStream, ClientError, MANIFEST_ACCEPT, Manifest, MountResult, Registry};
+use berth_reference::Digest;
+
+use crate::{Destination, Source, TransferError};
+
+/// One repository of a registry.
+#[derive(Clone, Debug)]
+pub struct RegistryEnd {
+    registry: Registry,
+    repository: String,
+}
+
+impl RegistryEnd {
+    pub fn new(registry: Registry, repository: impl Into<String>) -> RegistryEnd {
+        RegistryEnd {
+            registry,
+            repository: repository.into(),
+        }
+    }
+
+    pub fn registry(&self) -> &Registry {
+        &self.registry
+    }
+
+    pub fn repository(&self) -> &str {
+        &self.repository
+    }
+}
+
+#[async_trait]
+impl Source for RegistryEnd {
+    fn name(&self) -> String {
+        format!("{}/{}", self.registry.name(), self.repository)
+    }
+
+    async fn get_manifest(&self, reference: &str) -> Result<Option<Manifest>, TransferError> {
+        match self.registry.get_manifest(&self.repository, reference, MANIFEST_ACCEPT).await {
+            Ok(m) => Ok(Some(m)),
+            Err(ClientError::ManifestNotFound { .. }) => Ok(None),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    async fn open_blob(&self, digest: &Digest) -> Result<ByteStream, TransferError> {
+        Ok(self.registry.get_blob(&self.repository, digest).await?.stream)
+    }
+
+    fn mount_origin(&self) -> Option<(String, String)> {
+        Some((self.registry.name().to_string(), self.repository.clone()))
+    }
+}
+
+#[async_trait]
+impl Destination for RegistryEnd {
+    fn name(&self) -> String {
+        Source::name(self)
+    }
+
+    fn blob_domain(&self) -> String {
+        self.registry.name().to_string()
+    }
+
+    fn mount_repository(&self) -> Option<String> {
+        Some(self.repository.clone())
+    }
+
+    async fn has_blob(&self, digest: &Digest) -> Result<bool, TransferError> {
+        Ok(self.registry.head_blob(&self.repository, digest).await?.is_some())
+    }
+
+    async fn mount_blob(&self, digest: &Digest, from: &str) -> Result<bool, TransferError> {
+        Ok(self.registry.mount_blob(&self.repository, digest, from).await? == MountResult::Mounted)
+    }
+
+    async fn put_blob(&self, digest: &Digest, size: u64, stream: ByteStream) -> Result<(), TransferError> {
+        Ok(self.registry.push_blob(&self.repository, digest, size, stream).await?)
+    }
+
+    async fn manifest_digest(&self, reference: &str) -> Result<Option<Digest>, TransferError> {
+        let head = self.registry.head_manifest(&self.repository, reference).await?;
+        Ok(match head {
+            None => None,
+            Some(h) => match (h.digest, Digest::parse(reference)) {
+                (Some(d), _) => Some(d),
+                (None, Ok(d)) => Some(d),
+                // No digest header: fetch and hash.
+                (None, Err(_)) => Source::get_manifest(self, reference).await?.map(|m| m.digest),
+            },
+        })
+    }
+
+    async fn put_manifest(&self, reference: &str, manifest: &Manifest) -> Result<(), TransferError> {
+        self.registry
+            .put_manifest(&self.repository, reference, manifest.bytes.clone(), &manifest.media_type)
+            .await?;
+        Ok(())
+    }
+}
