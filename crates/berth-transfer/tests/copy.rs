@@ -1,0 +1,342 @@
+//! The transfer engine against real Distribution registries (berth-testkit): a plain
+//! source and a TLS + htpasswd destination under a prefix path, with skopeo as the
+//! independent judge of digests.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use berth_client::{Client, Credentials, RegistryConfig, RegistryConfigs};
+use berth_reference::{Digest, Reference};
+use berth_testkit::images::{self, Fixture, FixtureRef};
+use berth_testkit::skopeo::{self, SkopeoOpts};
+use berth_testkit::{Distribution, sha256_digest};
+use berth_transfer::{
+    BlobOutcome, CopyOptions, Endpoint, Event, EventSink, ImageStatus, VerifyStatus, copy_images, verify,
+};
+
+const USER: &str = "berth";
+const PASS: &str = "Corr3ct-Horse-Pw";
+
+fn source_with(fixture: &Fixture) -> Distribution {
+    let reg = Distribution::plain();
+    images::push_with_skopeo(fixture, &reg, "library");
+    reg
+}
+
+fn opts(src: &Distribution, dst: &Distribution, password: &str) -> CopyOptions {
+    let mut s = RegistryConfigs::new();
+    s.insert(
+        &src.host(),
+        RegistryConfig {
+            insecure: true,
+            ..Default::default()
+        },
+    );
+    let mut d = RegistryConfigs::new();
+    d.insert(
+        &dst.host(),
+        RegistryConfig {
+            credentials: Some(Credentials::new(USER, password)),
+            insecure: false,
+            ca_pems: vec![dst.certs().expect("tls").ca_pem.clone()],
+        },
+    );
+    CopyOptions {
+        jobs: 4,
+        source_registries: s,
+        destination_registries: d,
+        retry: berth_client::RetryPolicy {
+            attempts: 4,
+            base_delay: Duration::from_millis(200),
+            max_delay: Duration::from_secs(2),
+        },
+        ..Default::default()
+    }
+}
+
+fn pair(src: &Distribution, dst: &Distribution, prefix: &str, r: &FixtureRef) -> (Endpoint, Endpoint) {
+    let s = Reference::parse(&format!("{}/library/{}:{}", src.host(), r.name, r.tag)).unwrap();
+    let d = Reference::parse(&format!("{}/{prefix}/{}:{}", dst.host(), r.name, r.tag)).unwrap();
+    (Endpoint::Registry(s), Endpoint::Registry(d))
+}
+
+/// Every manifest digest of `r` at `repo` (a `docker://HOST/REPO` without tag), by skopeo.
+fn assert_digests_at(dst: &Distribution, repo: &str, r: &FixtureRef) {
+    let o = SkopeoOpts::for_registry(dst);
+    let raw = skopeo::inspect_raw(&format!("{repo}:{}", r.tag), &o);
+    assert_eq!(sha256_digest(&raw), r.digest, "{repo}:{}", r.tag);
+    for d in r.manifest_digests() {
+        let raw = skopeo::inspect_raw(&format!("{repo}@{d}"), &o);
+        assert_eq!(sha256_digest(&raw), d, "{repo}@{d}");
+    }
+}
+
+fn distinct_blobs(f: &Fixture) -> BTreeMap<String, u64> {
+    let mut m = BTreeMap::new();
+    for r in &f.refs {
+        for im in &r.manifests {
+            m.insert(im.config.digest.clone(), im.config.size);
+            for l in &im.layers {
+                m.insert(l.digest.clone(), l.size);
+            }
+        }
+    }
+    m
+}
+
+fn dst_client(dst: &Distribution, password: &str) -> Client {
+    let mut d = RegistryConfigs::new();
+    d.insert(
+        &dst.host(),
+        RegistryConfig {
+            credentials: Some(Credentials::new(USER, password)),
+            insecure: false,
+            ca_pems: vec![dst.certs().unwrap().ca_pem.clone()],
+        },
+    );
+    Client::new(d).unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mirror_set_keeps_every_digest_moves_shared_blobs_once_and_reruns_as_present() {
+    let dir = tempfile::tempdir().unwrap();
+    let fixture = images::build_set(dir.path());
+    let src = source_with(&fixture);
+    let dst = Distribution::tls_htpasswd(USER, PASS);
+    let pairs: Vec<_> = fixture.refs.iter().map(|r| pair(&src, &dst, "edge/docker.io/library", r)).collect();
+
+    let events: Arc<Mutex<Vec<Event>>> = Arc::default();
+    let ev = events.clone();
+    let sink: EventSink = Arc::new(move |e| ev.lock().unwrap().push(e));
+    let report = copy_images(pairs.clone(), opts(&src, &dst, PASS), Some(sink)).await;
+    for i in &report.images {
+        assert_eq!(i.status, ImageStatus::Copied, "{i:?}");
+    }
+    for r in &fixture.refs {
+        let repo = format!("docker://{}/edge/docker.io/library/{}", dst.host(), r.name);
+        assert_digests_at(&dst, &repo, r);
+        let got = report.images.iter().find(|i| i.target.ends_with(&format!("/{}:{}", r.name, r.tag))).unwrap();
+        assert_eq!(got.digest.as_deref(), Some(r.digest.as_str()));
+    }
+    // Shared layers cross repositories (base, app, multi): each distinct blob is uploaded
+    // once; other repositories get it by mount (or find it present).
+    let blobs = distinct_blobs(&fixture);
+    assert_eq!(report.blobs.copied as usize, blobs.len(), "{:?}", report.blobs);
+    assert_eq!(report.bytes, blobs.values().sum::<u64>());
+    assert!(report.blobs.mounted > 0, "{:?}", report.blobs);
+    let ev = events.lock().unwrap();
+    let copied_events = ev
+        .iter()
+        .filter(|e| matches!(e, Event::BlobDone { outcome: BlobOutcome::Copied, .. }))
+        .count();
+    assert_eq!(copied_events, blobs.len());
+    let progress: u64 = ev
+        .iter()
+        .map(|e| match e {
+            Event::BlobProgress { bytes, .. } => *bytes,
+            _ => 0,
+        })
+        .sum();
+    assert_eq!(progress, report.bytes);
+    assert_eq!(ev.iter().filter(|e| matches!(e, Event::ImageDone { .. })).count(), pairs.len());
+    drop(ev);
+
+    let again = copy_images(pairs.clone(), opts(&src, &dst, PASS), None).await;
+    for i in &again.images {
+        assert_eq!(i.status, ImageStatus::Present, "{i:?}");
+    }
+    assert_eq!(again.bytes, 0);
+    assert_eq!(again.blobs.copied + again.blobs.mounted, 0);
+    let json = serde_json::to_value(&again).unwrap();
+    assert_eq!(json["images"][0]["status"], "present");
+    assert!(json["blobs"]["copied"].is_u64() && json["seconds"].is_f64());
+
+    let v = verify(pairs.clone(), &opts(&src, &dst, PASS), true).await;
+    assert!(v.iter().all(|r| r.status == VerifyStatus::Present), "{v:?}");
+
+    // A missing child manifest / blob is found by verify.
+    let multi = fixture.get("multi", "1");
+    let client = dst_client(&dst, PASS);
+    let repo_dir = dst
+        .data_dir()
+        .join("docker/registry/v2/repositories/edge/docker.io/library/multi/_manifests/revisions/sha256")
+        .join(multi.manifests[1].manifest.digest.trim_start_matches("sha256:"));
+    std::fs::remove_dir_all(&repo_dir).unwrap();
+    let reg = client.registry(&dst.host());
+    assert!(reg
+        .head_manifest("edge/docker.io/library/multi", &multi.manifests[1].manifest.digest)
+        .await
+        .unwrap()
+        .is_none());
+    let multi_pair = pair(&src, &dst, "edge/docker.io/library", multi);
+    let v = verify(vec![multi_pair.clone()], &opts(&src, &dst, PASS), false).await;
+    assert_eq!(v[0].status, VerifyStatus::Incomplete, "{v:?}");
+    assert!(v[0].missing.iter().any(|m| m.contains(&multi.manifests[1].manifest.digest)), "{v:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn wrong_password_names_the_registry_and_never_the_password() {
+    let dir = tempfile::tempdir().unwrap();
+    let fixture = images::build_set(dir.path());
+    let src = source_with(&fixture);
+    let dst = Distribution::tls_htpasswd(USER, PASS);
+    let wrong = "Wr0ng-Secret-Xyz";
+    let pairs = vec![pair(&src, &dst, "edge", fixture.get("base", "1"))];
+    let report = copy_images(pairs, opts(&src, &dst, wrong), None).await;
+    let img = &report.images[0];
+    assert_eq!(img.status, ImageStatus::Failed);
+    let err = img.error.clone().unwrap();
+    assert!(err.contains(&dst.host()), "{err}");
+    assert!(err.contains("rejected") && err.contains(USER), "{err}");
+    assert!(!err.contains(wrong), "{err}");
+    let json = serde_json::to_string(&report).unwrap();
+    assert!(!json.contains(wrong));
+    // The client's ping says the same.
+    let e = dst_client(&dst, wrong).registry(&dst.host()).ping().await.unwrap_err();
+    assert!(e.to_string().contains(&dst.host()) && !format!("{e} {e:?}").contains(wrong), "{e}");
+    // And without a trusted CA, a TLS error that says what to do.
+    let e = Client::new(RegistryConfigs::new())
+        .unwrap()
+        .registry(&dst.host())
+        .ping()
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains(&dst.host()) && e.contains("certificates:") && e.contains("insecure"), "{e}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn oci_layout_round_trip_keeps_digests() {
+    let dir = tempfile::tempdir().unwrap();
+    let fixture = images::build_set(dir.path());
+    let src = source_with(&fixture);
+    let dst = Distribution::tls_htpasswd(USER, PASS);
+    let out = tempfile::tempdir().unwrap();
+    let layout = out.path().join("layout");
+    let o = opts(&src, &dst, PASS);
+
+    let to_layout: Vec<_> = fixture
+        .refs
+        .iter()
+        .map(|r| {
+            let (s, _) = pair(&src, &dst, "x", r);
+            (s, Endpoint::Layout { dir: layout.clone(), reference: format!("{}_{}", r.name, r.tag) })
+        })
+        .collect();
+    let rep = copy_images(to_layout.clone(), o.clone(), None).await;
+    assert!(rep.images.iter().all(|i| i.status == ImageStatus::Copied), "{rep:?}");
+    // skopeo reads the layout we wrote (OCI-typed refs; skopeo's oci: skips Docker types).
+    for r in fixture.refs.iter().filter(|r| !r.kind.is_docker()) {
+        let raw = skopeo::inspect_raw(&format!("oci:{}:{}_{}", layout.display(), r.name, r.tag), &SkopeoOpts::insecure());
+        assert_eq!(sha256_digest(&raw), r.digest);
+    }
+    // No temp files left, every blob named by its digest.
+    for e in std::fs::read_dir(layout.join("blobs/sha256")).unwrap() {
+        let e = e.unwrap();
+        let name = e.file_name().into_string().unwrap();
+        assert!(!name.starts_with('.'), "{name}");
+        let bytes = std::fs::read(e.path()).unwrap();
+        assert_eq!(sha256_digest(&bytes), format!("sha256:{name}"));
+    }
+    let again = copy_images(to_layout, o.clone(), None).await;
+    assert!(again.images.iter().all(|i| i.status == ImageStatus::Present), "{again:?}");
+
+    let from_layout: Vec<_> = fixture
+        .refs
+        .iter()
+        .map(|r| {
+            let (_, d) = pair(&src, &dst, "from-layout", r);
+            (Endpoint::Layout { dir: layout.clone(), reference: format!("{}_{}", r.name, r.tag) }, d)
+        })
+        .collect();
+    let rep = copy_images(from_layout.clone(), o.clone(), None).await;
+    assert!(rep.images.iter().all(|i| i.status == ImageStatus::Copied), "{rep:?}");
+    for r in &fixture.refs {
+        assert_digests_at(&dst, &format!("docker://{}/from-layout/{}", dst.host(), r.name), r);
+    }
+    let v = verify(from_layout, &o, true).await;
+    assert!(v.iter().all(|r| r.status == VerifyStatus::Present), "{v:?}");
+}
+
+/// Peak resident memory of this process, from /proc.
+fn vm_hwm_kib() -> u64 {
+    std::fs::read_to_string("/proc/self/status")
+        .unwrap()
+        .lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .unwrap_or(0)
+}
+
+/// `big_` in the name: filter it out with `--skip big_` when in a hurry.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn big_layer_of_210_mib_into_tls_auth_registry() {
+    let dir = tempfile::tempdir().unwrap();
+    let fixture = images::build_big(dir.path(), 210);
+    let src = source_with(&fixture);
+    let dst = Distribution::tls_htpasswd(USER, PASS);
+    let r = fixture.get("big", "1");
+    let t = Instant::now();
+    let rep = copy_images(vec![pair(&src, &dst, "edge/big", r)], opts(&src, &dst, PASS), None).await;
+    let secs = t.elapsed().as_secs_f64();
+    assert_eq!(rep.images[0].status, ImageStatus::Copied, "{rep:?}");
+    assert_digests_at(&dst, &format!("docker://{}/edge/big/big", dst.host()), r);
+    let mb = rep.bytes as f64 / 1e6;
+    eprintln!(
+        "big: {mb:.1} MB in {secs:.2} s = {:.0} MB/s into TLS+htpasswd Distribution; test process VmHWM {} MiB",
+        mb / secs,
+        vm_hwm_kib() / 1024
+    );
+    assert!(rep.bytes > 200 << 20);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn destination_stopped_mid_transfer_is_retried_or_fails_and_a_rerun_completes() {
+    let dir = tempfile::tempdir().unwrap();
+    let fixture = images::build_big(dir.path(), 120);
+    let src = source_with(&fixture);
+    let dst = Arc::new(Mutex::new(Distribution::tls_htpasswd(USER, PASS)));
+    let r = fixture.get("big", "1").clone();
+    let (p, o) = {
+        let d = dst.lock().unwrap();
+        (pair(&src, &d, "edge/big", &r), opts(&src, &d, PASS))
+    };
+    let started = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let st = started.clone();
+    let sink: EventSink = Arc::new(move |e| {
+        if matches!(e, Event::BlobProgress { .. }) {
+            st.store(true, std::sync::atomic::Ordering::Relaxed);
+        }
+    });
+    let job = tokio::spawn(copy_images(vec![p.clone()], o.clone(), Some(sink)));
+    while !started.load(std::sync::atomic::Ordering::Relaxed) {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    tokio::time::sleep(Duration::from_millis(150)).await;
+    let d2 = dst.clone();
+    tokio::task::spawn_blocking(move || {
+        d2.lock().unwrap().stop();
+        std::thread::sleep(Duration::from_millis(800));
+        d2.lock().unwrap().start();
+    })
+    .await
+    .unwrap();
+    let first = job.await.unwrap();
+    eprintln!("interrupted run: {:?}", first.images[0]);
+    assert_ne!(first.images[0].status, ImageStatus::Present);
+    let second = copy_images(vec![p.clone()], o.clone(), None).await;
+    assert!(
+        matches!(second.images[0].status, ImageStatus::Copied | ImageStatus::Present),
+        "{second:?}"
+    );
+    let d = dst.lock().unwrap();
+    assert_digests_at(&d, &format!("docker://{}/edge/big/big", d.host()), &r);
+    drop(d);
+    let v = verify(vec![p], &o, true).await;
+    assert_eq!(v[0].status, VerifyStatus::Present, "{v:?}");
+}
+
+#[allow(dead_code)]
+fn unused(_: &Path, _: Digest) {}
