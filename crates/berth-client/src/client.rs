@@ -725,14 +725,14 @@ impl Registry {
                         registry: self.name.clone(),
                         repository: repo.into(),
                         reference: reference.into(),
-                        source,
+                        source: Box::new(source),
                     })?;
                 if actual != expected {
                     return Err(ClientError::Verify {
                         registry: self.name.clone(),
                         repository: repo.into(),
                         reference: reference.into(),
-                        source: VerifyError::DigestMismatch { expected, actual },
+                        source: Box::new(VerifyError::DigestMismatch { expected, actual }),
                     });
                 }
                 expected

@@ -80,7 +80,7 @@ pub enum ClientError {
         repository: String,
         reference: String,
         #[source]
-        source: VerifyError,
+        source: Box<VerifyError>,
     },
     #[error(
         "upload of {digest} to {registry}/{repository} was aborted, nothing was committed: {source}"
@@ -123,7 +123,7 @@ impl ClientError {
     /// The verification failure behind this error, if it is one.
     pub fn verify_error(&self) -> Option<&VerifyError> {
         match self {
-            ClientError::Verify { source, .. } => Some(source),
+            ClientError::Verify { source, .. } => Some(&**source),
             ClientError::Body { source, .. } => VerifyError::from_io(source),
             _ => None,
         }

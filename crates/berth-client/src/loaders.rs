@@ -12,7 +12,9 @@ use crate::config::{Credentials, normalize_key};
 /// Why credentials or certificates could not be loaded. Never contains a password.
 #[derive(Debug, thiserror::Error)]
 pub enum LoadError {
-    #[error("invalid credentials `{shown}`: expected USER:PASSWORD (for example --src-creds alice:PASSWORD)")]
+    #[error(
+        "invalid credentials `{shown}`: expected USER:PASSWORD (for example --src-creds alice:PASSWORD)"
+    )]
     BadCreds { shown: String },
     #[error("cannot read `{path}`: {source}; check the path and its permissions")]
     Read {

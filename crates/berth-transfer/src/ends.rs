@@ -51,11 +51,17 @@ pub trait Destination: Send + Sync {
 
     /// Stores a blob from a stream that fails (before its last chunk) if the content does
     /// not match `digest`; nothing may become visible in that case.
-    async fn put_blob(&self, digest: &Digest, size: u64, stream: ByteStream) -> Result<(), TransferError>;
+    async fn put_blob(
+        &self,
+        digest: &Digest,
+        size: u64,
+        stream: ByteStream,
+    ) -> Result<(), TransferError>;
 
     /// The digest `reference` (tag or digest) resolves to, if any.
     async fn manifest_digest(&self, reference: &str) -> Result<Option<Digest>, TransferError>;
 
     /// Stores manifest bytes unchanged under `reference` (a tag, or the manifest's digest).
-    async fn put_manifest(&self, reference: &str, manifest: &Manifest) -> Result<(), TransferError>;
+    async fn put_manifest(&self, reference: &str, manifest: &Manifest)
+    -> Result<(), TransferError>;
 }

@@ -78,9 +78,17 @@ pub enum Event {
         total_bytes: u64,
     },
     /// `bytes` more bytes of a blob were transferred.
-    BlobProgress { image: usize, digest: Digest, bytes: u64 },
+    BlobProgress {
+        image: usize,
+        digest: Digest,
+        bytes: u64,
+    },
     /// A blob transfer starts over (after a retryable failure); its progress so far is void.
-    BlobRestarted { image: usize, digest: Digest, discarded: u64 },
+    BlobRestarted {
+        image: usize,
+        digest: Digest,
+        discarded: u64,
+    },
     BlobDone {
         image: usize,
         digest: Digest,
@@ -172,9 +180,15 @@ pub struct Report {
 
 impl Report {
     pub fn failed(&self) -> usize {
-        self.images.iter().filter(|i| i.status == ImageStatus::Failed).count()
+        self.images
+            .iter()
+            .filter(|i| i.status == ImageStatus::Failed)
+            .count()
     }
 }
+
+/// A target read as a source (manifests) and as a destination (blob checks).
+type Ends = (Arc<dyn Source>, Arc<dyn Destination>);
 
 type SharedBlob = Shared<BoxFuture<'static, Result<(), String>>>;
 
@@ -205,14 +219,20 @@ impl Engine {
 
     fn source(&self, e: &Endpoint) -> Result<Arc<dyn Source>, TransferError> {
         Ok(match e {
-            Endpoint::Registry(r) => Arc::new(RegistryEnd::new(self.src_client.registry(r.domain()), r.path())),
+            Endpoint::Registry(r) => Arc::new(RegistryEnd::new(
+                self.src_client.registry(r.domain()),
+                r.path(),
+            )),
             Endpoint::Layout { dir, .. } => Arc::new(OciLayout::open(dir.clone())?),
         })
     }
 
     fn destination(&self, e: &Endpoint) -> Result<Arc<dyn Destination>, TransferError> {
         Ok(match e {
-            Endpoint::Registry(r) => Arc::new(RegistryEnd::new(self.dst_client.registry(r.domain()), r.path())),
+            Endpoint::Registry(r) => Arc::new(RegistryEnd::new(
+                self.dst_client.registry(r.domain()),
+                r.path(),
+            )),
             Endpoint::Layout { dir, .. } => Arc::new(OciLayout::create(dir.clone())?),
         })
     }
@@ -229,7 +249,11 @@ impl Engine {
 
 /// Fetches `top` and every manifest below it: returns the children in push order (children
 /// before their index) and the distinct blobs.
-async fn walk(source: &dyn Source, top: &Manifest, reference: &str) -> Result<(Vec<Manifest>, Vec<Descriptor>), TransferError> {
+async fn walk(
+    source: &dyn Source,
+    top: &Manifest,
+    reference: &str,
+) -> Result<(Vec<Manifest>, Vec<Descriptor>), TransferError> {
     let mut children = Vec::new();
     let mut blobs: BTreeMap<Digest, Descriptor> = BTreeMap::new();
     // (manifest, reference, depth); an explicit stack: post-order via a second list.
@@ -255,16 +279,27 @@ async fn walk(source: &dyn Source, top: &Manifest, reference: &str) -> Result<(V
                     if !seen.insert(d.digest.clone()) {
                         continue;
                     }
-                    let child = source.get_manifest(&d.digest.to_string()).await?.ok_or_else(|| TransferError::BadManifest {
-                        source_name: source.name(),
-                        reference: r.clone(),
-                        detail: format!("its child manifest {} is missing at the source", d.digest),
-                    })?;
+                    let child = source
+                        .get_manifest(&d.digest.to_string())
+                        .await?
+                        .ok_or_else(|| TransferError::BadManifest {
+                            source_name: source.name(),
+                            reference: r.clone(),
+                            detail: format!(
+                                "its child manifest {} is missing at the source",
+                                d.digest
+                            ),
+                        })?;
                     if child.bytes.len() as u64 != d.size {
                         return Err(TransferError::BadManifest {
                             source_name: source.name(),
                             reference: r.clone(),
-                            detail: format!("child {} is {} bytes, the index says {}", d.digest, child.bytes.len(), d.size),
+                            detail: format!(
+                                "child {} is {} bytes, the index says {}",
+                                d.digest,
+                                child.bytes.len(),
+                                d.size
+                            ),
                         });
                     }
                     order.push(child.clone());
@@ -293,7 +328,12 @@ async fn transfer_blob(
     if let Some(repo) = dest.mount_repository() {
         let domain = dest.blob_domain();
         let mut from: Vec<String> = Vec::new();
-        if let Some(r) = engine.located.lock().expect("lock").get(&(domain.clone(), digest.clone())) {
+        if let Some(r) = engine
+            .located
+            .lock()
+            .expect("lock")
+            .get(&(domain.clone(), digest.clone()))
+        {
             from.push(r.clone());
         }
         if let Some((d, r)) = source.mount_origin()
@@ -307,7 +347,12 @@ async fn transfer_blob(
             }
         }
     }
-    let _permit = engine.permits.clone().acquire_owned().await.expect("semaphore");
+    let _permit = engine
+        .permits
+        .clone()
+        .acquire_owned()
+        .await
+        .expect("semaphore");
     let retry = engine.retry;
     let mut attempt = 0;
     loop {
@@ -380,7 +425,10 @@ async fn copy_blob(
                     match r {
                         Ok(o) => {
                             if let Some(repo) = d.mount_repository() {
-                                e.located.lock().expect("lock").insert((d.blob_domain(), b.digest.clone()), repo);
+                                e.located
+                                    .lock()
+                                    .expect("lock")
+                                    .insert((d.blob_domain(), b.digest.clone()), repo);
                             }
                             e.count(o);
                             e.emit(Event::BlobDone {
@@ -404,7 +452,9 @@ async fn copy_blob(
     let r = shared.await;
     if leader {
         // The leader's outcome was counted and reported inside the shared future.
-        return r.map(|()| BlobOutcome::Copied).map_err(TransferError::Shared);
+        return r
+            .map(|()| BlobOutcome::Copied)
+            .map_err(TransferError::Shared);
     }
     r.map_err(TransferError::Shared)?;
     // Follower: the blob is in the domain now; make sure it is in this repository.
@@ -424,7 +474,12 @@ async fn copy_blob(
 }
 
 /// Copies one image; returns its digest and whether it was already present.
-async fn copy_one(engine: Arc<Engine>, image: usize, src: &Endpoint, dst: &Endpoint) -> Result<(Digest, ImageStatus), (Option<Digest>, TransferError)> {
+async fn copy_one(
+    engine: Arc<Engine>,
+    image: usize,
+    src: &Endpoint,
+    dst: &Endpoint,
+) -> Result<(Digest, ImageStatus), (Option<Digest>, TransferError)> {
     let source = engine.source(src).map_err(|e| (None, e))?;
     let dest = engine.destination(dst).map_err(|e| (None, e))?;
     let reference = src.reference();
@@ -463,7 +518,9 @@ async fn copy_one(engine: Arc<Engine>, image: usize, src: &Endpoint, dst: &Endpo
         });
         return Ok((digest, ImageStatus::Present));
     }
-    let (children, blobs) = walk(source.as_ref(), &top, &reference).await.map_err(fail)?;
+    let (children, blobs) = walk(source.as_ref(), &top, &reference)
+        .await
+        .map_err(fail)?;
     engine.emit(Event::ImageStarted {
         image,
         source: src.to_string(),
@@ -477,8 +534,15 @@ async fn copy_one(engine: Arc<Engine>, image: usize, src: &Endpoint, dst: &Endpo
         .await
         .map_err(fail)?;
     for child in &children {
-        if dest.manifest_digest(&child.digest.to_string()).await.map_err(fail)?.is_none() {
-            dest.put_manifest(&child.digest.to_string(), child).await.map_err(fail)?;
+        if dest
+            .manifest_digest(&child.digest.to_string())
+            .await
+            .map_err(fail)?
+            .is_none()
+        {
+            dest.put_manifest(&child.digest.to_string(), child)
+                .await
+                .map_err(fail)?;
         }
     }
     dest.put_manifest(&target_ref, &top).await.map_err(fail)?;
@@ -489,11 +553,19 @@ async fn copy_one(engine: Arc<Engine>, image: usize, src: &Endpoint, dst: &Endpo
 /// skipped when present, mounted when another repository of the target registry has it),
 /// then child manifests, then the top manifest, all byte for byte. Never panics on a
 /// failed image: its error is in the report.
-pub async fn copy_images(pairs: Vec<(Endpoint, Endpoint)>, opts: CopyOptions, events: Option<EventSink>) -> Report {
+pub async fn copy_images(
+    pairs: Vec<(Endpoint, Endpoint)>,
+    opts: CopyOptions,
+    events: Option<EventSink>,
+) -> Report {
     let started = Instant::now();
     let jobs = opts.jobs.max(1);
-    let clients = Client::new(opts.source_registries.clone())
-        .and_then(|s| Ok((s.with_retry(opts.retry), Client::new(opts.destination_registries.clone())?.with_retry(opts.retry))));
+    let clients = Client::new(opts.source_registries.clone()).and_then(|s| {
+        Ok((
+            s.with_retry(opts.retry),
+            Client::new(opts.destination_registries.clone())?.with_retry(opts.retry),
+        ))
+    });
     let (src_client, dst_client) = match clients {
         Ok(c) => c,
         Err(e) => {
@@ -611,8 +683,15 @@ pub struct VerifyResult {
 
 /// Checks targets: the tag must resolve (to the source's digest when the source can be
 /// read), every child manifest of an index must be there, and with `deep` every blob.
-pub async fn verify(pairs: Vec<(Endpoint, Endpoint)>, opts: &CopyOptions, deep: bool) -> Vec<VerifyResult> {
-    let (src_client, dst_client) = match (Client::new(opts.source_registries.clone()), Client::new(opts.destination_registries.clone())) {
+pub async fn verify(
+    pairs: Vec<(Endpoint, Endpoint)>,
+    opts: &CopyOptions,
+    deep: bool,
+) -> Vec<VerifyResult> {
+    let (src_client, dst_client) = match (
+        Client::new(opts.source_registries.clone()),
+        Client::new(opts.destination_registries.clone()),
+    ) {
         (Ok(s), Ok(d)) => (s.with_retry(opts.retry), d.with_retry(opts.retry)),
         (Err(e), _) | (_, Err(e)) => {
             return pairs
@@ -645,22 +724,27 @@ pub async fn verify(pairs: Vec<(Endpoint, Endpoint)>, opts: &CopyOptions, deep: 
         .await
 }
 
-async fn verify_one(sc: &Client, dc: &Client, src: &Endpoint, dst: &Endpoint, deep: bool) -> (VerifyStatus, Vec<String>) {
-    let open = |client: &Client, e: &Endpoint| -> Result<(Arc<dyn Source>, Option<Arc<dyn Destination>>), TransferError> {
+async fn verify_one(
+    sc: &Client,
+    dc: &Client,
+    src: &Endpoint,
+    dst: &Endpoint,
+    deep: bool,
+) -> (VerifyStatus, Vec<String>) {
+    let open = |client: &Client, e: &Endpoint| -> Result<Ends, TransferError> {
         Ok(match e {
             Endpoint::Registry(r) => {
                 let end = RegistryEnd::new(client.registry(r.domain()), r.path());
-                (Arc::new(end.clone()), Some(Arc::new(end)))
+                (Arc::new(end.clone()), Arc::new(end))
             }
             Endpoint::Layout { dir, .. } => {
                 let l = OciLayout::open(dir.clone())?;
-                (Arc::new(l.clone()), Some(Arc::new(l)))
+                (Arc::new(l.clone()), Arc::new(l))
             }
         })
     };
     let (target_src, target_dst) = match open(dc, dst) {
-        Ok((s, Some(d))) => (s, d),
-        Ok(_) => unreachable!("both ends open"),
+        Ok(ends) => ends,
         Err(e) => return (VerifyStatus::Missing, vec![e.to_string()]),
     };
     // The digest the target should have, when the source can be read.
@@ -673,19 +757,29 @@ async fn verify_one(sc: &Client, dc: &Client, src: &Endpoint, dst: &Endpoint, de
     };
     let target_ref = match (&expected, dst) {
         (Some(d), _) => dst.target_reference(d),
-        (None, Endpoint::Registry(r)) if r.tag().is_none() => r.digest().map(|d| d.to_string()).unwrap_or_default(),
+        (None, Endpoint::Registry(r)) if r.tag().is_none() => {
+            r.digest().map(|d| d.to_string()).unwrap_or_default()
+        }
         (None, _) => dst.reference(),
     };
     let top = match target_src.get_manifest(&target_ref).await {
         Ok(Some(m)) => m,
-        Ok(None) => return (VerifyStatus::Missing, vec![format!("{dst}: manifest {target_ref} not found")]),
+        Ok(None) => {
+            return (
+                VerifyStatus::Missing,
+                vec![format!("{dst}: manifest {target_ref} not found")],
+            );
+        }
         Err(e) => return (VerifyStatus::Missing, vec![e.to_string()]),
     };
     let mut missing = Vec::new();
     if let Some(exp) = &expected
         && *exp != top.digest
     {
-        missing.push(format!("{dst}: the tag points to {}, the source has {exp}", top.digest));
+        missing.push(format!(
+            "{dst}: the tag points to {}, the source has {exp}",
+            top.digest
+        ));
     }
     match walk(target_src.as_ref(), &top, &target_ref).await {
         Ok((_, blobs)) => {

@@ -11,7 +11,9 @@ pub enum TransferError {
     Client(#[from] ClientError),
     #[error("OCI layout {dir}: {detail}")]
     Layout { dir: PathBuf, detail: String },
-    #[error("OCI layout {dir}: {what}: {source}; check the directory, its permissions and free space")]
+    #[error(
+        "OCI layout {dir}: {what}: {source}; check the directory, its permissions and free space"
+    )]
     LayoutIo {
         dir: PathBuf,
         what: String,
@@ -30,7 +32,9 @@ pub enum TransferError {
         digest: Digest,
         detail: String,
     },
-    #[error("manifest {reference} from {source_name} is not a valid image manifest or index: {detail}")]
+    #[error(
+        "manifest {reference} from {source_name} is not a valid image manifest or index: {detail}"
+    )]
     BadManifest {
         source_name: String,
         reference: String,

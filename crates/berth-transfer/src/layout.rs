@@ -17,6 +17,9 @@ use tokio::io::AsyncWriteExt;
 
 use crate::{Destination, Source, TransferError};
 
+/// An `index.json` hit: digest, media type, size.
+type Found = (Digest, Option<String>, Option<u64>);
+
 /// The annotation naming a manifest in `index.json`.
 pub const REF_NAME: &str = "org.opencontainers.image.ref.name";
 
@@ -52,10 +55,12 @@ impl OciLayout {
     /// A layout to write to, created if needed.
     pub fn create(dir: impl Into<PathBuf>) -> Result<OciLayout, TransferError> {
         let l = OciLayout { dir: dir.into() };
-        std::fs::create_dir_all(l.dir.join("blobs/sha256")).map_err(|e| l.io("creating blobs/sha256", e))?;
+        std::fs::create_dir_all(l.dir.join("blobs/sha256"))
+            .map_err(|e| l.io("creating blobs/sha256", e))?;
         let marker = l.dir.join("oci-layout");
         if !marker.exists() {
-            std::fs::write(&marker, br#"{"imageLayoutVersion":"1.0.0"}"#).map_err(|e| l.io("writing oci-layout", e))?;
+            std::fs::write(&marker, br#"{"imageLayoutVersion":"1.0.0"}"#)
+                .map_err(|e| l.io("writing oci-layout", e))?;
         }
         if !l.dir.join("index.json").exists() {
             l.write_index_sync(&json!({"schemaVersion": 2, "manifests": []}))?;
@@ -90,12 +95,16 @@ impl OciLayout {
     }
 
     fn read_index(&self) -> Result<Value, TransferError> {
-        let bytes = std::fs::read(self.dir.join("index.json")).map_err(|e| self.io("reading index.json", e))?;
-        serde_json::from_slice(&bytes).map_err(|e| self.err(&format!("index.json is not valid JSON: {e}")))
+        let bytes = std::fs::read(self.dir.join("index.json"))
+            .map_err(|e| self.io("reading index.json", e))?;
+        serde_json::from_slice(&bytes)
+            .map_err(|e| self.err(&format!("index.json is not valid JSON: {e}")))
     }
 
     fn write_index_sync(&self, v: &Value) -> Result<(), TransferError> {
-        let tmp = self.dir.join(format!(".index.json.tmp-{}", fastrand::u64(..)));
+        let tmp = self
+            .dir
+            .join(format!(".index.json.tmp-{}", fastrand::u64(..)));
         let write = || -> std::io::Result<()> {
             let mut f = std::fs::File::create_new(&tmp)?;
             std::io::Write::write_all(&mut f, &serde_json::to_vec_pretty(v).expect("json"))?;
@@ -110,7 +119,7 @@ impl OciLayout {
     }
 
     /// The `index.json` descriptor for a ref name or digest.
-    fn find(&self, reference: &str) -> Result<Option<(Digest, Option<String>, Option<u64>)>, TransferError> {
+    fn find(&self, reference: &str) -> Result<Option<Found>, TransferError> {
         let index = self.read_index()?;
         let by_digest = Digest::parse(reference).ok();
         for m in index["manifests"].as_array().into_iter().flatten() {
@@ -121,8 +130,16 @@ impl OciLayout {
                 None => name == Some(reference),
             };
             if matches {
-                let digest = digest.ok_or_else(|| self.err(&format!("the index.json entry `{reference}` has no valid digest")))?;
-                return Ok(Some((digest, m["mediaType"].as_str().map(str::to_string), m["size"].as_u64())));
+                let digest = digest.ok_or_else(|| {
+                    self.err(&format!(
+                        "the index.json entry `{reference}` has no valid digest"
+                    ))
+                })?;
+                return Ok(Some((
+                    digest,
+                    m["mediaType"].as_str().map(str::to_string),
+                    m["size"].as_u64(),
+                )));
             }
         }
         match by_digest {
@@ -132,14 +149,22 @@ impl OciLayout {
     }
 
     /// Writes `stream` to a temporary file beside the blob, fsyncs, renames into place.
-    async fn write_blob(&self, digest: &Digest, mut stream: ByteStream) -> Result<(), TransferError> {
+    async fn write_blob(
+        &self,
+        digest: &Digest,
+        mut stream: ByteStream,
+    ) -> Result<(), TransferError> {
         let path = self.blob_path(digest);
         let parent = path.parent().expect("blob dir").to_path_buf();
-        tokio::fs::create_dir_all(&parent).await.map_err(|e| self.io("creating the blob directory", e))?;
+        tokio::fs::create_dir_all(&parent)
+            .await
+            .map_err(|e| self.io("creating the blob directory", e))?;
         let tmp = parent.join(format!(".tmp-{}-{}", digest.hex(), fastrand::u64(..)));
         let what = format!("writing blob {digest}");
         let result = async {
-            let mut f = tokio::fs::File::create_new(&tmp).await.map_err(|e| self.io(&what, e))?;
+            let mut f = tokio::fs::File::create_new(&tmp)
+                .await
+                .map_err(|e| self.io(&what, e))?;
             while let Some(chunk) = stream.next().await {
                 let chunk = chunk.map_err(|e| match berth_client::VerifyError::from_io(&e) {
                     Some(v) => TransferError::Verify {
@@ -158,8 +183,12 @@ impl OciLayout {
             f.flush().await.map_err(|e| self.io(&what, e))?;
             f.sync_all().await.map_err(|e| self.io(&what, e))?;
             drop(f);
-            tokio::fs::rename(&tmp, &path).await.map_err(|e| self.io(&what, e))?;
-            let d = tokio::fs::File::open(&parent).await.map_err(|e| self.io(&what, e))?;
+            tokio::fs::rename(&tmp, &path)
+                .await
+                .map_err(|e| self.io(&what, e))?;
+            let d = tokio::fs::File::open(&parent)
+                .await
+                .map_err(|e| self.io(&what, e))?;
             d.sync_all().await.map_err(|e| self.io(&what, e))?;
             Ok(())
         }
@@ -193,13 +222,19 @@ impl Source for OciLayout {
             return Err(TransferError::Verify {
                 source_name: Source::name(self),
                 digest: digest.clone(),
-                error: berth_client::VerifyError::DigestMismatch { expected: digest, actual },
+                error: berth_client::VerifyError::DigestMismatch {
+                    expected: digest,
+                    actual,
+                },
             });
         }
         if let Some(size) = size
             && size != bytes.len() as u64
         {
-            return Err(self.err(&format!("manifest {digest} is {} bytes, index.json says {size}", bytes.len())));
+            return Err(self.err(&format!(
+                "manifest {digest} is {} bytes, index.json says {size}",
+                bytes.len()
+            )));
         }
         let media_type = media_type
             .or_else(|| media_type_from_json(&bytes))
@@ -215,7 +250,10 @@ impl Source for OciLayout {
         let f = tokio::fs::File::open(self.blob_path(digest))
             .await
             .map_err(|e| self.io(&format!("opening blob {digest}"), e))?;
-        Ok(Box::pin(tokio_util::io::ReaderStream::with_capacity(f, 256 << 10)))
+        Ok(Box::pin(tokio_util::io::ReaderStream::with_capacity(
+            f,
+            256 << 10,
+        )))
     }
 }
 
@@ -230,10 +268,17 @@ impl Destination for OciLayout {
     }
 
     async fn has_blob(&self, digest: &Digest) -> Result<bool, TransferError> {
-        Ok(tokio::fs::metadata(self.blob_path(digest)).await.is_ok_and(|m| m.is_file()))
+        Ok(tokio::fs::metadata(self.blob_path(digest))
+            .await
+            .is_ok_and(|m| m.is_file()))
     }
 
-    async fn put_blob(&self, digest: &Digest, _size: u64, stream: ByteStream) -> Result<(), TransferError> {
+    async fn put_blob(
+        &self,
+        digest: &Digest,
+        _size: u64,
+        stream: ByteStream,
+    ) -> Result<(), TransferError> {
         self.write_blob(digest, stream).await
     }
 
@@ -241,15 +286,25 @@ impl Destination for OciLayout {
         Ok(self.find(reference)?.map(|(d, _, _)| d))
     }
 
-    async fn put_manifest(&self, reference: &str, manifest: &Manifest) -> Result<(), TransferError> {
+    async fn put_manifest(
+        &self,
+        reference: &str,
+        manifest: &Manifest,
+    ) -> Result<(), TransferError> {
         if !Destination::has_blob(self, &manifest.digest).await? {
-            let stream: ByteStream = Box::pin(futures_util::stream::once(futures_util::future::ready(Ok(manifest.bytes.clone()))));
-            let verified = VerifyingStream::new(stream, manifest.digest.clone(), Some(manifest.bytes.len() as u64))
-                .map_err(|error| TransferError::Verify {
-                    source_name: "manifest".into(),
-                    digest: manifest.digest.clone(),
-                    error,
-                })?;
+            let stream: ByteStream = Box::pin(futures_util::stream::once(
+                futures_util::future::ready(Ok(manifest.bytes.clone())),
+            ));
+            let verified = VerifyingStream::new(
+                stream,
+                manifest.digest.clone(),
+                Some(manifest.bytes.len() as u64),
+            )
+            .map_err(|error| TransferError::Verify {
+                source_name: "manifest".into(),
+                digest: manifest.digest.clone(),
+                error,
+            })?;
             self.write_blob(&manifest.digest, verified.boxed()).await?;
         }
         if Digest::parse(reference).is_ok() {
@@ -264,7 +319,9 @@ impl Destination for OciLayout {
             "size": manifest.bytes.len(),
             "annotations": { REF_NAME: reference },
         });
-        let list = index["manifests"].as_array_mut().ok_or_else(|| self.err("index.json has no `manifests` array"))?;
+        let list = index["manifests"]
+            .as_array_mut()
+            .ok_or_else(|| self.err("index.json has no `manifests` array"))?;
         list.retain(|m| m["annotations"][REF_NAME].as_str() != Some(reference));
         list.push(entry);
         let this = self.clone();

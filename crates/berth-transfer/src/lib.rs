@@ -18,8 +18,8 @@ mod registry_end;
 
 pub use ends::{Destination, Source};
 pub use engine::{
-    BlobCounts, BlobOutcome, CopyOptions, Endpoint, Event, EventSink, ImageReport, ImageStatus, Report, VerifyResult, VerifyStatus,
-    copy_images, verify,
+    BlobCounts, BlobOutcome, CopyOptions, Endpoint, Event, EventSink, ImageReport, ImageStatus,
+    Report, VerifyResult, VerifyStatus, copy_images, verify,
 };
 pub use error::TransferError;
 pub use layout::{OciLayout, REF_NAME};

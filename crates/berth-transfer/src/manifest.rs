@@ -1,6 +1,9 @@
 //! Just enough of the image manifest formats to find what a manifest references.
 
-use berth_client::{DOCKER_LIST, DOCKER_MANIFEST, DOCKER_SCHEMA1, DOCKER_SCHEMA1_SIGNED, Manifest, OCI_INDEX, OCI_MANIFEST};
+use berth_client::{
+    DOCKER_LIST, DOCKER_MANIFEST, DOCKER_SCHEMA1, DOCKER_SCHEMA1_SIGNED, Manifest, OCI_INDEX,
+    OCI_MANIFEST,
+};
 use berth_reference::Digest;
 use serde::Deserialize;
 

@@ -37,7 +37,11 @@ impl Source for RegistryEnd {
     }
 
     async fn get_manifest(&self, reference: &str) -> Result<Option<Manifest>, TransferError> {
-        match self.registry.get_manifest(&self.repository, reference, MANIFEST_ACCEPT).await {
+        match self
+            .registry
+            .get_manifest(&self.repository, reference, MANIFEST_ACCEPT)
+            .await
+        {
             Ok(m) => Ok(Some(m)),
             Err(ClientError::ManifestNotFound { .. }) => Ok(None),
             Err(e) => Err(e.into()),
@@ -45,7 +49,11 @@ impl Source for RegistryEnd {
     }
 
     async fn open_blob(&self, digest: &Digest) -> Result<ByteStream, TransferError> {
-        Ok(self.registry.get_blob(&self.repository, digest).await?.stream)
+        Ok(self
+            .registry
+            .get_blob(&self.repository, digest)
+            .await?
+            .stream)
     }
 
     fn mount_origin(&self) -> Option<(String, String)> {
@@ -68,33 +76,63 @@ impl Destination for RegistryEnd {
     }
 
     async fn has_blob(&self, digest: &Digest) -> Result<bool, TransferError> {
-        Ok(self.registry.head_blob(&self.repository, digest).await?.is_some())
+        Ok(self
+            .registry
+            .head_blob(&self.repository, digest)
+            .await?
+            .is_some())
     }
 
     async fn mount_blob(&self, digest: &Digest, from: &str) -> Result<bool, TransferError> {
-        Ok(self.registry.mount_blob(&self.repository, digest, from).await? == MountResult::Mounted)
+        Ok(self
+            .registry
+            .mount_blob(&self.repository, digest, from)
+            .await?
+            == MountResult::Mounted)
     }
 
-    async fn put_blob(&self, digest: &Digest, size: u64, stream: ByteStream) -> Result<(), TransferError> {
-        Ok(self.registry.push_blob(&self.repository, digest, size, stream).await?)
+    async fn put_blob(
+        &self,
+        digest: &Digest,
+        size: u64,
+        stream: ByteStream,
+    ) -> Result<(), TransferError> {
+        Ok(self
+            .registry
+            .push_blob(&self.repository, digest, size, stream)
+            .await?)
     }
 
     async fn manifest_digest(&self, reference: &str) -> Result<Option<Digest>, TransferError> {
-        let head = self.registry.head_manifest(&self.repository, reference).await?;
+        let head = self
+            .registry
+            .head_manifest(&self.repository, reference)
+            .await?;
         Ok(match head {
             None => None,
             Some(h) => match (h.digest, Digest::parse(reference)) {
                 (Some(d), _) => Some(d),
                 (None, Ok(d)) => Some(d),
                 // No digest header: fetch and hash.
-                (None, Err(_)) => Source::get_manifest(self, reference).await?.map(|m| m.digest),
+                (None, Err(_)) => Source::get_manifest(self, reference)
+                    .await?
+                    .map(|m| m.digest),
             },
         })
     }
 
-    async fn put_manifest(&self, reference: &str, manifest: &Manifest) -> Result<(), TransferError> {
+    async fn put_manifest(
+        &self,
+        reference: &str,
+        manifest: &Manifest,
+    ) -> Result<(), TransferError> {
         self.registry
-            .put_manifest(&self.repository, reference, manifest.bytes.clone(), &manifest.media_type)
+            .put_manifest(
+                &self.repository,
+                reference,
+                manifest.bytes.clone(),
+                &manifest.media_type,
+            )
             .await?;
         Ok(())
     }

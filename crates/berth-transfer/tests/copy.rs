@@ -3,7 +3,6 @@
 //! independent judge of digests.
 
 use std::collections::BTreeMap;
-use std::path::Path;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -13,7 +12,8 @@ use berth_testkit::images::{self, Fixture, FixtureRef};
 use berth_testkit::skopeo::{self, SkopeoOpts};
 use berth_testkit::{Distribution, sha256_digest};
 use berth_transfer::{
-    BlobOutcome, CopyOptions, Endpoint, Event, EventSink, ImageStatus, VerifyStatus, copy_images, verify,
+    BlobOutcome, CopyOptions, Endpoint, Event, EventSink, ImageStatus, VerifyStatus, copy_images,
+    verify,
 };
 
 const USER: &str = "berth";
@@ -56,7 +56,12 @@ fn opts(src: &Distribution, dst: &Distribution, password: &str) -> CopyOptions {
     }
 }
 
-fn pair(src: &Distribution, dst: &Distribution, prefix: &str, r: &FixtureRef) -> (Endpoint, Endpoint) {
+fn pair(
+    src: &Distribution,
+    dst: &Distribution,
+    prefix: &str,
+    r: &FixtureRef,
+) -> (Endpoint, Endpoint) {
     let s = Reference::parse(&format!("{}/library/{}:{}", src.host(), r.name, r.tag)).unwrap();
     let d = Reference::parse(&format!("{}/{prefix}/{}:{}", dst.host(), r.name, r.tag)).unwrap();
     (Endpoint::Registry(s), Endpoint::Registry(d))
@@ -105,7 +110,11 @@ async fn mirror_set_keeps_every_digest_moves_shared_blobs_once_and_reruns_as_pre
     let fixture = images::build_set(dir.path());
     let src = source_with(&fixture);
     let dst = Distribution::tls_htpasswd(USER, PASS);
-    let pairs: Vec<_> = fixture.refs.iter().map(|r| pair(&src, &dst, "edge/docker.io/library", r)).collect();
+    let pairs: Vec<_> = fixture
+        .refs
+        .iter()
+        .map(|r| pair(&src, &dst, "edge/docker.io/library", r))
+        .collect();
 
     let events: Arc<Mutex<Vec<Event>>> = Arc::default();
     let ev = events.clone();
@@ -117,19 +126,36 @@ async fn mirror_set_keeps_every_digest_moves_shared_blobs_once_and_reruns_as_pre
     for r in &fixture.refs {
         let repo = format!("docker://{}/edge/docker.io/library/{}", dst.host(), r.name);
         assert_digests_at(&dst, &repo, r);
-        let got = report.images.iter().find(|i| i.target.ends_with(&format!("/{}:{}", r.name, r.tag))).unwrap();
+        let got = report
+            .images
+            .iter()
+            .find(|i| i.target.ends_with(&format!("/{}:{}", r.name, r.tag)))
+            .unwrap();
         assert_eq!(got.digest.as_deref(), Some(r.digest.as_str()));
     }
     // Shared layers cross repositories (base, app, multi): each distinct blob is uploaded
     // once; other repositories get it by mount (or find it present).
     let blobs = distinct_blobs(&fixture);
-    assert_eq!(report.blobs.copied as usize, blobs.len(), "{:?}", report.blobs);
+    assert_eq!(
+        report.blobs.copied as usize,
+        blobs.len(),
+        "{:?}",
+        report.blobs
+    );
     assert_eq!(report.bytes, blobs.values().sum::<u64>());
     assert!(report.blobs.mounted > 0, "{:?}", report.blobs);
-    let ev = events.lock().unwrap();
+    let ev = events.lock().unwrap().clone();
     let copied_events = ev
         .iter()
-        .filter(|e| matches!(e, Event::BlobDone { outcome: BlobOutcome::Copied, .. }))
+        .filter(|e| {
+            matches!(
+                e,
+                Event::BlobDone {
+                    outcome: BlobOutcome::Copied,
+                    ..
+                }
+            )
+        })
         .count();
     assert_eq!(copied_events, blobs.len());
     let progress: u64 = ev
@@ -140,8 +166,12 @@ async fn mirror_set_keeps_every_digest_moves_shared_blobs_once_and_reruns_as_pre
         })
         .sum();
     assert_eq!(progress, report.bytes);
-    assert_eq!(ev.iter().filter(|e| matches!(e, Event::ImageDone { .. })).count(), pairs.len());
-    drop(ev);
+    assert_eq!(
+        ev.iter()
+            .filter(|e| matches!(e, Event::ImageDone { .. }))
+            .count(),
+        pairs.len()
+    );
 
     let again = copy_images(pairs.clone(), opts(&src, &dst, PASS), None).await;
     for i in &again.images {
@@ -165,15 +195,24 @@ async fn mirror_set_keeps_every_digest_moves_shared_blobs_once_and_reruns_as_pre
         .join(multi.manifests[1].manifest.digest.trim_start_matches("sha256:"));
     std::fs::remove_dir_all(&repo_dir).unwrap();
     let reg = client.registry(&dst.host());
-    assert!(reg
-        .head_manifest("edge/docker.io/library/multi", &multi.manifests[1].manifest.digest)
+    assert!(
+        reg.head_manifest(
+            "edge/docker.io/library/multi",
+            &multi.manifests[1].manifest.digest
+        )
         .await
         .unwrap()
-        .is_none());
+        .is_none()
+    );
     let multi_pair = pair(&src, &dst, "edge/docker.io/library", multi);
     let v = verify(vec![multi_pair.clone()], &opts(&src, &dst, PASS), false).await;
     assert_eq!(v[0].status, VerifyStatus::Incomplete, "{v:?}");
-    assert!(v[0].missing.iter().any(|m| m.contains(&multi.manifests[1].manifest.digest)), "{v:?}");
+    assert!(
+        v[0].missing
+            .iter()
+            .any(|m| m.contains(&multi.manifests[1].manifest.digest)),
+        "{v:?}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -194,8 +233,15 @@ async fn wrong_password_names_the_registry_and_never_the_password() {
     let json = serde_json::to_string(&report).unwrap();
     assert!(!json.contains(wrong));
     // The client's ping says the same.
-    let e = dst_client(&dst, wrong).registry(&dst.host()).ping().await.unwrap_err();
-    assert!(e.to_string().contains(&dst.host()) && !format!("{e} {e:?}").contains(wrong), "{e}");
+    let e = dst_client(&dst, wrong)
+        .registry(&dst.host())
+        .ping()
+        .await
+        .unwrap_err();
+    assert!(
+        e.to_string().contains(&dst.host()) && !format!("{e} {e:?}").contains(wrong),
+        "{e}"
+    );
     // And without a trusted CA, a TLS error that says what to do.
     let e = Client::new(RegistryConfigs::new())
         .unwrap()
@@ -204,7 +250,10 @@ async fn wrong_password_names_the_registry_and_never_the_password() {
         .await
         .unwrap_err()
         .to_string();
-    assert!(e.contains(&dst.host()) && e.contains("certificates:") && e.contains("insecure"), "{e}");
+    assert!(
+        e.contains(&dst.host()) && e.contains("certificates:") && e.contains("insecure"),
+        "{e}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -222,14 +271,26 @@ async fn oci_layout_round_trip_keeps_digests() {
         .iter()
         .map(|r| {
             let (s, _) = pair(&src, &dst, "x", r);
-            (s, Endpoint::Layout { dir: layout.clone(), reference: format!("{}_{}", r.name, r.tag) })
+            (
+                s,
+                Endpoint::Layout {
+                    dir: layout.clone(),
+                    reference: format!("{}_{}", r.name, r.tag),
+                },
+            )
         })
         .collect();
     let rep = copy_images(to_layout.clone(), o.clone(), None).await;
-    assert!(rep.images.iter().all(|i| i.status == ImageStatus::Copied), "{rep:?}");
+    assert!(
+        rep.images.iter().all(|i| i.status == ImageStatus::Copied),
+        "{rep:?}"
+    );
     // skopeo reads the layout we wrote (OCI-typed refs; skopeo's oci: skips Docker types).
     for r in fixture.refs.iter().filter(|r| !r.kind.is_docker()) {
-        let raw = skopeo::inspect_raw(&format!("oci:{}:{}_{}", layout.display(), r.name, r.tag), &SkopeoOpts::insecure());
+        let raw = skopeo::inspect_raw(
+            &format!("oci:{}:{}_{}", layout.display(), r.name, r.tag),
+            &SkopeoOpts::insecure(),
+        );
         assert_eq!(sha256_digest(&raw), r.digest);
     }
     // No temp files left, every blob named by its digest.
@@ -241,20 +302,39 @@ async fn oci_layout_round_trip_keeps_digests() {
         assert_eq!(sha256_digest(&bytes), format!("sha256:{name}"));
     }
     let again = copy_images(to_layout, o.clone(), None).await;
-    assert!(again.images.iter().all(|i| i.status == ImageStatus::Present), "{again:?}");
+    assert!(
+        again
+            .images
+            .iter()
+            .all(|i| i.status == ImageStatus::Present),
+        "{again:?}"
+    );
 
     let from_layout: Vec<_> = fixture
         .refs
         .iter()
         .map(|r| {
             let (_, d) = pair(&src, &dst, "from-layout", r);
-            (Endpoint::Layout { dir: layout.clone(), reference: format!("{}_{}", r.name, r.tag) }, d)
+            (
+                Endpoint::Layout {
+                    dir: layout.clone(),
+                    reference: format!("{}_{}", r.name, r.tag),
+                },
+                d,
+            )
         })
         .collect();
     let rep = copy_images(from_layout.clone(), o.clone(), None).await;
-    assert!(rep.images.iter().all(|i| i.status == ImageStatus::Copied), "{rep:?}");
+    assert!(
+        rep.images.iter().all(|i| i.status == ImageStatus::Copied),
+        "{rep:?}"
+    );
     for r in &fixture.refs {
-        assert_digests_at(&dst, &format!("docker://{}/from-layout/{}", dst.host(), r.name), r);
+        assert_digests_at(
+            &dst,
+            &format!("docker://{}/from-layout/{}", dst.host(), r.name),
+            r,
+        );
     }
     let v = verify(from_layout, &o, true).await;
     assert!(v.iter().all(|r| r.status == VerifyStatus::Present), "{v:?}");
@@ -279,7 +359,12 @@ async fn big_layer_of_210_mib_into_tls_auth_registry() {
     let dst = Distribution::tls_htpasswd(USER, PASS);
     let r = fixture.get("big", "1");
     let t = Instant::now();
-    let rep = copy_images(vec![pair(&src, &dst, "edge/big", r)], opts(&src, &dst, PASS), None).await;
+    let rep = copy_images(
+        vec![pair(&src, &dst, "edge/big", r)],
+        opts(&src, &dst, PASS),
+        None,
+    )
+    .await;
     let secs = t.elapsed().as_secs_f64();
     assert_eq!(rep.images[0].status, ImageStatus::Copied, "{rep:?}");
     assert_digests_at(&dst, &format!("docker://{}/edge/big/big", dst.host()), r);
@@ -328,15 +413,115 @@ async fn destination_stopped_mid_transfer_is_retried_or_fails_and_a_rerun_comple
     assert_ne!(first.images[0].status, ImageStatus::Present);
     let second = copy_images(vec![p.clone()], o.clone(), None).await;
     assert!(
-        matches!(second.images[0].status, ImageStatus::Copied | ImageStatus::Present),
+        matches!(
+            second.images[0].status,
+            ImageStatus::Copied | ImageStatus::Present
+        ),
         "{second:?}"
     );
-    let d = dst.lock().unwrap();
-    assert_digests_at(&d, &format!("docker://{}/edge/big/big", d.host()), &r);
-    drop(d);
+    {
+        let d = dst.lock().unwrap();
+        assert_digests_at(&d, &format!("docker://{}/edge/big/big", d.host()), &r);
+    }
     let v = verify(vec![p], &o, true).await;
     assert_eq!(v[0].status, VerifyStatus::Present, "{v:?}");
 }
 
-#[allow(dead_code)]
-fn unused(_: &Path, _: Digest) {}
+/// A proxy in front of a real registry that flips one byte of one blob.
+async fn corrupting_proxy(upstream: String, victim: String) -> u16 {
+    use axum::body::Body;
+    use axum::http::{HeaderMap, Method, Uri};
+    use axum::response::{IntoResponse, Response};
+    let http = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    let handler = move |method: Method, uri: Uri, headers: HeaderMap, body: Body| {
+        let (http, upstream, victim) = (http.clone(), upstream.clone(), victim.clone());
+        async move {
+            let body = axum::body::to_bytes(body, 64 << 20).await.unwrap();
+            let mut req = http
+                .request(method.clone(), format!("{upstream}{uri}"))
+                .body(body);
+            for (k, v) in &headers {
+                if k != "host" {
+                    req = req.header(k, v);
+                }
+            }
+            let resp = req.send().await.unwrap();
+            let status = resp.status();
+            let mut out = Response::builder().status(status.as_u16());
+            for (k, v) in resp.headers() {
+                out = out.header(k, v);
+            }
+            let mut bytes = resp.bytes().await.unwrap().to_vec();
+            if method == Method::GET
+                && uri.path().ends_with(&format!("/blobs/{victim}"))
+                && !bytes.is_empty()
+            {
+                let mid = bytes.len() / 2;
+                bytes[mid] ^= 0x01;
+            }
+            out.body(Body::from(bytes)).unwrap().into_response()
+        }
+    };
+    let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = l.local_addr().unwrap().port();
+    tokio::spawn(async move {
+        axum::serve(l, axum::Router::new().fallback(handler))
+            .await
+            .unwrap()
+    });
+    port
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn corrupted_blob_fails_the_image_and_leaves_nothing_at_the_destination() {
+    let dir = tempfile::tempdir().unwrap();
+    let fixture = images::build_set(dir.path());
+    let src = source_with(&fixture);
+    let dst = Distribution::tls_htpasswd(USER, PASS);
+    let app = fixture.get("app", "1");
+    let base = fixture.get("base", "1");
+    // The app layer (the last one) is corrupted in flight; base:1 does not use it.
+    let victim = app.manifests[0].layers.last().unwrap().digest.clone();
+    let port = corrupting_proxy(src.url(), victim.clone()).await;
+    let proxy = format!("127.0.0.1:{port}");
+    let mut o = opts(&src, &dst, PASS);
+    o.source_registries.insert(
+        &proxy,
+        RegistryConfig {
+            insecure: true,
+            ..Default::default()
+        },
+    );
+    o.keep_going = true;
+    let ep = |r: &FixtureRef| {
+        (
+            Endpoint::Registry(
+                Reference::parse(&format!("{proxy}/library/{}:{}", r.name, r.tag)).unwrap(),
+            ),
+            Endpoint::Registry(
+                Reference::parse(&format!("{}/edge/{}:{}", dst.host(), r.name, r.tag)).unwrap(),
+            ),
+        )
+    };
+    let rep = copy_images(vec![ep(app), ep(base)], o, None).await;
+    let a = &rep.images[0];
+    assert_eq!(a.status, ImageStatus::Failed, "{rep:?}");
+    let err = a.error.clone().unwrap();
+    assert!(err.contains(&victim) && err.contains("corrupt"), "{err}");
+    // keep_going: the other image still made it.
+    assert_eq!(rep.images[1].status, ImageStatus::Copied, "{rep:?}");
+    let reg = dst_client(&dst, PASS).registry(&dst.host());
+    let victim = Digest::parse(&victim).unwrap();
+    assert_eq!(reg.head_blob("edge/app", &victim).await.unwrap(), None);
+    assert!(reg.head_manifest("edge/app", "1").await.unwrap().is_none());
+    // Nor anywhere in the registry's storage.
+    let blob_dir = dst
+        .data_dir()
+        .join("docker/registry/v2/blobs/sha256")
+        .join(&victim.hex()[..2])
+        .join(victim.hex());
+    assert!(!blob_dir.exists(), "{}", blob_dir.display());
+}
