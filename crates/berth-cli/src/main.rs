@@ -2,8 +2,10 @@
 //! flags, prints tables or JSON, and maps outcomes to exit codes:
 //! 0 clean, 1 findings of severity `error` (or failed images), 2 bad input or usage.
 
+mod archive;
 mod inputs;
 mod plan;
+mod transfer;
 
 use std::io::Write;
 use std::path::PathBuf;
@@ -44,6 +46,17 @@ enum Command {
     /// Check profiles: AlwaysPullImages, invalid references, unrendered templates, images not
     /// listed in pack.content.images, implicit :latest.
     Lint(LintArgs),
+    /// Copy every image of the profiles to its rewritten target (the external registry, or the
+    /// edge registry), byte for byte: digests kept, multi-arch indexes whole, blobs moved once,
+    /// present blobs skipped, resumable. Exit 1 if any image failed.
+    Mirror(transfer::MirrorArgs),
+    /// Check that every image of the profiles is at its target: the tag resolves, every child
+    /// manifest of an index is there, and with --deep every blob. Prints what is missing, the
+    /// command that copies it, and the profile lints. Exit 1 when anything is missing.
+    Verify(transfer::VerifyArgs),
+    /// Copy one image between transports: docker://REF, oci:DIR[:REF], oci-archive:FILE[:REF],
+    /// docker-archive:FILE[:REF].
+    Copy(transfer::CopyArgs),
 }
 
 #[derive(Args, Clone)]
@@ -125,6 +138,9 @@ fn main() -> ExitCode {
         Command::Images(a) => plan::images(a),
         Command::Rewrite(a) => plan::rewrite(a),
         Command::Lint(a) => plan::lint(a),
+        Command::Mirror(a) => transfer::mirror(a),
+        Command::Verify(a) => transfer::verify(a),
+        Command::Copy(a) => transfer::copy(a),
     };
     match result {
         Ok(code) => code,
