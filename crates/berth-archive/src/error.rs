@@ -1,0 +1,72 @@
+use berth_transfer::TransferError;
+
+/// Why an archive could not be read or written. `archive` is the transport and file
+/// (`oci-archive:/path/x.tar`).
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ArchiveError {
+    #[error("{archive}: {what}: {source}; check the file, its permissions and free space")]
+    Io {
+        archive: String,
+        what: String,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error(
+        "{archive}: entry `{entry}` {reason}; the archive is refused (docker save, skopeo and Berth never write such entries: it was damaged or crafted)"
+    )]
+    Hostile {
+        archive: String,
+        entry: String,
+        reason: String,
+    },
+    #[error("{archive}: {detail}")]
+    Invalid { archive: String, detail: String },
+    #[error("{archive}: {detail}")]
+    Usage { archive: String, detail: String },
+}
+
+impl ArchiveError {
+    pub(crate) fn io(
+        archive: &str,
+        what: impl Into<String>,
+        source: std::io::Error,
+    ) -> ArchiveError {
+        ArchiveError::Io {
+            archive: archive.to_string(),
+            what: what.into(),
+            source,
+        }
+    }
+
+    pub(crate) fn invalid(archive: &str, detail: impl Into<String>) -> ArchiveError {
+        ArchiveError::Invalid {
+            archive: archive.to_string(),
+            detail: detail.into(),
+        }
+    }
+
+    pub(crate) fn usage(archive: &str, detail: impl Into<String>) -> ArchiveError {
+        ArchiveError::Usage {
+            archive: archive.to_string(),
+            detail: detail.into(),
+        }
+    }
+
+    pub(crate) fn hostile(archive: &str, entry: &str, reason: impl Into<String>) -> ArchiveError {
+        ArchiveError::Hostile {
+            archive: archive.to_string(),
+            entry: entry.to_string(),
+            reason: reason.into(),
+        }
+    }
+}
+
+/// `TransferError` has no variant for other ends yet (see the crate's report): the full
+/// message travels as `TransferError::Shared`, which is not retryable, as none of these
+/// errors is.
+impl From<ArchiveError> for TransferError {
+    fn from(e: ArchiveError) -> TransferError {
+        TransferError::Shared(e.to_string())
+    }
+}
