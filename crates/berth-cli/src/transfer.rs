@@ -58,8 +58,9 @@ pub struct DestArgs {
     dest_tls_verify: bool,
 }
 
+/// Which images go where: profiles, the rewrite settings, and how to reach both ends.
 #[derive(Args)]
-pub struct MirrorArgs {
+pub struct PlanArgs {
     /// Cluster profile files (YAML or JSON).
     #[arg(long = "profile", value_name = "FILE", required = true)]
     profiles: Vec<PathBuf>,
@@ -69,40 +70,33 @@ pub struct MirrorArgs {
     source: SourceArgs,
     #[command(flatten)]
     dest: DestArgs,
-    /// Parallel transfers across images and blobs.
+    /// Parallel transfers or checks, across images and blobs.
     #[arg(long, value_name = "N", default_value_t = 8, value_parser = clap::value_parser!(u16).range(1..=256))]
     jobs: u16,
-    /// Print the plan (source → target) and copy nothing.
-    #[arg(long)]
-    dry_run: bool,
-    /// Go on with the other images after one fails (the exit status is still 1).
-    #[arg(long)]
-    keep_going: bool,
     /// Output format.
     #[arg(long, value_enum, default_value_t = Output::Table)]
     output: Output,
 }
 
 #[derive(Args)]
+pub struct MirrorArgs {
+    #[command(flatten)]
+    plan: PlanArgs,
+    /// Print the plan (source → target) and copy nothing.
+    #[arg(long)]
+    dry_run: bool,
+    /// Go on with the other images after one fails (the exit status is still 1).
+    #[arg(long)]
+    keep_going: bool,
+}
+
+#[derive(Args)]
 pub struct VerifyArgs {
-    /// Cluster profile files (YAML or JSON).
-    #[arg(long = "profile", value_name = "FILE", required = true)]
-    profiles: Vec<PathBuf>,
     #[command(flatten)]
-    redirect: RedirectArgs,
-    #[command(flatten)]
-    source: SourceArgs,
-    #[command(flatten)]
-    dest: DestArgs,
+    plan: PlanArgs,
     /// Also check that every blob of every manifest is at the target.
     #[arg(long)]
     deep: bool,
-    /// Parallel checks.
-    #[arg(long, value_name = "N", default_value_t = 8, value_parser = clap::value_parser!(u16).range(1..=256))]
-    jobs: u16,
-    /// Output format.
-    #[arg(long, value_enum, default_value_t = Output::Table)]
-    output: Output,
 }
 
 #[derive(Args)]
@@ -255,14 +249,15 @@ struct Planned {
     pairs: Vec<(Endpoint, Endpoint)>,
 }
 
-fn planned(
-    profiles: &[PathBuf],
-    redirect: &RedirectArgs,
-    source: &SourceArgs,
-    dest: &DestArgs,
-    jobs: u16,
-) -> Result<Planned, Failure> {
-    let profiles = inputs::profiles(profiles)?;
+fn planned(args: &PlanArgs) -> Result<Planned, Failure> {
+    let PlanArgs {
+        redirect,
+        source,
+        dest,
+        jobs,
+        ..
+    } = args;
+    let profiles = inputs::profiles(&args.profiles)?;
     let ud = match &redirect.user_data {
         Some(p) => Some(inputs::user_data(p)?),
         None => None,
@@ -287,7 +282,7 @@ fn planned(
         .into());
     }
     let options = CopyOptions {
-        jobs: usize::from(jobs),
+        jobs: usize::from(*jobs),
         source_registries: source.configs(&hosts)?,
         destination_registries: dst,
         ..CopyOptions::default()
@@ -308,19 +303,14 @@ fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
 }
 
 pub fn mirror(args: MirrorArgs) -> Result<ExitCode, Failure> {
-    if args.redirect.user_data.is_none() && args.redirect.local_registry.is_none() {
+    let output = args.plan.output;
+    if args.plan.redirect.user_data.is_none() && args.plan.redirect.local_registry.is_none() {
         return Err(anyhow!(
             "berth mirror needs --user-data (the external registry) or --local-registry (the edge registry) to know where images go"
         )
         .into());
     }
-    let mut p = planned(
-        &args.profiles,
-        &args.redirect,
-        &args.source,
-        &args.dest,
-        args.jobs,
-    )?;
+    let mut p = planned(&args.plan)?;
     p.options.keep_going = args.keep_going;
     // Images that nothing redirects have nowhere to go.
     let (pairs, unmoved): (Vec<_>, Vec<_>) = p.pairs.into_iter().partition(|(s, t)| s != t);
@@ -334,7 +324,7 @@ pub fn mirror(args: MirrorArgs) -> Result<ExitCode, Failure> {
             .filter(|r| r.source != r.target)
             .map(|r| vec![r.source.clone(), r.target.clone()])
             .collect();
-        match args.output {
+        match output {
             Output::Json => {
                 #[derive(Serialize)]
                 struct Dry<'a> {
@@ -360,7 +350,7 @@ pub fn mirror(args: MirrorArgs) -> Result<ExitCode, Failure> {
     }
     let total = pairs.len();
     let progress = Progress::new(
-        args.output == Output::Table && std::io::stderr().is_terminal(),
+        output == Output::Table && std::io::stderr().is_terminal(),
         total,
     );
     let report = runtime()?.block_on(berth_transfer::copy_images(
@@ -369,7 +359,7 @@ pub fn mirror(args: MirrorArgs) -> Result<ExitCode, Failure> {
         Some(progress.sink()),
     ));
     progress.finish();
-    print_report(&report, args.output)?;
+    print_report(&report, output)?;
     for f in p.findings {
         eprintln!("{}", finding_line(&f));
     }
@@ -434,14 +424,9 @@ fn print_report(report: &Report, output: Output) -> anyhow::Result<()> {
 }
 
 pub fn verify(args: VerifyArgs) -> Result<ExitCode, Failure> {
-    let p = planned(
-        &args.profiles,
-        &args.redirect,
-        &args.source,
-        &args.dest,
-        args.jobs,
-    )?;
-    let profiles = inputs::profiles(&args.profiles)?;
+    let output = args.plan.output;
+    let p = planned(&args.plan)?;
+    let profiles = inputs::profiles(&args.plan.profiles)?;
     let mut findings = berth_profile::lint(&profiles)?;
     findings.retain(|f| {
         !p.findings
@@ -455,7 +440,7 @@ pub fn verify(args: VerifyArgs) -> Result<ExitCode, Failure> {
         .iter()
         .filter(|r| r.status != VerifyStatus::Present)
         .collect();
-    match args.output {
+    match output {
         Output::Json => {
             #[derive(Serialize)]
             struct Out<'a> {
@@ -495,13 +480,13 @@ pub fn verify(args: VerifyArgs) -> Result<ExitCode, Failure> {
     );
     if !bad.is_empty() {
         let mut cmd = String::from("berth mirror");
-        for p in &args.profiles {
+        for p in &args.plan.profiles {
             cmd.push_str(&format!(" --profile {}", p.display()));
         }
-        if let Some(u) = &args.redirect.user_data {
+        if let Some(u) = &args.plan.redirect.user_data {
             cmd.push_str(&format!(" --user-data {}", u.display()));
         }
-        if let Some(l) = &args.redirect.local_registry {
+        if let Some(l) = &args.plan.redirect.local_registry {
             cmd.push_str(&format!(" --local-registry {l}"));
         }
         eprintln!("to copy what is missing, run: {cmd}");

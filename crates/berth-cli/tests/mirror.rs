@@ -75,14 +75,43 @@ fn write_user_data(dir: &Path, src: &Distribution, dst: &Distribution, password:
     p.display().to_string()
 }
 
-#[test]
-fn mirror_copies_every_image_byte_for_byte_then_verify_and_rerun() {
+/// A plain source registry holding the fixture images, a TLS + htpasswd destination, and a
+/// profile listing the images.
+struct Setup {
+    work: tempfile::TempDir,
+    src: Distribution,
+    dst: Distribution,
+    f: Fixture,
+    profile: String,
+}
+
+fn setup(dst_password: &str, push: bool) -> Setup {
     let work = tempfile::tempdir().unwrap();
     let src = Distribution::plain();
-    let dst = Distribution::tls_htpasswd("edge", "edge-pass");
+    let dst = Distribution::tls_htpasswd("edge", dst_password);
     let f = images::build_set(&work.path().join("images"));
-    images::push_with_skopeo(&f, &src, "library");
+    if push {
+        images::push_with_skopeo(&f, &src, "library");
+    }
     let profile = write_profile(work.path(), &src, &f);
+    Setup {
+        work,
+        src,
+        dst,
+        f,
+        profile,
+    }
+}
+
+#[test]
+fn mirror_copies_every_image_byte_for_byte_then_verify_and_rerun() {
+    let Setup {
+        work,
+        src,
+        dst,
+        f,
+        profile,
+    } = setup("edge-pass", true);
     let ud = write_user_data(work.path(), &src, &dst, "edge-pass");
 
     // verify before: everything missing, the fix command printed, exit 1
@@ -203,12 +232,13 @@ fn mirror_copies_every_image_byte_for_byte_then_verify_and_rerun() {
 
 #[test]
 fn wrong_password_names_the_registry_and_hides_the_password() {
-    let work = tempfile::tempdir().unwrap();
-    let src = Distribution::plain();
-    let dst = Distribution::tls_htpasswd("edge", "right-pass");
-    let f = images::build_set(&work.path().join("images"));
-    images::push_with_skopeo(&f, &src, "library");
-    let profile = write_profile(work.path(), &src, &f);
+    let Setup {
+        work,
+        src,
+        dst,
+        f,
+        profile,
+    } = setup("right-pass", true);
     let ud = write_user_data(work.path(), &src, &dst, "wrong-pass-xyz");
     let o = berth(&[
         "mirror",
@@ -246,12 +276,13 @@ fn wrong_password_names_the_registry_and_hides_the_password() {
 
 #[test]
 fn untrusted_certificate_is_refused_unless_insecure() {
-    let work = tempfile::tempdir().unwrap();
-    let src = Distribution::plain();
-    let dst = Distribution::tls_htpasswd("edge", "pw");
-    let f = images::build_set(&work.path().join("images"));
-    images::push_with_skopeo(&f, &src, "library");
-    let profile = write_profile(work.path(), &src, &f);
+    let Setup {
+        work,
+        src,
+        dst,
+        f,
+        profile,
+    } = setup("pw", true);
     // prepend form: no certificates field, so the private CA is unknown
     let ud = work.path().join("ud.yaml");
     let write = |insecure: bool| {
@@ -312,11 +343,13 @@ fn untrusted_certificate_is_refused_unless_insecure() {
 
 #[test]
 fn dry_run_copies_nothing() {
-    let work = tempfile::tempdir().unwrap();
-    let src = Distribution::plain();
-    let dst = Distribution::tls_htpasswd("edge", "pw");
-    let f = images::build_set(&work.path().join("images"));
-    let profile = write_profile(work.path(), &src, &f);
+    let Setup {
+        work,
+        src,
+        dst,
+        f,
+        profile,
+    } = setup("pw", false);
     let ud = write_user_data(work.path(), &src, &dst, "pw");
     let o = berth(&[
         "mirror",
