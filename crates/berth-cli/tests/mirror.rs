@@ -236,8 +236,8 @@ fn wrong_password_names_the_registry_and_hides_the_password() {
         work,
         src,
         dst,
-        f,
         profile,
+        ..
     } = setup("right-pass", true);
     let ud = write_user_data(work.path(), &src, &dst, "wrong-pass-xyz");
     let o = berth(&[
