@@ -566,3 +566,21 @@ impl Destination for DockerArchiveWriter {
         self.write(reference, manifest).await
     }
 }
+
+impl std::fmt::Debug for DockerArchive {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("DockerArchive")
+            .field("path", &self.path)
+            .field("reference", &self.reference)
+            .finish()
+    }
+}
+
+impl std::fmt::Debug for DockerArchiveWriter {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("DockerArchiveWriter")
+            .field("path", &self.path)
+            .field("repo_tag", &self.repo_tag)
+            .finish()
+    }
+}

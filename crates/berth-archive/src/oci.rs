@@ -503,3 +503,21 @@ impl Destination for OciArchiveWriter {
         Ok(())
     }
 }
+
+impl std::fmt::Debug for OciArchive {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("OciArchive")
+            .field("path", &self.path)
+            .field("reference", &self.reference)
+            .finish()
+    }
+}
+
+impl std::fmt::Debug for OciArchiveWriter {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("OciArchiveWriter")
+            .field("path", &self.path)
+            .field("reference", &self.reference)
+            .finish()
+    }
+}
