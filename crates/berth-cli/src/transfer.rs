@@ -496,7 +496,7 @@ pub fn verify(args: VerifyArgs) -> Result<ExitCode, Failure> {
 }
 
 /// Parses a transport reference.
-pub fn endpoint(s: &str) -> anyhow::Result<Endpoint> {
+pub fn endpoint(s: &str, side: crate::archive::Side) -> anyhow::Result<Endpoint> {
     if let Some(r) = s.strip_prefix("docker://") {
         return Ok(Endpoint::Registry(Reference::parse(r)?));
     }
@@ -509,7 +509,7 @@ pub fn endpoint(s: &str) -> anyhow::Result<Endpoint> {
     }
     for t in ["oci-archive:", "docker-archive:"] {
         if s.starts_with(t) {
-            return crate::archive::endpoint(s);
+            return crate::archive::endpoint(s, side);
         }
     }
     bail!(
@@ -517,17 +517,18 @@ pub fn endpoint(s: &str) -> anyhow::Result<Endpoint> {
     )
 }
 
-/// `DIR[:REF]`: the reference follows the last `:` (paths with `:` need a reference).
+/// `DIR[:REF]`: like skopeo, the directory ends at the first `:`.
 pub fn split_path_ref(s: &str) -> (&str, Option<&str>) {
-    match s.rsplit_once(':') {
-        Some((p, r)) if !p.is_empty() && !r.contains('/') => (p, Some(r)),
-        _ => (s, None),
+    match s.split_once(':') {
+        Some((p, r)) if !r.is_empty() => (p, Some(r)),
+        Some((p, _)) => (p, None),
+        None => (s, None),
     }
 }
 
 pub fn copy(args: CopyArgs) -> Result<ExitCode, Failure> {
-    let src = endpoint(&args.src)?;
-    let dst = endpoint(&args.dst)?;
+    let src = endpoint(&args.src, crate::archive::Side::Source)?;
+    let dst = endpoint(&args.dst, crate::archive::Side::Destination)?;
     let mut hosts = BTreeSet::new();
     if let Endpoint::Registry(r) = &src {
         hosts.insert(r.domain().to_string());

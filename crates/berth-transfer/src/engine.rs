@@ -18,12 +18,60 @@ use crate::manifest::{Descriptor, Parsed, parse};
 use crate::{Destination, OciLayout, RegistryEnd, Source, TransferError};
 
 /// One end of a copy.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone)]
 pub enum Endpoint {
     /// An image in a registry; its tag and/or digest select the manifest.
     Registry(Reference),
     /// An OCI image layout; `reference` is an `org.opencontainers.image.ref.name` or a digest.
     Layout { dir: PathBuf, reference: String },
+    /// Any other end, given as trait objects (archives, containerd, a local store): the
+    /// engine does not need to know its type. `reference` addresses the manifest (a tag, a
+    /// ref name, a digest, or `""` for an end holding a single image).
+    Ends {
+        name: String,
+        reference: String,
+        source: Option<Arc<dyn Source>>,
+        destination: Option<Arc<dyn Destination>>,
+    },
+}
+
+impl PartialEq for Endpoint {
+    fn eq(&self, other: &Endpoint) -> bool {
+        match (self, other) {
+            (Endpoint::Registry(a), Endpoint::Registry(b)) => a == b,
+            (
+                Endpoint::Layout {
+                    dir: a,
+                    reference: r,
+                },
+                Endpoint::Layout {
+                    dir: b,
+                    reference: q,
+                },
+            ) => a == b && r == q,
+            (
+                Endpoint::Ends {
+                    name: a,
+                    reference: r,
+                    ..
+                },
+                Endpoint::Ends {
+                    name: b,
+                    reference: q,
+                    ..
+                },
+            ) => a == b && r == q,
+            _ => false,
+        }
+    }
+}
+
+impl Eq for Endpoint {}
+
+impl fmt::Debug for Endpoint {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "Endpoint({self})")
+    }
 }
 
 impl fmt::Display for Endpoint {
@@ -31,6 +79,7 @@ impl fmt::Display for Endpoint {
         match self {
             Endpoint::Registry(r) => write!(f, "{r}"),
             Endpoint::Layout { dir, reference } => write!(f, "oci:{}:{reference}", dir.display()),
+            Endpoint::Ends { name, .. } => f.write_str(name),
         }
     }
 }
@@ -44,7 +93,9 @@ impl Endpoint {
                 (Some(t), None) => t.to_string(),
                 (None, None) => "latest".into(),
             },
-            Endpoint::Layout { reference, .. } => reference.clone(),
+            Endpoint::Layout { reference, .. } | Endpoint::Ends { reference, .. } => {
+                reference.clone()
+            }
         }
     }
 
@@ -52,14 +103,18 @@ impl Endpoint {
     fn target_reference(&self, digest: &Digest) -> String {
         match self {
             Endpoint::Registry(r) => r.tag().map_or_else(|| digest.to_string(), str::to_string),
-            Endpoint::Layout { reference, .. } => reference.clone(),
+            Endpoint::Layout { reference, .. } | Endpoint::Ends { reference, .. } => {
+                reference.clone()
+            }
         }
     }
 
     fn expected_digest(&self) -> Option<Digest> {
         match self {
             Endpoint::Registry(r) => r.digest().cloned(),
-            Endpoint::Layout { reference, .. } => Digest::parse(reference).ok(),
+            Endpoint::Layout { reference, .. } | Endpoint::Ends { reference, .. } => {
+                Digest::parse(reference).ok()
+            }
         }
     }
 }
@@ -224,6 +279,12 @@ impl Engine {
                 r.path(),
             )),
             Endpoint::Layout { dir, .. } => Arc::new(OciLayout::open(dir.clone())?),
+            Endpoint::Ends { name, source, .. } => {
+                source.clone().ok_or_else(|| TransferError::End {
+                    name: name.clone(),
+                    detail: "cannot be read from (it is a destination only)".into(),
+                })?
+            }
         })
     }
 
@@ -234,6 +295,12 @@ impl Engine {
                 r.path(),
             )),
             Endpoint::Layout { dir, .. } => Arc::new(OciLayout::create(dir.clone())?),
+            Endpoint::Ends {
+                name, destination, ..
+            } => destination.clone().ok_or_else(|| TransferError::End {
+                name: name.clone(),
+                detail: "cannot be written to (it is a source only)".into(),
+            })?,
         })
     }
 
@@ -740,6 +807,17 @@ async fn verify_one(
             Endpoint::Layout { dir, .. } => {
                 let l = OciLayout::open(dir.clone())?;
                 (Arc::new(l.clone()), Arc::new(l))
+            }
+            Endpoint::Ends {
+                source: Some(s),
+                destination: Some(d),
+                ..
+            } => (s.clone(), d.clone()),
+            Endpoint::Ends { name, .. } => {
+                return Err(TransferError::End {
+                    name: name.clone(),
+                    detail: "cannot be checked: it is not readable and writable".into(),
+                });
             }
         })
     };

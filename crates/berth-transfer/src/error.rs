@@ -54,6 +54,8 @@ pub enum TransferError {
         expected: Digest,
         found: Digest,
     },
+    #[error("{name}: {detail}")]
+    End { name: String, detail: String },
     #[error("{0}")]
     Shared(String),
     #[error("not copied: an earlier image failed and keep_going is off")]
