@@ -1,0 +1,606 @@
+//! The image-redirecting mutating admission webhook (`admission.k8s.io/v1`).
+//!
+//! For a Pod CREATE (and an UPDATE of the `pods/ephemeralcontainers` subresource, which is how
+//! `kubectl debug` adds containers), every image of `containers`, `initContainers` and
+//! `ephemeralContainers` goes through [`berth_rewrite::Rewriter::rewrite`]; each image it
+//! changes becomes one JSONPatch `replace` of `/spec/<list>/<index>/image`. The rewrite is
+//! idempotent, so a pod seen twice (reinvocation, a retried request) gets no patch the second
+//! time, and an image the rewrite leaves alone gets no operation (a short name such as `nginx`
+//! is not spelt out when it is not redirected).
+//!
+//! **Opt-out.** Namespaces labelled `stylus.io/imageswap=disable` never reach the webhook: the
+//! generated configuration's `namespaceSelector` excludes them ([`manifest`]), which is how
+//! Kubernetes intends namespace scoping (an admission request carries no namespace labels).
+//! [`namespace_opted_out`] decides the same from labels for callers that have them.
+//! `stylus.imageRedirectWebhook.enable: false` makes the rewrite the identity: every pod is
+//! allowed unchanged.
+//!
+//! **Failures.** An image that does not parse or cannot be rewritten is, with
+//! [`FailurePolicy::Ignore`] (fail open), left as it is with a warning in `response.warnings`
+//! and a log line, while the pod's other images are still redirected; with
+//! [`FailurePolicy::Fail`] the pod is denied with a message naming each container and image.
+
+use std::collections::BTreeMap;
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use axum::Router;
+use axum::body::Bytes;
+use axum::extract::{DefaultBodyLimit, State};
+use axum::http::{StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use berth_rewrite::{OPT_OUT_LABEL, OPT_OUT_VALUE, Rewriter};
+use json_patch::{Patch, PatchOperation, ReplaceOperation, jsonptr::PointerBuf};
+use k8s_openapi::api::core::v1::Pod;
+use kube_core::DynamicObject;
+use kube_core::admission::{AdmissionRequest, AdmissionResponse, AdmissionReview, Operation};
+use tokio::net::TcpListener;
+use tokio_rustls::TlsAcceptor;
+use tokio_rustls::rustls;
+
+use crate::NodeError;
+use crate::text::q;
+
+/// What the API server does when the webhook cannot be reached, and what the webhook does with
+/// an image it cannot rewrite.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FailurePolicy {
+    /// Fail open: allow the pod, leave the image, warn.
+    Ignore,
+    /// Fail closed: deny the pod.
+    Fail,
+}
+
+impl FailurePolicy {
+    /// The `failurePolicy` value of a `MutatingWebhookConfiguration`.
+    pub fn as_k8s(self) -> &'static str {
+        match self {
+            FailurePolicy::Ignore => "Ignore",
+            FailurePolicy::Fail => "Fail",
+        }
+    }
+}
+
+/// True when a namespace with these labels is opted out (`stylus.io/imageswap=disable`).
+pub fn namespace_opted_out(labels: &BTreeMap<String, String>) -> bool {
+    labels.get(OPT_OUT_LABEL).map(String::as_str) == Some(OPT_OUT_VALUE)
+}
+
+/// Which container lists a request may change.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Scope {
+    /// Pod CREATE: every list.
+    AllContainers,
+    /// UPDATE of `pods/ephemeralcontainers`: only `ephemeralContainers` can change.
+    EphemeralOnly,
+}
+
+/// One image the webhook redirects.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Change {
+    /// `containers`, `initContainers` or `ephemeralContainers`.
+    pub list: &'static str,
+    pub index: usize,
+    pub container: String,
+    pub from: String,
+    pub to: String,
+}
+
+impl Change {
+    /// The JSON pointer of the image field: `/spec/containers/0/image`.
+    pub fn pointer(&self) -> String {
+        format!("/spec/{}/{}/image", self.list, self.index)
+    }
+}
+
+/// One image the webhook could not rewrite.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Failure {
+    pub list: &'static str,
+    pub index: usize,
+    pub container: String,
+    pub image: String,
+    pub reason: String,
+}
+
+impl Failure {
+    fn describe(&self) -> String {
+        format!(
+            "container {} ({}[{}]) image {}: {}",
+            q(&self.container),
+            self.list,
+            self.index,
+            q(&self.image),
+            self.reason
+        )
+    }
+}
+
+/// What the rewrite does to one pod.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Mutation {
+    pub changes: Vec<Change>,
+    pub failures: Vec<Failure>,
+}
+
+impl Mutation {
+    /// One `replace` per change.
+    pub fn patch(&self) -> Patch {
+        Patch(
+            self.changes
+                .iter()
+                .map(|c| {
+                    PatchOperation::Replace(ReplaceOperation {
+                        path: PointerBuf::from_tokens([
+                            "spec".to_string(),
+                            c.list.to_string(),
+                            c.index.to_string(),
+                            "image".to_string(),
+                        ]),
+                        value: serde_json::Value::String(c.to.clone()),
+                    })
+                })
+                .collect(),
+        )
+    }
+}
+
+/// The webhook's decision logic: the rewrite function and a failure policy.
+#[derive(Debug, Clone)]
+pub struct Mutator {
+    rewriter: Rewriter,
+    policy: FailurePolicy,
+}
+
+/// A finished admission decision: the review to send back and the lines to log.
+#[derive(Debug)]
+pub struct Decision {
+    pub review: AdmissionReview<DynamicObject>,
+    pub log: Vec<String>,
+}
+
+impl Mutator {
+    pub fn new(rewriter: Rewriter, policy: FailurePolicy) -> Mutator {
+        Mutator { rewriter, policy }
+    }
+
+    pub fn rewriter(&self) -> &Rewriter {
+        &self.rewriter
+    }
+
+    pub fn policy(&self) -> FailurePolicy {
+        self.policy
+    }
+
+    /// The changes the rewrite makes to `pod`'s images.
+    pub fn mutate(&self, pod: &Pod, scope: Scope) -> Mutation {
+        let mut m = Mutation::default();
+        let Some(spec) = &pod.spec else {
+            return m;
+        };
+        let mut images: Vec<(&'static str, usize, &str, Option<&str>)> = Vec::new();
+        if scope == Scope::AllContainers {
+            for (i, c) in spec.containers.iter().enumerate() {
+                images.push(("containers", i, &c.name, c.image.as_deref()));
+            }
+            for (i, c) in spec.init_containers.iter().flatten().enumerate() {
+                images.push(("initContainers", i, &c.name, c.image.as_deref()));
+            }
+        }
+        for (i, c) in spec.ephemeral_containers.iter().flatten().enumerate() {
+            images.push(("ephemeralContainers", i, &c.name, c.image.as_deref()));
+        }
+        for (list, index, name, image) in images {
+            let Some(image) = image else { continue };
+            let failure = |reason: String| Failure {
+                list,
+                index,
+                container: name.to_string(),
+                image: image.to_string(),
+                reason,
+            };
+            let parsed = match berth_reference::Reference::parse(image) {
+                Ok(r) => r,
+                Err(e) => {
+                    m.failures.push(failure(e.to_string()));
+                    continue;
+                }
+            };
+            match self.rewriter.rewrite(&parsed) {
+                Ok(target) if target == parsed => {}
+                Ok(target) => m.changes.push(Change {
+                    list,
+                    index,
+                    container: name.to_string(),
+                    from: image.to_string(),
+                    to: target.to_string(),
+                }),
+                Err(e) => m.failures.push(failure(e.to_string())),
+            }
+        }
+        m
+    }
+
+    /// The response to one admission request.
+    pub fn decide(
+        &self,
+        req: &AdmissionRequest<DynamicObject>,
+    ) -> (AdmissionResponse, Vec<String>) {
+        let mut log = Vec::new();
+        let mut resp = AdmissionResponse::from(req);
+        let who = format!(
+            "{}/{} ({})",
+            req.namespace.as_deref().unwrap_or("-"),
+            if req.name.is_empty() {
+                "<generated>"
+            } else {
+                &req.name
+            },
+            req.uid
+        );
+        let scope = match (&req.operation, req.sub_resource.as_deref()) {
+            (Operation::Create, None) => Scope::AllContainers,
+            (Operation::Update, Some("ephemeralcontainers")) => Scope::EphemeralOnly,
+            _ => return (resp, log),
+        };
+        if req.kind.kind != "Pod" {
+            return (resp, log);
+        }
+        let pod: Pod = match req
+            .object
+            .as_ref()
+            .map(serde_json::to_value)
+            .transpose()
+            .and_then(|v| v.map(serde_json::from_value).transpose())
+        {
+            Ok(Some(p)) => p,
+            Ok(None) => return (resp, log),
+            Err(e) => {
+                let msg = format!("berth: the pod object does not decode: {e}");
+                log.push(format!("{who}: {msg}"));
+                return match self.policy {
+                    FailurePolicy::Ignore => {
+                        resp.warnings = Some(vec![msg]);
+                        (resp, log)
+                    }
+                    FailurePolicy::Fail => (resp.deny(msg), log),
+                };
+            }
+        };
+        let m = self.mutate(&pod, scope);
+        for f in &m.failures {
+            log.push(format!("{who}: image not redirected: {}", f.describe()));
+        }
+        if !m.failures.is_empty() && self.policy == FailurePolicy::Fail {
+            let list: Vec<String> = m.failures.iter().map(Failure::describe).collect();
+            let mut resp = resp.deny(format!(
+                "berth: cannot redirect the pod's images (failurePolicy Fail): {}",
+                list.join("; ")
+            ));
+            resp.result.code = 403;
+            return (resp, log);
+        }
+        if !m.failures.is_empty() {
+            resp.warnings = Some(
+                m.failures
+                    .iter()
+                    .map(|f| format!("berth: image left as it is: {}", f.describe()))
+                    .collect(),
+            );
+        }
+        for c in &m.changes {
+            log.push(format!(
+                "{who}: {}[{}] {}: {} -> {}",
+                c.list,
+                c.index,
+                q(&c.container),
+                c.from,
+                c.to
+            ));
+        }
+        if m.changes.is_empty() {
+            return (resp, log);
+        }
+        match resp.clone().with_patch(m.patch()) {
+            Ok(r) => (r, log),
+            Err(e) => {
+                log.push(format!("{who}: cannot serialize the patch: {e}"));
+                (resp, log)
+            }
+        }
+    }
+
+    /// Decodes an `AdmissionReview` body and decides it.
+    pub fn review(&self, body: &[u8]) -> Result<Decision, NodeError> {
+        let review: AdmissionReview<DynamicObject> = serde_json::from_slice(body)
+            .map_err(|e| NodeError::Request(format!("the body is not an AdmissionReview: {e}")))?;
+        if review.types.api_version != "admission.k8s.io/v1"
+            || review.types.kind != "AdmissionReview"
+        {
+            return Err(NodeError::Request(format!(
+                "expected apiVersion admission.k8s.io/v1, kind AdmissionReview; got {} {}",
+                review.types.api_version, review.types.kind
+            )));
+        }
+        let req: AdmissionRequest<DynamicObject> = review
+            .try_into()
+            .map_err(|_| NodeError::Request("the AdmissionReview has no request".into()))?;
+        let (resp, log) = self.decide(&req);
+        Ok(Decision {
+            review: resp.into_review(),
+            log,
+        })
+    }
+}
+
+/// Where log lines go (the binary prints them to stderr).
+pub type Logger = Arc<dyn Fn(&str) + Send + Sync>;
+
+#[derive(Clone)]
+struct AppState {
+    mutator: Arc<Mutator>,
+    log: Logger,
+}
+
+/// The HTTP routes: `POST /mutate`, `GET /healthz`.
+pub fn router(mutator: Arc<Mutator>, log: Logger) -> Router {
+    Router::new()
+        .route("/mutate", post(mutate_handler))
+        .route("/healthz", get(|| async { "ok\n" }))
+        .layer(DefaultBodyLimit::max(16 * 1024 * 1024))
+        .with_state(AppState { mutator, log })
+}
+
+async fn mutate_handler(State(state): State<AppState>, body: Bytes) -> Response {
+    match state.mutator.review(&body) {
+        Ok(d) => {
+            for line in &d.log {
+                (state.log)(line);
+            }
+            match serde_json::to_vec(&d.review) {
+                Ok(bytes) => ([(header::CONTENT_TYPE, "application/json")], bytes).into_response(),
+                Err(e) => (StatusCode::INTERNAL_SERVER_ERROR, e.to_string()).into_response(),
+            }
+        }
+        Err(e) => {
+            (state.log)(&format!("bad request: {e}"));
+            (StatusCode::BAD_REQUEST, format!("{e}\n")).into_response()
+        }
+    }
+}
+
+/// A rustls server configuration from a PEM certificate chain and a PEM private key, with the
+/// aws-lc-rs provider the rest of Berth uses; HTTP/2 and HTTP/1.1 by ALPN.
+pub fn tls_config(cert_pem: &[u8], key_pem: &[u8]) -> Result<Arc<rustls::ServerConfig>, NodeError> {
+    let certs: Vec<_> = rustls_pemfile::certs(&mut &cert_pem[..])
+        .collect::<Result<_, _>>()
+        .map_err(|e| NodeError::Tls(format!("the certificate file does not parse: {e}")))?;
+    if certs.is_empty() {
+        return Err(NodeError::Tls(
+            "the certificate file has no `-----BEGIN CERTIFICATE-----` block".into(),
+        ));
+    }
+    let key = rustls_pemfile::private_key(&mut &key_pem[..])
+        .map_err(|e| NodeError::Tls(format!("the key file does not parse: {e}")))?
+        .ok_or_else(|| NodeError::Tls("the key file has no private key in PEM form".into()))?;
+    let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
+    let mut config = rustls::ServerConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .map_err(|e| NodeError::Tls(e.to_string()))?
+        .with_no_client_auth()
+        .with_single_cert(certs, key)
+        .map_err(|e| NodeError::Tls(format!("the key does not match the certificate: {e}")))?;
+    config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
+    Ok(Arc::new(config))
+}
+
+/// Serves the webhook over HTTPS on `listener` until `shutdown` completes.
+pub async fn serve(
+    listener: TcpListener,
+    tls: Arc<rustls::ServerConfig>,
+    mutator: Arc<Mutator>,
+    log: Logger,
+    shutdown: impl Future<Output = ()> + Send,
+) -> Result<(), NodeError> {
+    let acceptor = TlsAcceptor::from(tls);
+    let app = router(mutator, log.clone());
+    tokio::pin!(shutdown);
+    loop {
+        let (stream, peer): (_, SocketAddr) = tokio::select! {
+            _ = &mut shutdown => return Ok(()),
+            accepted = listener.accept() => match accepted {
+                Ok(a) => a,
+                Err(e) => {
+                    log(&format!("accept: {e}"));
+                    tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+                    continue;
+                }
+            },
+        };
+        let acceptor = acceptor.clone();
+        let app = app.clone();
+        let log = log.clone();
+        tokio::spawn(async move {
+            let tls = match tokio::time::timeout(
+                std::time::Duration::from_secs(10),
+                acceptor.accept(stream),
+            )
+            .await
+            {
+                Ok(Ok(s)) => s,
+                Ok(Err(e)) => {
+                    log(&format!("TLS handshake with {peer}: {e}"));
+                    return;
+                }
+                Err(_) => {
+                    log(&format!("TLS handshake with {peer}: timed out"));
+                    return;
+                }
+            };
+            let service = hyper_util::service::TowerToHyperService::new(app);
+            let builder =
+                hyper_util::server::conn::auto::Builder::new(hyper_util::rt::TokioExecutor::new());
+            if let Err(e) = builder
+                .serve_connection(hyper_util::rt::TokioIo::new(tls), service)
+                .await
+            {
+                log(&format!("connection from {peer}: {e}"));
+            }
+        });
+    }
+}
+
+/// How the generated configuration reaches the webhook.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Endpoint {
+    /// A Service in the cluster (and the Service itself is printed).
+    Service {
+        namespace: String,
+        name: String,
+        /// The Service port (443).
+        port: u16,
+        /// The port `berth webhook` listens on in the pod.
+        target_port: u16,
+    },
+    /// A URL the API server calls directly, e.g. `https://127.0.0.1:8443/mutate` when the
+    /// webhook runs on the control-plane host.
+    Url(String),
+}
+
+/// What [`manifest`] prints.
+#[derive(Debug, Clone)]
+pub struct ManifestOptions {
+    /// `metadata.name` of the configuration.
+    pub name: String,
+    pub endpoint: Endpoint,
+    /// The webhook's own namespace, excluded so the webhook never blocks itself.
+    pub own_namespace: String,
+    /// PEM of the CA that signed the serving certificate (becomes `caBundle`).
+    pub ca_bundle_pem: Option<String>,
+    pub failure_policy: FailurePolicy,
+    pub timeout_seconds: u8,
+}
+
+impl Default for ManifestOptions {
+    fn default() -> ManifestOptions {
+        ManifestOptions {
+            name: "berth-image-redirect".into(),
+            endpoint: Endpoint::Service {
+                namespace: "berth-system".into(),
+                name: "berth-webhook".into(),
+                port: 443,
+                target_port: 8443,
+            },
+            own_namespace: "berth-system".into(),
+            ca_bundle_pem: None,
+            failure_policy: FailurePolicy::Ignore,
+            timeout_seconds: 10,
+        }
+    }
+}
+
+/// The label the generated Service selects the webhook's pods by.
+pub const APP_LABEL: &str = "app.kubernetes.io/name";
+
+/// The `MutatingWebhookConfiguration` (and, for a Service endpoint, the `Service`) that
+/// install the webhook, as YAML.
+pub fn manifest(o: &ManifestOptions) -> String {
+    use base64::Engine as _;
+    let mut y = String::new();
+    y.push_str("# Generated by `berth webhook manifest`.\n");
+    y.push_str("apiVersion: admissionregistration.k8s.io/v1\n");
+    y.push_str("kind: MutatingWebhookConfiguration\n");
+    y.push_str("metadata:\n");
+    y.push_str(&format!("  name: {}\n", q(&o.name)));
+    y.push_str("webhooks:\n");
+    y.push_str("  - name: \"image-redirect.berth.stylus.io\"\n");
+    y.push_str("    admissionReviewVersions: [\"v1\"]\n");
+    y.push_str("    sideEffects: None\n");
+    y.push_str(&format!(
+        "    failurePolicy: {}\n",
+        o.failure_policy.as_k8s()
+    ));
+    y.push_str("    matchPolicy: Equivalent\n");
+    y.push_str("    reinvocationPolicy: IfNeeded\n");
+    y.push_str(&format!("    timeoutSeconds: {}\n", o.timeout_seconds));
+    y.push_str("    clientConfig:\n");
+    match &o.endpoint {
+        Endpoint::Service {
+            namespace,
+            name,
+            port,
+            ..
+        } => {
+            y.push_str("      service:\n");
+            y.push_str(&format!("        namespace: {}\n", q(namespace)));
+            y.push_str(&format!("        name: {}\n", q(name)));
+            y.push_str("        path: \"/mutate\"\n");
+            y.push_str(&format!("        port: {port}\n"));
+        }
+        Endpoint::Url(url) => y.push_str(&format!("      url: {}\n", q(url))),
+    }
+    if let Some(pem) = &o.ca_bundle_pem {
+        let b64 = base64::engine::general_purpose::STANDARD.encode(pem.as_bytes());
+        y.push_str(&format!("      caBundle: {}\n", q(&b64)));
+    }
+    y.push_str("    rules:\n");
+    y.push_str("      - apiGroups: [\"\"]\n");
+    y.push_str("        apiVersions: [\"v1\"]\n");
+    y.push_str("        operations: [\"CREATE\"]\n");
+    y.push_str("        resources: [\"pods\"]\n");
+    y.push_str("        scope: \"Namespaced\"\n");
+    y.push_str("      - apiGroups: [\"\"]\n");
+    y.push_str("        apiVersions: [\"v1\"]\n");
+    y.push_str("        operations: [\"UPDATE\"]\n");
+    y.push_str("        resources: [\"pods/ephemeralcontainers\"]\n");
+    y.push_str("        scope: \"Namespaced\"\n");
+    y.push_str("    namespaceSelector:\n");
+    y.push_str("      matchExpressions:\n");
+    y.push_str(&format!("        - key: {}\n", q(OPT_OUT_LABEL)));
+    y.push_str("          operator: NotIn\n");
+    y.push_str(&format!("          values: [{}]\n", q(OPT_OUT_VALUE)));
+    y.push_str("        - key: \"kubernetes.io/metadata.name\"\n");
+    y.push_str("          operator: NotIn\n");
+    y.push_str(&format!("          values: [{}]\n", q(&o.own_namespace)));
+    if let Endpoint::Service {
+        namespace,
+        name,
+        port,
+        target_port,
+    } = &o.endpoint
+    {
+        y.push_str("---\n");
+        y.push_str("apiVersion: v1\n");
+        y.push_str("kind: Service\n");
+        y.push_str("metadata:\n");
+        y.push_str(&format!("  name: {}\n", q(name)));
+        y.push_str(&format!("  namespace: {}\n", q(namespace)));
+        y.push_str("spec:\n");
+        y.push_str("  type: ClusterIP\n");
+        y.push_str("  selector:\n");
+        y.push_str(&format!("    {}: {}\n", q(APP_LABEL), q(name)));
+        y.push_str("  ports:\n");
+        y.push_str("    - name: \"https\"\n");
+        y.push_str("      protocol: TCP\n");
+        y.push_str(&format!("      port: {port}\n"));
+        y.push_str(&format!("      targetPort: {target_port}\n"));
+    }
+    y
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn opt_out_label() {
+        let mut l = BTreeMap::new();
+        assert!(!namespace_opted_out(&l));
+        l.insert(OPT_OUT_LABEL.to_string(), "enable".to_string());
+        assert!(!namespace_opted_out(&l));
+        l.insert(OPT_OUT_LABEL.to_string(), "disable".to_string());
+        assert!(namespace_opted_out(&l));
+    }
+}
