@@ -1,0 +1,239 @@
+//! The edge registry: an OCI distribution-spec v1.1 server on [`berth_store`].
+//!
+//! - API: `/v2/`, manifests (GET/HEAD/PUT/DELETE by tag or digest, OCI and Docker types,
+//!   content negotiation), blobs (GET/HEAD with Range, DELETE), uploads (monolithic,
+//!   chunked with `Content-Range`, streamed; cross-repository mount), tags list and
+//!   `_catalog` with pagination, referrers (`subject`, `artifactType` filter).
+//! - Bodies are streamed to disk and verified; manifests are limited in size.
+//! - Access: htpasswd (bcrypt) Basic auth and `/token` bearer tokens, anonymous pull on
+//!   request; TLS from files or a generated CA.
+//! - `/metrics` (Prometheus text), a `tracing` line per request.
+//! - Pull-through caching of upstream registries ([`proxy`]).
+
+// `ApiError` is the HTTP error response itself (status, code, headers); it is built once
+// per failed request and returned straight away, so its size does not matter.
+#![allow(clippy::result_large_err)]
+
+mod api;
+mod auth;
+mod config;
+mod error;
+mod metrics;
+pub mod proxy;
+pub mod tls;
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use axum::Router;
+use axum::routing::{any, get};
+use berth_store::{BlobWriter, Store};
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use hyper_util::service::TowerToHyperService;
+
+pub use api::parse_route;
+pub use auth::load_htpasswd;
+pub use config::{AuthConfig, Config, Limits, LogFormat, ProxyConfig, TlsConfig, Upstream};
+pub use error::{ApiError, RegistryError};
+
+/// An upload in progress.
+pub(crate) struct Session {
+    repo: String,
+    writer: Option<BlobWriter>,
+    touched: Instant,
+}
+
+/// The server's shared state.
+pub struct State {
+    pub(crate) store: Store,
+    pub(crate) cfg: Config,
+    pub(crate) auth: auth::Auth,
+    pub(crate) metrics: metrics::Metrics,
+    pub(crate) tls: bool,
+    pub(crate) uploads: Mutex<HashMap<String, Arc<tokio::sync::Mutex<Session>>>>,
+    pub(crate) proxy: Option<proxy::Proxy>,
+}
+
+impl State {
+    /// Opens the data directory (as the only server on it) and loads the settings.
+    pub fn new(cfg: Config, tls: bool) -> Result<Arc<State>, RegistryError> {
+        let store = Store::open_server(&cfg.data)?;
+        Self::with_store(cfg, store, tls)
+    }
+
+    /// A state on an already opened store (tests).
+    pub fn with_store(cfg: Config, store: Store, tls: bool) -> Result<Arc<State>, RegistryError> {
+        let auth = auth::Auth::new(&cfg.auth)?;
+        let proxy = proxy::Proxy::from_config(&cfg.proxy)?;
+        Ok(Arc::new(State {
+            store,
+            auth,
+            metrics: metrics::Metrics::default(),
+            tls,
+            uploads: Mutex::new(HashMap::new()),
+            proxy,
+            cfg,
+        }))
+    }
+
+    pub fn store(&self) -> &Store {
+        &self.store
+    }
+
+    /// Drops upload sessions idle for longer than `limits.upload_idle_seconds` (their
+    /// partial files are removed).
+    pub fn expire_uploads(&self) -> usize {
+        let idle = Duration::from_secs(self.cfg.limits.upload_idle_seconds);
+        let mut u = self.uploads.lock().expect("lock");
+        let before = u.len();
+        u.retain(|_, s| match s.try_lock() {
+            Ok(g) => g.touched.elapsed() < idle,
+            Err(_) => true,
+        });
+        before - u.len()
+    }
+}
+
+/// The HTTP application (also used in-process by tests with `tower::ServiceExt::oneshot`).
+pub fn router(state: Arc<State>) -> Router {
+    Router::new()
+        .route("/v2/", get(api::base))
+        .route("/v2", get(api::base))
+        .route("/v2/_catalog", get(api::catalog))
+        .route("/token", get(api::token))
+        .route("/metrics", get(api::metrics))
+        .route("/v2/{*rest}", any(api::dispatch))
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            api::observe,
+        ))
+        .with_state(state)
+}
+
+/// A bound, not yet serving, registry.
+pub struct Server {
+    listener: tokio::net::TcpListener,
+    state: Arc<State>,
+    tls: Option<tokio_rustls::TlsAcceptor>,
+}
+
+impl Server {
+    /// Reads TLS material, opens the store, binds the listen address.
+    pub async fn bind(cfg: Config) -> Result<Server, RegistryError> {
+        let addr: SocketAddr =
+            cfg.listen
+                .parse()
+                .map_err(|e: std::net::AddrParseError| RegistryError::Listen {
+                    listen: cfg.listen.clone(),
+                    reason: e.to_string(),
+                })?;
+        std::fs::create_dir_all(&cfg.data).map_err(|source| RegistryError::Io {
+            action: "create data directory",
+            path: cfg.data.clone(),
+            source,
+        })?;
+        let tls = tls::from_config(&cfg.tls, &cfg.data, &cfg.listen)?;
+        let state = State::new(cfg, tls.is_some())?;
+        let listener = tokio::net::TcpListener::bind(addr)
+            .await
+            .map_err(|source| RegistryError::Bind {
+                listen: state.cfg.listen.clone(),
+                source,
+            })?;
+        Ok(Server {
+            listener,
+            state,
+            tls: tls.map(tokio_rustls::TlsAcceptor::from),
+        })
+    }
+
+    pub fn local_addr(&self) -> SocketAddr {
+        self.listener
+            .local_addr()
+            .expect("a bound listener has an address")
+    }
+
+    pub fn state(&self) -> &Arc<State> {
+        &self.state
+    }
+
+    /// Serves until `shutdown` completes.
+    pub async fn run(
+        self,
+        shutdown: impl std::future::Future<Output = ()>,
+    ) -> Result<(), RegistryError> {
+        let app = router(self.state.clone());
+        let state = self.state.clone();
+        tracing::info!(
+            listen = %self.local_addr(),
+            tls = self.tls.is_some(),
+            data = %state.cfg.data.display(),
+            auth = state.auth.enabled(),
+            "berth registry serving"
+        );
+        let janitor = {
+            let state = state.clone();
+            tokio::spawn(async move {
+                let mut t = tokio::time::interval(Duration::from_secs(60));
+                loop {
+                    t.tick().await;
+                    let n = state.expire_uploads();
+                    if n > 0 {
+                        tracing::info!(expired = n, "dropped idle upload sessions");
+                    }
+                }
+            })
+        };
+        tokio::pin!(shutdown);
+        loop {
+            let (tcp, peer) = tokio::select! {
+                _ = &mut shutdown => break,
+                a = self.listener.accept() => match a {
+                    Ok(a) => a,
+                    Err(e) => {
+                        tracing::warn!(error = %e, "accept failed");
+                        tokio::time::sleep(Duration::from_millis(50)).await;
+                        continue;
+                    }
+                },
+            };
+            let _ = tcp.set_nodelay(true);
+            let app = app.clone();
+            let acceptor = self.tls.clone();
+            tokio::spawn(async move {
+                let svc = TowerToHyperService::new(app);
+                let builder = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
+                let r = match acceptor {
+                    Some(acc) => {
+                        let tls =
+                            match tokio::time::timeout(Duration::from_secs(15), acc.accept(tcp))
+                                .await
+                            {
+                                Ok(Ok(s)) => s,
+                                Ok(Err(e)) => {
+                                    tracing::debug!(%peer, error = %e, "TLS handshake failed");
+                                    return;
+                                }
+                                Err(_) => return,
+                            };
+                        builder
+                            .serve_connection_with_upgrades(TokioIo::new(tls), svc)
+                            .await
+                    }
+                    None => {
+                        builder
+                            .serve_connection_with_upgrades(TokioIo::new(tcp), svc)
+                            .await
+                    }
+                };
+                if let Err(e) = r {
+                    tracing::debug!(%peer, error = %e, "connection ended with an error");
+                }
+            });
+        }
+        janitor.abort();
+        Ok(())
+    }
+}
