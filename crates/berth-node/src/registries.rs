@@ -42,6 +42,30 @@ pub struct EdgeRegistry {
     pub insecure: bool,
 }
 
+impl EdgeRegistry {
+    /// From `[http://|https://]HOST[:PORT]`, a project, an optional CA (PEM) and `insecure`.
+    pub fn parse(
+        url: &str,
+        project: Option<&str>,
+        ca_pem: Option<String>,
+        insecure: bool,
+    ) -> Result<EdgeRegistry, NodeError> {
+        let (plain_http, host) = if let Some(h) = url.strip_prefix("http://") {
+            (true, h)
+        } else {
+            (false, url.strip_prefix("https://").unwrap_or(url))
+        };
+        let local = LocalRegistry::new(host.trim_end_matches('/'), project)
+            .map_err(|e| NodeError::Config(e.to_string()))?;
+        Ok(EdgeRegistry {
+            local,
+            plain_http,
+            ca_pem,
+            insecure,
+        })
+    }
+}
+
 /// A rule at one mirror: images under `upstream/<source>` are fetched as
 /// `mirror/<target>/<rest>` (`source` empty: the whole upstream host).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -332,6 +356,13 @@ pub fn plan(
                 }
             };
             let routed = u.mirrors.iter().find_map(|m| m.route(img.path()));
+            if expected == img.name() && !fallback_upstream {
+                notes.push(format!(
+                    "{img}: no rule redirects it and falling back to {} is off, so the node cannot pull it",
+                    u.host
+                ));
+                continue;
+            }
             if routed.as_deref() != Some(expected.as_str()) && expected != img.name() {
                 notes.push(format!(
                     "{img}: the rewrite gives {expected} but the mirrors give {}",

@@ -161,6 +161,30 @@ pub struct Decision {
     pub log: Vec<String>,
 }
 
+impl Decision {
+    /// The response body as `admission.k8s.io/v1` specifies it: `patch` is a base64 string
+    /// (kube-core serializes the bytes as a JSON array of numbers, which Go's decoder also
+    /// takes, but the API documents base64).
+    pub fn to_json(&self) -> Result<Vec<u8>, NodeError> {
+        use base64::Engine as _;
+        let mut v = serde_json::to_value(&self.review)
+            .map_err(|e| NodeError::Request(format!("cannot encode the response: {e}")))?;
+        if let Some(patch) = v.pointer_mut("/response/patch")
+            && let Some(items) = patch.as_array()
+        {
+            let bytes: Vec<u8> = items
+                .iter()
+                .map(|b| b.as_u64().and_then(|b| u8::try_from(b).ok()))
+                .collect::<Option<_>>()
+                .ok_or_else(|| NodeError::Request("the patch is not bytes".into()))?;
+            *patch =
+                serde_json::Value::String(base64::engine::general_purpose::STANDARD.encode(bytes));
+        }
+        serde_json::to_vec(&v)
+            .map_err(|e| NodeError::Request(format!("cannot encode the response: {e}")))
+    }
+}
+
 impl Mutator {
     pub fn new(rewriter: Rewriter, policy: FailurePolicy) -> Mutator {
         Mutator { rewriter, policy }
@@ -359,7 +383,7 @@ async fn mutate_handler(State(state): State<AppState>, body: Bytes) -> Response 
             for line in &d.log {
                 (state.log)(line);
             }
-            match serde_json::to_vec(&d.review) {
+            match d.to_json() {
                 Ok(bytes) => ([(header::CONTENT_TYPE, "application/json")], bytes).into_response(),
                 Err(e) => (StatusCode::INTERNAL_SERVER_ERROR, e.to_string()).into_response(),
             }
@@ -449,6 +473,28 @@ pub async fn serve(
                 log(&format!("connection from {peer}: {e}"));
             }
         });
+    }
+}
+
+/// Completes on SIGINT or SIGTERM (how kubelet and systemd stop the webhook).
+pub async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        _ = ctrl_c => {},
+        _ = term => {},
     }
 }
 
