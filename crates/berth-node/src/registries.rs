@@ -492,13 +492,13 @@ pub fn containerd_hosts(plan: &Plan, hosts_dir: &Path) -> Rendered {
                 "; the last one is the server, so they never fall back to the upstream registry"
             }
         ));
-        let (hosts_list, server): (&[(&Mirror, &PathRule)], Option<(&Mirror, &PathRule)>) =
-            if plan.fallback_upstream {
-                (&entries[..], None)
-            } else {
-                let (last, rest) = entries.split_last().expect("entries is not empty");
-                (rest, Some(*last))
-            };
+        type Entry<'p> = (&'p Mirror, &'p PathRule);
+        let (hosts_list, server): (&[Entry], Option<Entry>) = if plan.fallback_upstream {
+            (&entries[..], None)
+        } else {
+            let (last, rest) = entries.split_last().expect("entries is not empty");
+            (rest, Some(*last))
+        };
         match server {
             None => t.push_str(&format!("server = {}\n", q(&upstream_server(&u.host)))),
             Some((m, r)) => {
