@@ -90,6 +90,8 @@ struct Inner {
     retry: RetryPolicy,
     http: Mutex<HashMap<String, reqwest::Client>>,
     hosts: Mutex<HashMap<String, HostInfo>>,
+    /// One probe of `/v2/` per host at a time: concurrent first requests wait for it.
+    probing: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
     tokens: Mutex<HashMap<(String, String, String), Token>>,
     chunked: Mutex<HashMap<String, bool>>,
 }
@@ -217,6 +219,7 @@ impl Client {
                 retry: RetryPolicy::default(),
                 http: Mutex::new(http),
                 hosts: Mutex::new(HashMap::new()),
+                probing: Mutex::new(HashMap::new()),
                 tokens: Mutex::new(HashMap::new()),
                 chunked: Mutex::new(HashMap::new()),
             }),
@@ -230,6 +233,7 @@ impl Client {
             retry,
             http: Mutex::new(arc.http.lock().expect("lock").clone()),
             hosts: Mutex::new(HashMap::new()),
+            probing: Mutex::new(HashMap::new()),
             tokens: Mutex::new(HashMap::new()),
             chunked: Mutex::new(HashMap::new()),
         });
@@ -352,6 +356,18 @@ impl Registry {
 
     /// Finds the scheme (https, or http for an insecure registry) and the auth challenge.
     async fn host_info(&self, repo: &str) -> Result<HostInfo, ClientError> {
+        if let Some(h) = self.inner().hosts.lock().expect("lock").get(&self.host) {
+            return Ok(h.clone());
+        }
+        let gate = self
+            .inner()
+            .probing
+            .lock()
+            .expect("lock")
+            .entry(self.host.clone())
+            .or_default()
+            .clone();
+        let _probe = gate.lock().await;
         if let Some(h) = self.inner().hosts.lock().expect("lock").get(&self.host) {
             return Ok(h.clone());
         }
