@@ -3,9 +3,12 @@
 //! 0 clean, 1 findings of severity `error` (or failed images), 2 bad input or usage.
 
 mod archive;
+mod credential_provider;
 mod inputs;
+mod node_config;
 mod plan;
 mod transfer;
+mod webhook;
 
 use std::io::Write;
 use std::path::PathBuf;
@@ -57,6 +60,17 @@ enum Command {
     /// Copy one image between transports: docker://REF, oci:DIR[:REF], oci-archive:FILE[:REF],
     /// docker-archive:FILE[:REF].
     Copy(transfer::CopyArgs),
+    /// The image-redirect admission webhook (Pods: containers, initContainers,
+    /// ephemeralContainers rewritten with the one rewrite function, as a JSONPatch), served
+    /// over HTTPS at /mutate; `berth webhook manifest` prints the configuration installing it.
+    Webhook(webhook::WebhookArgs),
+    /// A kubelet image credential provider: answers a CredentialProviderRequest on stdin with
+    /// the external registry's credentials, so pulls kubelet starts itself authenticate too;
+    /// `berth credential-provider config` prints kubelet's CredentialProviderConfig.
+    CredentialProvider(credential_provider::CredentialProviderArgs),
+    /// Write the node's registry configuration: containerd hosts.toml per upstream host, the
+    /// k3s/RKE2 registries.yaml, and the containerd CRI credentials drop-in, atomically.
+    NodeConfig(node_config::NodeConfigArgs),
 }
 
 #[derive(Args, Clone)]
@@ -141,6 +155,9 @@ fn main() -> ExitCode {
         Command::Mirror(a) => transfer::mirror(a),
         Command::Verify(a) => transfer::verify(a),
         Command::Copy(a) => transfer::copy(a),
+        Command::Webhook(a) => webhook::run(a),
+        Command::CredentialProvider(a) => credential_provider::run(a),
+        Command::NodeConfig(a) => node_config::run(a),
     };
     match result {
         Ok(code) => code,
