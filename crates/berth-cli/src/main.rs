@@ -2,6 +2,7 @@
 //! flags, prints tables or JSON, and maps outcomes to exit codes:
 //! 0 clean, 1 findings of severity `error` (or failed images), 2 bad input or usage.
 
+mod agent;
 mod archive;
 mod credential_provider;
 mod inputs;
@@ -71,6 +72,11 @@ enum Command {
     /// Write the node's registry configuration: containerd hosts.toml per upstream host, the
     /// k3s/RKE2 registries.yaml, and the containerd CRI credentials drop-in, atomically.
     NodeConfig(node_config::NodeConfigArgs),
+    /// On the edge host: put the profile's images into containerd (provider first, preloaded
+    /// archives straight in, the rest from the external or edge registry) and write the node's
+    /// registry configuration; `berth agent status` shows where each image is.
+    #[command(subcommand)]
+    Agent(agent::AgentCommand),
 }
 
 #[derive(Args, Clone)]
@@ -158,6 +164,7 @@ fn main() -> ExitCode {
         Command::Webhook(a) => webhook::run(a),
         Command::CredentialProvider(a) => credential_provider::run(a),
         Command::NodeConfig(a) => node_config::run(a),
+        Command::Agent(c) => agent::run(c),
     };
     match result {
         Ok(code) => code,
