@@ -78,6 +78,11 @@ impl State {
         }))
     }
 
+    /// Whether the server speaks TLS.
+    pub fn tls(&self) -> bool {
+        self.tls
+    }
+
     pub fn store(&self) -> &Store {
         &self.store
     }
@@ -236,4 +241,21 @@ impl Server {
         janitor.abort();
         Ok(())
     }
+}
+
+/// Completes on Ctrl-C or SIGTERM.
+pub async fn shutdown_signal() {
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = term => {}
+    }
+    tracing::info!("shutting down");
 }
