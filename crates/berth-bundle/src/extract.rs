@@ -1,0 +1,233 @@
+//! Extracting a bundle into an OCI image layout directory, safely: the bundle is read in one
+//! verified pass into a temporary directory beside the target, and renamed to the target
+//! only when every entry, digest, reference (and the signature, with a key) checked out.
+//! Files are only ever created at paths Berth builds itself (`blobs/ALG/HEX`,
+//! `profiles/FILE`), never at a path taken from the archive, so no entry can write
+//! outside the target; a damaged or hostile bundle leaves nothing behind.
+
+use std::io::{self, Read};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use berth_reference::{Digest, Reference};
+use berth_transfer::{CopyOptions, Endpoint, EventSink, OciLayout, Report};
+use ed25519_dalek::VerifyingKey;
+
+use crate::BundleError;
+use crate::manifest::{
+    INDEX_ENTRY, LAYOUT_ENTRY, MANIFEST_ENTRY, OCI_LAYOUT, PROFILES_DIR, SIGNATURE_ENTRY,
+};
+use crate::read::{Contents, blob_entry, scan};
+
+fn write_file(name: &str, path: &Path, bytes: &[u8]) -> Result<(), BundleError> {
+    use std::io::Write;
+    let mut f = std::fs::File::create_new(path)
+        .map_err(|e| BundleError::io(name, format!("creating {}", path.display()), e))?;
+    f.write_all(bytes)
+        .and_then(|()| f.sync_all())
+        .map_err(|e| BundleError::io(name, format!("writing {}", path.display()), e))
+}
+
+/// Extracts into `dir` (created; built and checked in a temporary directory beside it).
+fn extract_into(
+    path: &Path,
+    dir: &Path,
+    key: Option<&VerifyingKey>,
+) -> Result<Contents, BundleError> {
+    let name = path.display().to_string();
+    let blobs = dir.join("blobs");
+    std::fs::create_dir_all(&blobs).map_err(|e| BundleError::io(&name, "creating blobs/", e))?;
+    let contents = scan(path, key, &mut |d: &Digest, _size, r: &mut dyn Read| {
+        let alg_dir = blobs.join(d.algorithm().as_str());
+        std::fs::create_dir_all(&alg_dir).map_err(|e| {
+            BundleError::io(
+                &name,
+                format!("creating blobs/{}", d.algorithm().as_str()),
+                e,
+            )
+        })?;
+        let p = alg_dir.join(d.hex());
+        let mut f = std::fs::File::create_new(&p)
+            .map_err(|e| BundleError::io(&name, format!("creating {}", blob_entry(d)), e))?;
+        io::copy(r, &mut f)
+            .map_err(|e| BundleError::io(&name, format!("writing {}", blob_entry(d)), e))?;
+        f.sync_all()
+            .map_err(|e| BundleError::io(&name, format!("writing {}", blob_entry(d)), e))?;
+        Ok(())
+    })?;
+    write_file(&name, &dir.join(LAYOUT_ENTRY), OCI_LAYOUT)?;
+    write_file(&name, &dir.join(INDEX_ENTRY), &contents.index)?;
+    write_file(
+        &name,
+        &dir.join(MANIFEST_ENTRY),
+        &contents.head.manifest_bytes,
+    )?;
+    if let Some(sig) = &contents.head.signature {
+        write_file(&name, &dir.join(SIGNATURE_ENTRY), sig)?;
+    }
+    if !contents.profiles.is_empty() {
+        let pd = dir.join(PROFILES_DIR);
+        std::fs::create_dir_all(&pd)
+            .map_err(|e| BundleError::io(&name, "creating profiles/", e))?;
+        for (file, bytes) in &contents.profiles {
+            write_file(&name, &pd.join(file), bytes)?;
+        }
+    }
+    Ok(contents)
+}
+
+/// Extracts the bundle at `path` into the OCI image layout directory `to`, which must not
+/// exist or be empty. With `key`, the signature must match. On any error nothing is left.
+pub fn extract(
+    path: &Path,
+    to: &Path,
+    key: Option<&VerifyingKey>,
+) -> Result<Contents, BundleError> {
+    let name = path.display().to_string();
+    if let Ok(mut rd) = std::fs::read_dir(to)
+        && rd.next().is_some()
+    {
+        return Err(BundleError::usage(
+            &name,
+            format!(
+                "{} exists and is not empty; extract into a new directory",
+                to.display()
+            ),
+        ));
+    }
+    if to.exists() && !to.is_dir() {
+        return Err(BundleError::usage(
+            &name,
+            format!("{} exists and is not a directory", to.display()),
+        ));
+    }
+    let parent = match to.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
+        _ => PathBuf::from("."),
+    };
+    std::fs::create_dir_all(&parent)
+        .map_err(|e| BundleError::io(&name, format!("creating {}", parent.display()), e))?;
+    let base = to
+        .file_name()
+        .map(|f| f.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let tmp = tempfile::Builder::new()
+        .prefix(&format!(".{base}.berth-extract-"))
+        .tempdir_in(&parent)
+        .map_err(|e| {
+            BundleError::io(
+                &name,
+                format!("creating a temporary directory in {}", parent.display()),
+                e,
+            )
+        })?;
+    let contents = extract_into(path, tmp.path(), key)?;
+    if to.is_dir() {
+        std::fs::remove_dir(to).map_err(|e| {
+            BundleError::io(&name, format!("replacing the empty {}", to.display()), e)
+        })?;
+    }
+    let kept = tmp.keep();
+    std::fs::rename(&kept, to).map_err(|e| {
+        let _ = std::fs::remove_dir_all(&kept);
+        BundleError::io(
+            &name,
+            format!("renaming the extracted layout to {}", to.display()),
+            e,
+        )
+    })?;
+    if let Ok(d) = std::fs::File::open(&parent) {
+        let _ = d.sync_all();
+    }
+    Ok(contents)
+}
+
+/// A bundle extracted (verified) into a temporary OCI layout, removed on drop: what `push`
+/// and `serve` read from.
+pub struct Extracted {
+    dir: tempfile::TempDir,
+    pub contents: Contents,
+}
+
+impl Extracted {
+    /// Extracts into a new temporary directory under `tmp` (default: `$TMPDIR`, else `/tmp`).
+    /// It needs as much free space as the uncompressed bundle.
+    pub fn open(
+        path: &Path,
+        key: Option<&VerifyingKey>,
+        tmp: Option<&Path>,
+    ) -> Result<Extracted, BundleError> {
+        let name = path.display().to_string();
+        let b = {
+            let mut b = tempfile::Builder::new();
+            b.prefix("berth-bundle-");
+            b
+        };
+        let dir = match tmp {
+            Some(t) => b.tempdir_in(t),
+            None => b.tempdir(),
+        }
+        .map_err(|e| BundleError::io(&name, "creating a temporary directory for the extracted bundle (set $TMPDIR or --tmp-dir to a disk with room)", e))?;
+        let contents = extract_into(path, dir.path(), key)?;
+        Ok(Extracted { dir, contents })
+    }
+
+    /// The OCI image layout directory.
+    pub fn layout(&self) -> &Path {
+        self.dir.path()
+    }
+
+    /// The engine end of one image (by its source reference), named by that reference.
+    pub fn endpoint(&self, source: &str) -> Result<Endpoint, BundleError> {
+        let layout = OciLayout::open(self.dir.path())
+            .map_err(|e| BundleError::transfer(&self.dir.path().display().to_string(), e))?;
+        Ok(Endpoint::Ends {
+            name: source.to_string(),
+            reference: source.to_string(),
+            source: Some(Arc::new(layout)),
+            destination: None,
+        })
+    }
+}
+
+/// Every image to its target, through the transfer engine (the same copy as `berth
+/// mirror`). `target` maps a source reference to where it goes (the rewrite function);
+/// images whose target is their source are returned apart (nothing redirects them).
+pub async fn push(
+    bundle: &Extracted,
+    target: &dyn Fn(&Reference) -> Result<Reference, String>,
+    opts: CopyOptions,
+    events: Option<EventSink>,
+) -> Result<(Report, Vec<String>), BundleError> {
+    let name = bundle
+        .contents
+        .head
+        .parts
+        .first()
+        .map(|p| p.display().to_string())
+        .unwrap_or_default();
+    let mut pairs = Vec::new();
+    let mut unmoved = Vec::new();
+    let mut errors = Vec::new();
+    for img in &bundle.contents.head.manifest.images {
+        let src = Reference::parse(&img.source).map_err(|e| {
+            BundleError::damaged(
+                &name,
+                MANIFEST_ENTRY,
+                format!("image `{}`: {e}", img.source),
+            )
+        })?;
+        match target(&src) {
+            Ok(t) if t == src => unmoved.push(img.source.clone()),
+            Ok(t) => pairs.push((bundle.endpoint(&img.source)?, Endpoint::Registry(t))),
+            Err(e) => errors.push(format!("{}: {e}", img.source)),
+        }
+    }
+    if !errors.is_empty() {
+        return Err(BundleError::usage(&name, errors.join("\n")));
+    }
+    Ok((
+        berth_transfer::copy_images(pairs, opts, events).await,
+        unmoved,
+    ))
+}
