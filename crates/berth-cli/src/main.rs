@@ -8,6 +8,7 @@ mod credential_provider;
 mod inputs;
 mod node_config;
 mod plan;
+mod serve;
 mod transfer;
 mod webhook;
 
@@ -77,6 +78,17 @@ enum Command {
     /// registry configuration; `berth agent status` shows where each image is.
     #[command(subcommand)]
     Agent(agent::AgentCommand),
+    /// Run the edge registry: an OCI distribution registry on the edge host (content-addressed
+    /// store, TLS, htpasswd and token auth, /metrics), pulling through to the external registry
+    /// on a miss and serving on when it is gone. Runs on defaults with no flags
+    /// (127.0.0.1:5000, ./berth-data).
+    Serve(serve::ServeArgs),
+    /// Remove blobs and uploads of the edge registry's store that nothing references (mark and
+    /// sweep; safe against concurrent pushes).
+    Gc(serve::GcArgs),
+    /// Re-hash every blob of the edge registry's store, report and quarantine damaged ones.
+    /// Exit 1 when damage is found.
+    Fsck(serve::FsckArgs),
 }
 
 #[derive(Args, Clone)]
@@ -165,6 +177,9 @@ fn main() -> ExitCode {
         Command::CredentialProvider(a) => credential_provider::run(a),
         Command::NodeConfig(a) => node_config::run(a),
         Command::Agent(c) => agent::run(c),
+        Command::Serve(a) => serve::serve(a),
+        Command::Gc(a) => serve::gc(a),
+        Command::Fsck(a) => serve::fsck(a),
     };
     match result {
         Ok(code) => code,
