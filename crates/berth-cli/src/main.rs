@@ -4,6 +4,7 @@
 
 mod agent;
 mod archive;
+mod bundle;
 mod credential_provider;
 mod inputs;
 mod node_config;
@@ -89,6 +90,11 @@ enum Command {
     /// Re-hash every blob of the edge registry's store, report and quarantine damaged ones.
     /// Exit 1 when damage is found.
     Fsck(serve::FsckArgs),
+    /// Air-gap content bundles (.tar.zst of an OCI layout with the profile and a signed
+    /// manifest): build from profiles, inspect, verify, push to the external registry, serve as
+    /// a read-only registry, extract for the agent's preload directory.
+    #[command(subcommand)]
+    Bundle(bundle::BundleCommand),
 }
 
 #[derive(Args, Clone)]
@@ -180,6 +186,7 @@ fn main() -> ExitCode {
         Command::Serve(a) => serve::serve(a),
         Command::Gc(a) => serve::gc(a),
         Command::Fsck(a) => serve::fsck(a),
+        Command::Bundle(c) => bundle::run(c),
     };
     match result {
         Ok(code) => code,

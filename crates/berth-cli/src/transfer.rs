@@ -137,7 +137,7 @@ fn scoped_creds(s: &str) -> anyhow::Result<(Option<String>, Credentials)> {
 
 impl SourceArgs {
     /// Registry settings for these source hosts.
-    fn configs(&self, hosts: &BTreeSet<String>) -> anyhow::Result<RegistryConfigs> {
+    pub(crate) fn configs(&self, hosts: &BTreeSet<String>) -> anyhow::Result<RegistryConfigs> {
         let mut configs = RegistryConfigs::new();
         let mut all_cas = Vec::new();
         let mut per_host_cas: BTreeMap<String, Vec<String>> = BTreeMap::new();
@@ -199,7 +199,7 @@ impl SourceArgs {
 }
 
 impl DestArgs {
-    fn apply(&self, configs: &mut RegistryConfigs, host: &str) -> anyhow::Result<()> {
+    pub(crate) fn apply(&self, configs: &mut RegistryConfigs, host: &str) -> anyhow::Result<()> {
         let cas = match &self.dest_cert_dir {
             Some(d) => loaders::load_cert_dir(d)
                 .with_context(|| format!("--dest-cert-dir {}", d.display()))?,
@@ -225,7 +225,7 @@ impl DestArgs {
 }
 
 /// Destination registry settings from user data: each registry entry keyed by its domain.
-fn user_data_configs(ud: Option<&UserData>) -> RegistryConfigs {
+pub(crate) fn user_data_configs(ud: Option<&UserData>) -> RegistryConfigs {
     let mut configs = RegistryConfigs::new();
     for r in ud.map(|u| u.registries.as_slice()).unwrap_or_default() {
         configs.insert(
@@ -370,7 +370,7 @@ pub fn mirror(args: MirrorArgs) -> Result<ExitCode, Failure> {
     })
 }
 
-fn print_report(report: &Report, output: Output) -> anyhow::Result<()> {
+pub(crate) fn print_report(report: &Report, output: Output) -> anyhow::Result<()> {
     let copied = report
         .images
         .iter()
@@ -562,7 +562,7 @@ pub fn copy(args: CopyArgs) -> Result<ExitCode, Failure> {
 }
 
 /// Progress bars on a terminal: overall bytes, and one bar per image in flight.
-struct Progress {
+pub(crate) struct Progress {
     multi: MultiProgress,
     overall: ProgressBar,
     images: Arc<Mutex<BTreeMap<usize, ProgressBar>>>,
@@ -570,7 +570,7 @@ struct Progress {
 }
 
 impl Progress {
-    fn new(enabled: bool, images: usize) -> Progress {
+    pub(crate) fn new(enabled: bool, images: usize) -> Progress {
         let multi = MultiProgress::with_draw_target(if enabled {
             ProgressDrawTarget::stderr()
         } else {
@@ -594,7 +594,7 @@ impl Progress {
         }
     }
 
-    fn sink(&self) -> EventSink {
+    pub(crate) fn sink(&self) -> EventSink {
         let multi = self.multi.clone();
         let overall = self.overall.clone();
         let bars = self.images.clone();
@@ -664,7 +664,7 @@ impl Progress {
         })
     }
 
-    fn finish(&self) {
+    pub(crate) fn finish(&self) {
         if self.enabled {
             self.overall.finish_and_clear();
         }
