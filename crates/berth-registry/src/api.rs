@@ -519,17 +519,29 @@ async fn get_manifest(
         return crate::proxy::get_manifest(st, u, reference, headers, head).await;
     }
     let digest = resolve(st, name, reference)?;
+    serve_manifest(st, name, &digest, reference, headers, head).await
+}
+
+/// Serves stored manifest `digest` of `name` (requested as `reference`).
+pub(crate) async fn serve_manifest(
+    st: &State,
+    name: &str,
+    digest: &Digest,
+    reference: &str,
+    headers: &HeaderMap,
+    head: bool,
+) -> ApiResult {
     let media_type = st
         .store
-        .manifest_type(name, &digest)
+        .manifest_type(name, digest)
         .ok_or_else(|| ApiError::manifest_unknown(name, reference))?;
     if !accepts(headers, &media_type) {
         return Err(ApiError::manifest_unknown(name, reference).detail(json!({
             "reason": format!("the manifest is {media_type}, which the request's Accept header does not list"),
         })));
     }
-    let bytes = read_manifest(st, &digest).await?;
-    Ok(manifest_response(st, &digest, &media_type, bytes, head))
+    let bytes = read_manifest(st, digest).await?;
+    Ok(manifest_response(st, digest, &media_type, bytes, head))
 }
 
 /// A stored manifest's bytes, checked against its digest (a damaged one is never served).

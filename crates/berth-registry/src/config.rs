@@ -130,7 +130,7 @@ impl Default for ProxyConfig {
     fn default() -> Self {
         ProxyConfig {
             user_data: None,
-            tag_ttl_seconds: 60,
+            tag_ttl_seconds: 300,
             project: "spectro-images".into(),
             upstreams: vec![],
         }
@@ -142,13 +142,16 @@ impl Default for ProxyConfig {
 #[serde(deny_unknown_fields, default)]
 pub struct Upstream {
     /// `host[:port]` as clients name it (`?ns=`, or the `<host_port>` path component).
+    #[serde(alias = "host")]
     pub registry: String,
     /// Where to fetch from instead (`host[:port][/prefix]`), e.g. a mirror; default the
     /// registry itself.
+    #[serde(alias = "url")]
     pub endpoint: Option<String>,
     pub username: Option<String>,
     pub password: Option<String>,
     /// PEM CA file for the upstream.
+    #[serde(alias = "ca")]
     pub ca_file: Option<PathBuf>,
     /// Plain HTTP / no certificate verification.
     pub insecure: bool,

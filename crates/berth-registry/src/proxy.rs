@@ -1,12 +1,29 @@
 //! Pull-through caching of upstream registries.
+//!
+//! A pull names an upstream with containerd's `?ns=<host>` query parameter, or with the
+//! path `/v2/<project>/<host_port>/<repo>`. Both are cached in the local repository
+//! `<project>/<host_port>/<repo>`. Manifests fetched by tag are stored with the tag (an
+//! index with all its child manifests); blobs are fetched on their first miss, once per
+//! digest however many clients ask at the same time. A digest already held never goes
+//! upstream; a tag is re-checked at most once per `tag_ttl_seconds`, and the cached tag
+//! is served when the upstream fails.
 
-use std::sync::Arc;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
-use axum::http::HeaderMap;
+use axum::http::{HeaderMap, StatusCode};
 use axum::response::Response;
+use berth_client::{
+    Client, ClientError, Credentials, MANIFEST_ACCEPT, RegistryConfig, RegistryConfigs,
+    RetryPolicy, normalize_key,
+};
 use berth_reference::Digest;
+use berth_store::{ManifestPush, manifest};
+use futures_util::StreamExt;
 
 use crate::config::ProxyConfig;
+use crate::metrics::Metrics;
 use crate::{ApiError, RegistryError, State};
 
 /// Where a pull goes upstream.
@@ -14,47 +31,453 @@ use crate::{ApiError, RegistryError, State};
 pub struct UpstreamRoute {
     /// The repository in the local store that caches it.
     pub local_name: String,
+    /// The upstream registry as clients name it (`host[:port]`).
     pub registry: String,
+    /// The repository at the upstream (before any endpoint prefix).
     pub repository: String,
 }
 
-pub struct Proxy {}
+/// Where an upstream is fetched from.
+#[derive(Debug, Clone)]
+struct Target {
+    /// `host[:port]` the client connects to.
+    host: String,
+    /// Repository prefix at that host (an endpoint's path), without slashes around it.
+    prefix: String,
+}
+
+type Flights = Mutex<HashMap<Digest, Arc<tokio::sync::Mutex<()>>>>;
+
+pub struct Proxy {
+    client: Client,
+    upstreams: HashMap<String, Target>,
+    project: String,
+    tag_ttl: Duration,
+    checked: Mutex<HashMap<(String, String), Instant>>,
+    flights: Flights,
+}
+
+impl std::fmt::Debug for Proxy {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Proxy")
+            .field("upstreams", &self.upstreams.keys().collect::<Vec<_>>())
+            .field("project", &self.project)
+            .finish()
+    }
+}
+
+fn split_endpoint(e: &str) -> (String, String) {
+    let e = e
+        .trim()
+        .trim_start_matches("https://")
+        .trim_start_matches("http://")
+        .trim_matches('/');
+    match e.split_once('/') {
+        Some((h, p)) => (h.to_string(), p.trim_matches('/').to_string()),
+        None => (e.to_string(), String::new()),
+    }
+}
 
 impl Proxy {
+    /// The upstreams of the settings (user data registries and `upstreams`); `None` when
+    /// there are none.
     pub fn from_config(cfg: &ProxyConfig) -> Result<Option<Proxy>, RegistryError> {
-        if cfg.user_data.is_some() || !cfg.upstreams.is_empty() {
-            return Err(RegistryError::Upstream(
-                "pull-through caching is not available in this build".into(),
-            ));
+        let mut configs = RegistryConfigs::new();
+        let mut upstreams = HashMap::new();
+        if let Some(path) = &cfg.user_data {
+            let text = std::fs::read_to_string(path).map_err(|source| RegistryError::Io {
+                action: "read user data",
+                path: path.clone(),
+                source,
+            })?;
+            let ud = berth_userdata::UserData::parse(&text, &path.display().to_string())
+                .map_err(|e| RegistryError::Upstream(e.to_string()))?;
+            for r in &ud.registries {
+                let rc = RegistryConfig {
+                    credentials: r
+                        .has_credentials()
+                        .then(|| Credentials::new(r.username.clone(), r.password.clone())),
+                    insecure: r.insecure,
+                    ca_pems: r.certificates.clone(),
+                };
+                let host = normalize_key(r.host());
+                configs.insert_if_absent(&host, rc.clone());
+                configs.insert(&r.domain, rc);
+                upstreams.entry(host.clone()).or_insert(Target {
+                    host,
+                    prefix: String::new(),
+                });
+            }
         }
-        Ok(None)
+        for u in &cfg.upstreams {
+            let key = normalize_key(&u.registry);
+            if key.is_empty() || key.contains('/') {
+                return Err(RegistryError::Upstream(format!(
+                    "upstream `{}`: `registry` must be host[:port]",
+                    u.registry
+                )));
+            }
+            let (host, prefix) = split_endpoint(u.endpoint.as_deref().unwrap_or(&key));
+            let mut ca_pems = vec![];
+            if let Some(ca) = &u.ca_file {
+                ca_pems.push(
+                    std::fs::read_to_string(ca).map_err(|source| RegistryError::Io {
+                        action: "read upstream CA file",
+                        path: ca.clone(),
+                        source,
+                    })?,
+                );
+            }
+            let credentials = match (&u.username, &u.password) {
+                (Some(n), p) => Some(Credentials::new(n.clone(), p.clone().unwrap_or_default())),
+                (None, Some(_)) => {
+                    return Err(RegistryError::Upstream(format!(
+                        "upstream `{key}`: a password needs a username"
+                    )));
+                }
+                (None, None) => None,
+            };
+            configs.insert(
+                &host,
+                RegistryConfig {
+                    credentials,
+                    insecure: u.insecure,
+                    ca_pems,
+                },
+            );
+            upstreams.insert(key, Target { host, prefix });
+        }
+        if upstreams.is_empty() {
+            return Ok(None);
+        }
+        let client = Client::new(configs)
+            .map_err(|e| RegistryError::Upstream(e.to_string()))?
+            .with_retry(RetryPolicy::none());
+        Ok(Some(Proxy {
+            client,
+            upstreams,
+            project: cfg.project.trim_matches('/').to_string(),
+            tag_ttl: Duration::from_secs(cfg.tag_ttl_seconds),
+            checked: Mutex::new(HashMap::new()),
+            flights: Mutex::new(HashMap::new()),
+        }))
     }
 
-    pub fn route(&self, _name: &str, _ns: Option<&str>) -> Option<UpstreamRoute> {
-        None
+    /// The upstream a pull of `name` (with `?ns=`) goes to, if any.
+    pub fn route(&self, name: &str, ns: Option<&str>) -> Option<UpstreamRoute> {
+        if let Some(ns) = ns.filter(|n| !n.is_empty()) {
+            let key = normalize_key(ns);
+            if self.upstreams.contains_key(&key) {
+                let hp = berth_rewrite::encode_host_component(&key)?;
+                return Some(UpstreamRoute {
+                    local_name: format!("{}/{hp}/{name}", self.project),
+                    registry: key,
+                    repository: name.to_string(),
+                });
+            }
+            return None;
+        }
+        let rest = name.strip_prefix(&self.project)?.strip_prefix('/')?;
+        let (hp, repo) = rest.split_once('/')?;
+        let host = berth_rewrite::decode_host_component(hp);
+        if repo.is_empty() || !self.upstreams.contains_key(&host) {
+            return None;
+        }
+        Some(UpstreamRoute {
+            local_name: name.to_string(),
+            registry: host,
+            repository: repo.to_string(),
+        })
+    }
+
+    fn upstream(&self, u: &UpstreamRoute) -> (berth_client::Registry, String) {
+        let t = self.upstreams.get(&u.registry).cloned().unwrap_or(Target {
+            host: u.registry.clone(),
+            prefix: String::new(),
+        });
+        let repo = if t.prefix.is_empty() {
+            u.repository.clone()
+        } else {
+            format!("{}/{}", t.prefix, u.repository)
+        };
+        (self.client.registry(&t.host), repo)
+    }
+
+    fn flight(&self, d: &Digest) -> Arc<tokio::sync::Mutex<()>> {
+        self.flights
+            .lock()
+            .expect("lock")
+            .entry(d.clone())
+            .or_default()
+            .clone()
+    }
+}
+
+fn proxy_of(st: &State) -> Result<&Proxy, ApiError> {
+    st.proxy
+        .as_ref()
+        .ok_or_else(|| ApiError::internal("pull-through caching is not configured"))
+}
+
+fn upstream_error(st: &State, u: &UpstreamRoute, e: &ClientError) -> ApiError {
+    match e {
+        ClientError::ManifestNotFound { .. } | ClientError::BlobNotFound { .. } => {}
+        _ => Metrics::add(&st.metrics.upstream_errors, 1),
+    }
+    tracing::warn!(upstream = %u.registry, repository = %u.repository, error = %e, "upstream request failed");
+    match e {
+        ClientError::ManifestNotFound { reference, .. } => {
+            ApiError::manifest_unknown(&u.local_name, reference)
+        }
+        ClientError::BlobNotFound { digest, .. } => ApiError::blob_unknown(&u.local_name, digest),
+        e => ApiError::new(
+            StatusCode::BAD_GATEWAY,
+            "UNKNOWN",
+            format!("upstream {}: {e}", u.registry),
+        ),
+    }
+}
+
+/// Stores a fetched manifest (and, for an index, every child manifest) in `u.local_name`.
+async fn store_manifest(
+    st: &Arc<State>,
+    p: &Proxy,
+    u: &UpstreamRoute,
+    m: berth_client::Manifest,
+    tag: Option<&str>,
+) -> Result<(), ApiError> {
+    let refs = manifest::references(&m.bytes).map_err(|e| {
+        ApiError::new(
+            StatusCode::BAD_GATEWAY,
+            "MANIFEST_INVALID",
+            format!("upstream {} served an invalid manifest: {e}", u.registry),
+        )
+    })?;
+    if !manifest::MANIFEST_TYPES.contains(&m.media_type.as_str()) {
+        return Err(ApiError::new(
+            StatusCode::BAD_GATEWAY,
+            "MANIFEST_INVALID",
+            format!(
+                "upstream {} served `{}`, which this registry does not store",
+                u.registry, m.media_type
+            ),
+        ));
+    }
+    let (reg, repo) = p.upstream(u);
+    for child in &refs.manifests {
+        if st.store.manifest_type(&u.local_name, child).is_some() {
+            continue;
+        }
+        let c = reg
+            .get_manifest(&repo, &child.to_string(), MANIFEST_ACCEPT)
+            .await
+            .map_err(|e| upstream_error(st, u, &e))?;
+        Box::pin(store_manifest(st, p, u, c, None)).await?;
+    }
+    let store = st.store.clone();
+    let local = u.local_name.clone();
+    let tag = tag.map(String::from);
+    let res = tokio::task::spawn_blocking(move || {
+        store.put_manifest(
+            &local,
+            &ManifestPush {
+                digest: &m.digest,
+                bytes: &m.bytes,
+                media_type: &m.media_type,
+                tag: tag.as_deref(),
+                subject: refs.subject.as_ref(),
+                // Blobs are fetched on their own miss.
+                blobs: &[],
+                manifests: &refs.manifests,
+            },
+        )
+    })
+    .await
+    .map_err(ApiError::internal)?;
+    match res {
+        Ok(()) => Ok(()),
+        Err(Ok(missing)) => Err(ApiError::internal(format!(
+            "child manifest {missing} of an upstream index was not stored"
+        ))),
+        Err(Err(e)) => Err(ApiError::internal(e)),
     }
 }
 
 pub(crate) async fn get_manifest(
-    _st: &Arc<State>,
+    st: &Arc<State>,
     u: &UpstreamRoute,
     reference: &str,
-    _headers: &HeaderMap,
-    _head: bool,
+    headers: &HeaderMap,
+    head: bool,
 ) -> Result<Response, ApiError> {
-    Err(ApiError::manifest_unknown(&u.local_name, reference))
+    let p = proxy_of(st)?;
+    let name = &u.local_name;
+    if let Ok(d) = Digest::parse(reference) {
+        if st.store.manifest_type(name, &d).is_some() {
+            Metrics::add(&st.metrics.cache_hits, 1);
+            return crate::api::serve_manifest(st, name, &d, reference, headers, head).await;
+        }
+        Metrics::add(&st.metrics.cache_misses, 1);
+        let (reg, repo) = p.upstream(u);
+        let m = reg
+            .get_manifest(&repo, reference, MANIFEST_ACCEPT)
+            .await
+            .map_err(|e| upstream_error(st, u, &e))?;
+        store_manifest(st, p, u, m, None).await?;
+        return crate::api::serve_manifest(st, name, &d, reference, headers, head).await;
+    }
+    berth_store::validate_tag(reference)
+        .map_err(|reason| ApiError::new(StatusCode::BAD_REQUEST, "TAG_INVALID", reason))?;
+    let key = (name.clone(), reference.to_string());
+    let cached = st.store.resolve_tag(name, reference);
+    if let Some(d) = &cached {
+        let fresh = p
+            .checked
+            .lock()
+            .expect("lock")
+            .get(&key)
+            .is_some_and(|t| t.elapsed() < p.tag_ttl);
+        if fresh && st.store.manifest_type(name, d).is_some() {
+            Metrics::add(&st.metrics.cache_hits, 1);
+            return crate::api::serve_manifest(st, name, d, reference, headers, head).await;
+        }
+    }
+    let (reg, repo) = p.upstream(u);
+    match reg.get_manifest(&repo, reference, MANIFEST_ACCEPT).await {
+        Ok(m) => {
+            let d = m.digest.clone();
+            if cached.as_ref() == Some(&d) && st.store.manifest_type(name, &d).is_some() {
+                Metrics::add(&st.metrics.cache_hits, 1);
+            } else {
+                Metrics::add(&st.metrics.cache_misses, 1);
+                store_manifest(st, p, u, m, Some(reference)).await?;
+            }
+            p.checked.lock().expect("lock").insert(key, Instant::now());
+            crate::api::serve_manifest(st, name, &d, reference, headers, head).await
+        }
+        Err(e) => {
+            let err = upstream_error(st, u, &e);
+            match (&e, cached) {
+                (ClientError::ManifestNotFound { .. }, _) | (_, None) => Err(err),
+                (_, Some(d)) => {
+                    tracing::info!(repository = %name, tag = reference, "serving the cached tag");
+                    Metrics::add(&st.metrics.cache_hits, 1);
+                    crate::api::serve_manifest(st, name, &d, reference, headers, head).await
+                }
+            }
+        }
+    }
 }
 
 pub(crate) async fn get_blob(
-    _st: &Arc<State>,
+    st: &Arc<State>,
     u: &UpstreamRoute,
     d: &Digest,
-    _headers: &HeaderMap,
-    _head: bool,
+    headers: &HeaderMap,
+    head: bool,
 ) -> Result<Response, ApiError> {
-    Err(ApiError::blob_unknown(&u.local_name, d))
+    let p = proxy_of(st)?;
+    let name = &u.local_name;
+    if let Some(size) = st.store.blob_size(d) {
+        st.store.link_layer(name, d).map_err(ApiError::internal)?;
+        Metrics::add(&st.metrics.cache_hits, 1);
+        return crate::api::serve_blob_file(st, d, size, headers, head).await;
+    }
+    let flight = p.flight(d);
+    let guard = flight.lock().await;
+    if let Some(size) = st.store.blob_size(d) {
+        drop(guard);
+        st.store.link_layer(name, d).map_err(ApiError::internal)?;
+        Metrics::add(&st.metrics.cache_hits, 1);
+        return crate::api::serve_blob_file(st, d, size, headers, head).await;
+    }
+    Metrics::add(&st.metrics.cache_misses, 1);
+    let res = fetch_blob(st, p, u, d).await;
+    p.flights.lock().expect("lock").remove(d);
+    drop(guard);
+    let size = res?;
+    crate::api::serve_blob_file(st, d, size, headers, head).await
 }
 
-pub(crate) async fn tags(_st: &Arc<State>, u: &UpstreamRoute) -> Result<Vec<String>, ApiError> {
-    Err(ApiError::name_unknown(&u.local_name))
+/// Downloads a blob into the store (verified against its digest on commit).
+async fn fetch_blob(
+    st: &Arc<State>,
+    p: &Proxy,
+    u: &UpstreamRoute,
+    d: &Digest,
+) -> Result<u64, ApiError> {
+    let (reg, repo) = p.upstream(u);
+    let mut dl = reg
+        .get_blob(&repo, d)
+        .await
+        .map_err(|e| upstream_error(st, u, &e))?;
+    let mut w = st.store.writer().await.map_err(ApiError::internal)?;
+    while let Some(c) = dl.stream.next().await {
+        let c = c.map_err(|e| {
+            Metrics::add(&st.metrics.upstream_errors, 1);
+            ApiError::new(
+                StatusCode::BAD_GATEWAY,
+                "UNKNOWN",
+                format!("reading blob {d} from upstream {}: {e}", u.registry),
+            )
+        })?;
+        w.write(&c).await.map_err(ApiError::internal)?;
+    }
+    w.commit(d, Some(&u.local_name)).await.map_err(|e| {
+        Metrics::add(&st.metrics.upstream_errors, 1);
+        ApiError::new(
+            StatusCode::BAD_GATEWAY,
+            "BLOB_UNKNOWN",
+            format!("blob {d} from upstream {}: {e}", u.registry),
+        )
+    })
+}
+
+/// Tags at the upstream, or the cached ones when it cannot be reached.
+pub(crate) async fn tags(st: &Arc<State>, u: &UpstreamRoute) -> Result<Vec<String>, ApiError> {
+    let p = proxy_of(st)?;
+    let (reg, repo) = p.upstream(u);
+    match reg.tags_list(&repo).await {
+        Ok(mut t) => {
+            t.sort();
+            Ok(t)
+        }
+        Err(e) => {
+            let err = upstream_error(st, u, &e);
+            st.store.tags(&u.local_name).ok_or(err)
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::Upstream;
+
+    #[test]
+    fn routes() {
+        let cfg = ProxyConfig {
+            upstreams: vec![Upstream {
+                registry: "reg.example:5000".into(),
+                ..Upstream::default()
+            }],
+            ..ProxyConfig::default()
+        };
+        let p = Proxy::from_config(&cfg).unwrap().unwrap();
+        let r = p.route("lib/app", Some("reg.example:5000")).unwrap();
+        assert_eq!(r.local_name, "spectro-images/reg.example_5000/lib/app");
+        assert_eq!(r.repository, "lib/app");
+        let r = p
+            .route("spectro-images/reg.example_5000/lib/app", None)
+            .unwrap();
+        assert_eq!(r.registry, "reg.example:5000");
+        assert_eq!(r.repository, "lib/app");
+        assert!(p.route("lib/app", Some("other.example")).is_none());
+        assert!(p.route("spectro-images/other_1/x", None).is_none());
+        assert!(p.route("lib/app", None).is_none());
+        assert_eq!(
+            split_endpoint("https://mirror:443/pre/fix/"),
+            ("mirror:443".into(), "pre/fix".into())
+        );
+    }
 }

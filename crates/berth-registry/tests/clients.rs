@@ -239,7 +239,7 @@ fn blob_get_throughput_with_curl() {
         ..Default::default()
     });
     let mib = 256;
-    let data: Vec<u8> = (0..mib * 1024 * 1024)
+    let data: Vec<u8> = (0..mib * 1024 * 1024usize)
         .map(|i| (i * 31 % 251) as u8)
         .collect();
     let file = tmp.path().join("blob");
