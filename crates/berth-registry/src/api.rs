@@ -774,10 +774,11 @@ async fn get_blob(
     upstream: Option<&crate::proxy::UpstreamRoute>,
 ) -> ApiResult {
     let d = parse_digest(digest)?;
-    if let Some(u) = upstream
-        && !st.store.has_layer(name, &d)
-    {
-        return crate::proxy::get_blob(st, u, &d, headers, head).await;
+    if let Some(u) = upstream {
+        if !st.store.has_layer(name, &d) {
+            return crate::proxy::get_blob(st, u, &d, headers, head).await;
+        }
+        Metrics::add(&st.metrics.cache_hits, 1);
     }
     let size = match st.store.blob_size(&d) {
         Some(s) if st.store.has_layer(name, &d) || st.store.manifest_type(name, &d).is_some() => s,

@@ -1,0 +1,368 @@
+//! Pull-through caching against real peers: CNCF Distribution (TLS + htpasswd) behind
+//! berth, skopeo pulling through path addressing, the upstream stopped afterwards; a
+//! counting reverse proxy in front of Distribution for single-flight blob fetches and
+//! containerd's `?ns=` addressing.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
+
+use berth_registry::{Config, ProxyConfig, Server, Upstream};
+use berth_testkit::Distribution;
+use berth_testkit::images::{self, FixtureRef};
+use berth_testkit::sha256_digest;
+use berth_testkit::skopeo::{self, SkopeoOpts};
+
+struct Running {
+    addr: SocketAddr,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        if let Some(s) = self.stop.take() {
+            let _ = s.send(());
+        }
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+fn start(cfg: Config) -> Running {
+    let (tx, rx) = tokio::sync::oneshot::channel();
+    let (atx, arx) = std::sync::mpsc::channel();
+    let thread = std::thread::spawn(move || {
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(4)
+            .enable_all()
+            .build()
+            .unwrap();
+        rt.block_on(async move {
+            let server = Server::bind(cfg).await.expect("bind");
+            atx.send(server.local_addr()).unwrap();
+            server
+                .run(async {
+                    let _ = rx.await;
+                })
+                .await
+                .unwrap();
+        });
+    });
+    let addr = arx
+        .recv_timeout(Duration::from_secs(60))
+        .expect("server started");
+    Running {
+        addr,
+        stop: Some(tx),
+        thread: Some(thread),
+    }
+}
+
+fn config(data: PathBuf, upstream: Upstream, tag_ttl_seconds: u64) -> Config {
+    Config {
+        listen: "127.0.0.1:0".into(),
+        data,
+        proxy: ProxyConfig {
+            upstreams: vec![upstream],
+            tag_ttl_seconds,
+            ..ProxyConfig::default()
+        },
+        ..Default::default()
+    }
+}
+
+/// Pulls `reference` (tag or digest) out of berth with skopeo into a fresh directory.
+fn pull(src: &str, r: &FixtureRef, out: &Path) {
+    std::fs::create_dir_all(out).unwrap();
+    let dst = if r.kind.is_docker() {
+        format!("dir:{}", out.display())
+    } else {
+        skopeo::oci_ref(out, "x")
+    };
+    skopeo::copy(
+        src,
+        &SkopeoOpts::insecure(),
+        &dst,
+        &SkopeoOpts::insecure(),
+        &[],
+    );
+}
+
+fn check(berth: &str, r: &FixtureRef, tmp: &Path, round: &str) {
+    let o = SkopeoOpts::insecure();
+    let by_tag = format!("{berth}/{}:{}", r.name, r.tag);
+    let by_digest = format!("{berth}/{}@{}", r.name, r.digest);
+    pull(&by_tag, r, &tmp.join(round).join(&r.ref_name).join("tag"));
+    pull(
+        &by_digest,
+        r,
+        &tmp.join(round).join(&r.ref_name).join("digest"),
+    );
+    assert_eq!(
+        sha256_digest(&skopeo::inspect_raw(&by_tag, &o)),
+        r.digest,
+        "{round}: {by_tag}"
+    );
+    assert_eq!(
+        sha256_digest(&skopeo::inspect_raw(&by_digest, &o)),
+        r.digest,
+        "{round}: {by_digest}"
+    );
+    for m in &r.manifests {
+        let by_child = format!("{berth}/{}@{}", r.name, m.manifest.digest);
+        assert_eq!(
+            sha256_digest(&skopeo::inspect_raw(&by_child, &o)),
+            m.manifest.digest
+        );
+    }
+}
+
+#[test]
+fn pull_through_tls_htpasswd_upstream_then_upstream_stopped() {
+    let tmp = tempfile::tempdir().unwrap();
+    let fixture = images::build_set(&tmp.path().join("fixture"));
+    let mut dst = Distribution::tls_htpasswd("up", "Upstream-Pw-1");
+    images::push_with_skopeo(&fixture, &dst, "lib");
+    let (user, pass) = dst.credentials().unwrap();
+    let reg = start(config(
+        tmp.path().join("data"),
+        Upstream {
+            registry: dst.host(),
+            username: Some(user),
+            password: Some(pass),
+            ca_file: Some(dst.certs().unwrap().ca_path.clone()),
+            ..Upstream::default()
+        },
+        // Every tag pull goes upstream, so the fallback to the cached tag is exercised.
+        0,
+    ));
+    let hp = dst.host().replace(':', "_");
+    let berth = format!(
+        "docker://127.0.0.1:{}/spectro-images/{hp}/lib",
+        reg.addr.port()
+    );
+    for r in &fixture.refs {
+        check(&berth, r, tmp.path(), "online");
+    }
+    dst.stop();
+    for r in &fixture.refs {
+        check(&berth, r, tmp.path(), "offline");
+    }
+    // Something never pulled is not there.
+    let missing = format!("{berth}/never:1");
+    let out = std::process::Command::new("skopeo")
+        .args(["inspect", "--raw", "--tls-verify=false", &missing])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+}
+
+/// A reverse proxy that counts blob GETs and delays them (so concurrent misses overlap).
+async fn counting_proxy(upstream: String, blob_gets: Arc<AtomicUsize>) -> SocketAddr {
+    use axum::body::Body;
+    use axum::extract::Request;
+    use axum::response::Response;
+    let client = reqwest::Client::new();
+    let app = axum::Router::new().fallback(move |req: Request| {
+        let client = client.clone();
+        let upstream = upstream.clone();
+        let blob_gets = blob_gets.clone();
+        async move {
+            let pq = req
+                .uri()
+                .path_and_query()
+                .map(|p| p.as_str().to_string())
+                .unwrap_or_default();
+            let is_blob_get =
+                req.method() == axum::http::Method::GET && pq.contains("/blobs/sha256:");
+            if is_blob_get {
+                blob_gets.fetch_add(1, Ordering::SeqCst);
+                tokio::time::sleep(Duration::from_millis(300)).await;
+            }
+            let method = reqwest::Method::from_bytes(req.method().as_str().as_bytes()).unwrap();
+            let mut rb = client.request(method, format!("{upstream}{pq}"));
+            for (k, v) in req.headers() {
+                if k != "host" {
+                    rb = rb.header(k.as_str(), v.as_bytes());
+                }
+            }
+            let body = axum::body::to_bytes(req.into_body(), usize::MAX)
+                .await
+                .unwrap();
+            let resp = rb.body(body.to_vec()).send().await.unwrap();
+            let mut out = Response::builder().status(resp.status().as_u16());
+            for (k, v) in resp.headers() {
+                out = out.header(k.as_str(), v.as_bytes());
+            }
+            out.body(Body::from(resp.bytes().await.unwrap())).unwrap()
+        }
+    });
+    let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = l.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(l, app).await.unwrap() });
+    addr
+}
+
+async fn push_blob(c: &reqwest::Client, base: &str, repo: &str, data: &[u8]) -> String {
+    let d = sha256_digest(data);
+    let r = c
+        .post(format!("{base}/v2/{repo}/blobs/uploads/"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 202);
+    let loc = r.headers()["location"].to_str().unwrap().to_string();
+    let loc = if loc.starts_with("http") {
+        loc
+    } else {
+        format!("{base}{loc}")
+    };
+    let sep = if loc.contains('?') { '&' } else { '?' };
+    let r = c
+        .put(format!("{loc}{sep}digest={d}"))
+        .header("content-type", "application/octet-stream")
+        .body(data.to_vec())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 201, "{:?}", r.text().await);
+    d
+}
+
+#[test]
+fn concurrent_blob_misses_fetch_once_and_ns_addressing() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dst = Distribution::plain();
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(4)
+        .enable_all()
+        .build()
+        .unwrap();
+    let blob_gets = Arc::new(AtomicUsize::new(0));
+    let c = reqwest::Client::new();
+    let (proxy, layer, cfgd, man, man_d) = rt.block_on(async {
+        let proxy = counting_proxy(dst.url(), blob_gets.clone()).await;
+        let base = dst.url();
+        let data: Vec<u8> = (0..4usize << 20).map(|i| (i * 7 % 253) as u8).collect();
+        let layer = push_blob(&c, &base, "test/app", &data).await;
+        let cfg = br#"{"architecture":"amd64","os":"linux","rootfs":{"type":"layers","diff_ids":[]}}"#;
+        let cfgd = push_blob(&c, &base, "test/app", cfg).await;
+        let man = serde_json::json!({
+            "schemaVersion": 2,
+            "mediaType": "application/vnd.oci.image.manifest.v1+json",
+            "config": {"mediaType": "application/vnd.oci.image.config.v1+json", "digest": cfgd, "size": cfg.len()},
+            "layers": [{"mediaType": "application/vnd.oci.image.layer.v1.tar+gzip", "digest": layer, "size": data.len()}],
+        })
+        .to_string();
+        let r = c
+            .put(format!("{base}/v2/test/app/manifests/v1"))
+            .header("content-type", "application/vnd.oci.image.manifest.v1+json")
+            .body(man.clone())
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 201);
+        let man_d = sha256_digest(man.as_bytes());
+        (proxy, layer, cfgd, man, man_d)
+    });
+    let up = format!("127.0.0.1:{}", proxy.port());
+    let reg = start(config(
+        tmp.path().join("data"),
+        Upstream {
+            registry: up.clone(),
+            insecure: true,
+            ..Upstream::default()
+        },
+        300,
+    ));
+    let berth = format!("http://{}", reg.addr);
+    let hp = up.replace(':', "_");
+    rt.block_on(async {
+        // 50 concurrent GETs of an uncached blob: one upstream fetch.
+        let url = format!("{berth}/v2/spectro-images/{hp}/test/app/blobs/{layer}");
+        let tasks: Vec<_> = (0..50)
+            .map(|_| {
+                let c = c.clone();
+                let url = url.clone();
+                tokio::spawn(async move {
+                    let r = c.get(&url).send().await.unwrap();
+                    assert_eq!(r.status(), 200);
+                    sha256_digest(&r.bytes().await.unwrap())
+                })
+            })
+            .collect();
+        for t in tasks {
+            assert_eq!(t.await.unwrap(), layer);
+        }
+        assert_eq!(blob_gets.load(Ordering::SeqCst), 1, "upstream blob GETs");
+
+        // `?ns=`: the repository is the upstream's, cached under the same local name.
+        let r = c
+            .get(format!("{berth}/v2/test/app/manifests/v1?ns={up}"))
+            .header("accept", "application/vnd.oci.image.manifest.v1+json")
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 200);
+        assert_eq!(
+            r.headers()["docker-content-digest"].to_str().unwrap(),
+            man_d
+        );
+        assert_eq!(r.text().await.unwrap(), man);
+        let r = c
+            .get(format!("{berth}/v2/test/app/blobs/{cfgd}?ns={up}"))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 200);
+        assert_eq!(sha256_digest(&r.bytes().await.unwrap()), cfgd);
+        assert_eq!(blob_gets.load(Ordering::SeqCst), 2);
+        // Held digests never go upstream again, through either addressing.
+        let r = c
+            .head(format!("{berth}/v2/test/app/blobs/{layer}?ns={up}"))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 200);
+        let r = c
+            .get(format!(
+                "{berth}/v2/spectro-images/{hp}/test/app/manifests/{man_d}"
+            ))
+            .header("accept", "application/vnd.oci.image.manifest.v1+json")
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 200);
+        assert_eq!(blob_gets.load(Ordering::SeqCst), 2);
+        // Without `?ns=` the plain local repository is not the cache.
+        let r = c
+            .get(format!("{berth}/v2/test/app/manifests/v1"))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 404);
+        let m = c
+            .get(format!("{berth}/metrics"))
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        let val = |n: &str| -> u64 {
+            m.lines()
+                .find_map(|l| l.strip_prefix(&format!("{n} ")))
+                .unwrap()
+                .parse()
+                .unwrap()
+        };
+        assert_eq!(val("berth_cache_misses_total"), 3, "{m}");
+        assert!(val("berth_cache_hits_total") >= 51, "{m}");
+        assert_eq!(val("berth_upstream_errors_total"), 0, "{m}");
+    });
+    drop(dst);
+}
