@@ -52,6 +52,9 @@ pub struct Proxy {
     client: Client,
     upstreams: HashMap<String, Target>,
     project: String,
+    /// The user data's redirect (prefix or mapping rules): hosts that are not upstreams
+    /// themselves are fetched from where it sends them.
+    rewriter: Option<berth_rewrite::Rewriter>,
     tag_ttl: Duration,
     checked: Mutex<HashMap<(String, String), Instant>>,
     flights: Flights,
@@ -84,6 +87,7 @@ impl Proxy {
     pub fn from_config(cfg: &ProxyConfig) -> Result<Option<Proxy>, RegistryError> {
         let mut configs = RegistryConfigs::new();
         let mut upstreams = HashMap::new();
+        let mut rewriter = None;
         if let Some(path) = &cfg.user_data {
             let text = std::fs::read_to_string(path).map_err(|source| RegistryError::Io {
                 action: "read user data",
@@ -107,6 +111,10 @@ impl Proxy {
                     host,
                     prefix: String::new(),
                 });
+            }
+            let rw = berth_rewrite::Rewriter::new(Some(&ud), None);
+            if rw.enabled() {
+                rewriter = Some(rw);
             }
         }
         for u in &cfg.upstreams {
@@ -147,7 +155,7 @@ impl Proxy {
             );
             upstreams.insert(key, Target { host, prefix });
         }
-        if upstreams.is_empty() {
+        if upstreams.is_empty() && rewriter.is_none() {
             return Ok(None);
         }
         let client = Client::new(configs)
@@ -157,6 +165,7 @@ impl Proxy {
             client,
             upstreams,
             project: cfg.project.trim_matches('/').to_string(),
+            rewriter,
             tag_ttl: Duration::from_secs(cfg.tag_ttl_seconds),
             checked: Mutex::new(HashMap::new()),
             flights: Mutex::new(HashMap::new()),
@@ -167,7 +176,7 @@ impl Proxy {
     pub fn route(&self, name: &str, ns: Option<&str>) -> Option<UpstreamRoute> {
         if let Some(ns) = ns.filter(|n| !n.is_empty()) {
             let key = normalize_key(ns);
-            if self.upstreams.contains_key(&key) {
+            if self.serves(&key) {
                 let hp = berth_rewrite::encode_host_component(&key)?;
                 return Some(UpstreamRoute {
                     local_name: format!("{}/{hp}/{name}", self.project),
@@ -180,7 +189,7 @@ impl Proxy {
         let rest = name.strip_prefix(&self.project)?.strip_prefix('/')?;
         let (hp, repo) = rest.split_once('/')?;
         let host = berth_rewrite::decode_host_component(hp);
-        if repo.is_empty() || !self.upstreams.contains_key(&host) {
+        if repo.is_empty() || !self.serves(&host) {
             return None;
         }
         Some(UpstreamRoute {
@@ -190,7 +199,22 @@ impl Proxy {
         })
     }
 
+    /// Whether pulls of `host` go upstream.
+    fn serves(&self, host: &str) -> bool {
+        self.upstreams.contains_key(host) || self.rewriter.is_some()
+    }
+
+    /// The registry and repository to fetch `u` from.
     fn upstream(&self, u: &UpstreamRoute) -> (berth_client::Registry, String) {
+        if !self.upstreams.contains_key(&u.registry)
+            && let Some(rw) = &self.rewriter
+            && let Ok(r) = rw.rewrite_str(&format!("{}/{}", u.registry, u.repository))
+        {
+            let name = r.name();
+            if let Some((host, repo)) = name.split_once('/') {
+                return (self.client.registry(host), repo.to_string());
+            }
+        }
         let t = self.upstreams.get(&u.registry).cloned().unwrap_or(Target {
             host: u.registry.clone(),
             prefix: String::new(),
@@ -453,6 +477,36 @@ pub(crate) async fn tags(st: &Arc<State>, u: &UpstreamRoute) -> Result<Vec<Strin
 mod tests {
     use super::*;
     use crate::config::Upstream;
+
+    #[test]
+    fn user_data_upstreams_and_mapping() {
+        let dir = tempfile::tempdir().unwrap();
+        let ud = dir.path().join("user-data");
+        std::fs::write(
+            &ud,
+            "#cloud-config\nstylus:\n  registryCredentials:\n    domain: 10.10.254.254:8000/spectro-images\n    username: ubuntu\n    password: \"s3cret\"\n    insecure: true\n",
+        )
+        .unwrap();
+        let cfg = ProxyConfig {
+            user_data: Some(ud),
+            ..ProxyConfig::default()
+        };
+        let p = Proxy::from_config(&cfg).unwrap().unwrap();
+        assert!(!format!("{p:?}").contains("s3cret"));
+        // The external registry itself, path-addressed.
+        let r = p
+            .route("spectro-images/10.10.254.254_8000/spectro-images/x", None)
+            .unwrap();
+        let (reg, repo) = p.upstream(&r);
+        assert_eq!(reg.name(), "10.10.254.254:8000");
+        assert_eq!(repo, "spectro-images/x");
+        // Another host, through the user data's redirect.
+        let r = p.route("library/nginx", Some("docker.io")).unwrap();
+        assert_eq!(r.local_name, "spectro-images/docker.io/library/nginx");
+        let (reg, repo) = p.upstream(&r);
+        assert_eq!(reg.name(), "10.10.254.254:8000");
+        assert_eq!(repo, "spectro-images/docker.io/library/nginx");
+    }
 
     #[test]
     fn routes() {
