@@ -407,8 +407,7 @@ pub(crate) async fn get_blob(
         Metrics::add(&st.metrics.cache_hits, 1);
         return crate::api::serve_blob_file(st, d, size, headers, head).await;
     }
-    let flight = p.flight(d);
-    let guard = flight.lock().await;
+    let guard = p.flight(d).lock_owned().await;
     if let Some(size) = st.store.blob_size(d) {
         drop(guard);
         st.store.link_layer(name, d).map_err(ApiError::internal)?;
@@ -416,11 +415,113 @@ pub(crate) async fn get_blob(
         return crate::api::serve_blob_file(st, d, size, headers, head).await;
     }
     Metrics::add(&st.metrics.cache_misses, 1);
+    if !head && !headers.contains_key(axum::http::header::RANGE) {
+        let res = tee_blob(st, p, u, d, guard).await;
+        if res.is_err() {
+            p.flights.lock().expect("lock").remove(d);
+        }
+        return res;
+    }
     let res = fetch_blob(st, p, u, d).await;
     p.flights.lock().expect("lock").remove(d);
     drop(guard);
     let size = res?;
     crate::api::serve_blob_file(st, d, size, headers, head).await
+}
+
+/// Streams a blob from the upstream to the client while it is written to the store. The
+/// last chunk is held back until the stored blob has been verified against its digest, so
+/// a client never receives the whole of a damaged blob; the body then ends with an error.
+/// The fetch continues (and is stored) if the client goes away; concurrent requests for
+/// the digest wait on `guard` until it is stored.
+async fn tee_blob(
+    st: &Arc<State>,
+    p: &Proxy,
+    u: &UpstreamRoute,
+    d: &Digest,
+    guard: tokio::sync::OwnedMutexGuard<()>,
+) -> Result<Response, ApiError> {
+    let (reg, repo) = p.upstream(u);
+    let dl = reg
+        .get_blob(&repo, d)
+        .await
+        .map_err(|e| upstream_error(st, u, &e))?;
+    let w = st.store.writer().await.map_err(ApiError::internal)?;
+    let (tx, rx) = tokio::sync::mpsc::channel::<Result<bytes::Bytes, std::io::Error>>(8);
+    let size = dl.size;
+    {
+        let st = st.clone();
+        let u = u.clone();
+        let d = d.clone();
+        tokio::spawn(async move {
+            let mut stream = dl.stream;
+            let mut w = w;
+            let mut pending: Option<bytes::Bytes> = None;
+            let mut failed: Option<String> = None;
+            while let Some(c) = stream.next().await {
+                match c {
+                    Ok(c) => {
+                        if let Err(e) = w.write(&c).await {
+                            failed = Some(format!("storing blob {d}: {e}"));
+                            break;
+                        }
+                        if let Some(prev) = pending.replace(c) {
+                            let _ = tx.send(Ok(prev)).await;
+                        }
+                    }
+                    Err(e) => {
+                        Metrics::add(&st.metrics.upstream_errors, 1);
+                        failed = Some(format!(
+                            "reading blob {d} from upstream {}: {e}",
+                            u.registry
+                        ));
+                        break;
+                    }
+                }
+            }
+            let failed = match failed {
+                Some(f) => Some(f),
+                None => match w.commit(&d, Some(&u.local_name)).await {
+                    Ok(_) => None,
+                    Err(e) => {
+                        Metrics::add(&st.metrics.upstream_errors, 1);
+                        Some(format!("blob {d} from upstream {}: {e}", u.registry))
+                    }
+                },
+            };
+            // Stored (or given up): waiting requests go on without the slow first client.
+            if let Some(p) = st.proxy.as_ref() {
+                p.flights.lock().expect("lock").remove(&d);
+            }
+            drop(guard);
+            match failed {
+                None => {
+                    if let Some(last) = pending {
+                        let _ = tx.send(Ok(last)).await;
+                    }
+                }
+                Some(f) => {
+                    tracing::warn!(error = %f, "pull-through blob fetch failed");
+                    let _ = tx.send(Err(std::io::Error::other(f))).await;
+                }
+            }
+        });
+    }
+    let body =
+        futures_util::stream::unfold(rx, |mut rx| async move { rx.recv().await.map(|c| (c, rx)) });
+    let mut r = Response::new(axum::body::Body::from_stream(body));
+    for (k, v) in crate::api::blob_head(d, size.unwrap_or(0)) {
+        if k == "Content-Length" && size.is_none() {
+            continue;
+        }
+        if let Ok(v) = axum::http::HeaderValue::from_str(&v) {
+            r.headers_mut().insert(k, v);
+        }
+    }
+    if let Some(n) = size {
+        Metrics::add(&st.metrics.bytes_served, n);
+    }
+    Ok(r)
 }
 
 /// Downloads a blob into the store (verified against its digest on commit).
