@@ -366,3 +366,74 @@ fn concurrent_blob_misses_fetch_once_and_ns_addressing() {
     });
     drop(dst);
 }
+
+/// An upstream that serves the wrong bytes for every blob: the client never receives a
+/// complete body, nothing is stored, and the failure is counted.
+#[test]
+fn damaged_upstream_blob_is_not_served_whole_nor_stored() {
+    let tmp = tempfile::tempdir().unwrap();
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    let gets = Arc::new(AtomicUsize::new(0));
+    let up = rt.block_on(async {
+        let gets = gets.clone();
+        let app = axum::Router::new().fallback(move |req: axum::extract::Request| {
+            let gets = gets.clone();
+            async move {
+                if req.uri().path().contains("/blobs/") {
+                    gets.fetch_add(1, Ordering::SeqCst);
+                    let data: Vec<u8> = (0..(1usize << 20)).map(|i| (i % 13) as u8).collect();
+                    return axum::response::Response::builder()
+                        .status(200)
+                        .header("content-length", data.len().to_string())
+                        .body(axum::body::Body::from(data))
+                        .unwrap();
+                }
+                axum::response::Response::builder()
+                    .status(200)
+                    .header("content-type", "application/json")
+                    .body(axum::body::Body::from("{}"))
+                    .unwrap()
+            }
+        });
+        let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = l.local_addr().unwrap();
+        tokio::spawn(async move { axum::serve(l, app).await.unwrap() });
+        addr
+    });
+    let up = format!("127.0.0.1:{}", up.port());
+    let reg = start(config(
+        tmp.path().join("data"),
+        Upstream {
+            registry: up.clone(),
+            insecure: true,
+            ..Upstream::default()
+        },
+        300,
+    ));
+    let wanted = sha256_digest(b"the real content");
+    let url = format!("http://{}/v2/x/y/blobs/{wanted}?ns={up}", reg.addr);
+    rt.block_on(async {
+        let c = reqwest::Client::new();
+        for round in 1..=2 {
+            let complete = match c.get(&url).send().await {
+                Ok(r) if r.status() == 200 => r.bytes().await.is_ok(),
+                _ => false,
+            };
+            assert!(!complete, "round {round}: a damaged blob was served whole");
+            assert_eq!(gets.load(Ordering::SeqCst), round, "not cached");
+        }
+        let m = c
+            .get(format!("http://{}/metrics", reg.addr))
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        assert!(m.contains("berth_upstream_errors_total 2"), "{m}");
+    });
+}
