@@ -119,6 +119,8 @@ pub struct ProxyConfig {
     pub user_data: Option<PathBuf>,
     /// A tag is checked upstream at most once per this many seconds.
     pub tag_ttl_seconds: u64,
+    /// The same as a duration (`30s`, `5m`, `1h`, or seconds); overrides `tag_ttl_seconds`.
+    pub tag_recheck: Option<String>,
     /// The project (first path component) of path-addressed pulls:
     /// `/v2/<project>/<host_port>/<repo>`.
     pub project: String,
@@ -131,6 +133,7 @@ impl Default for ProxyConfig {
         ProxyConfig {
             user_data: None,
             tag_ttl_seconds: 300,
+            tag_recheck: None,
             project: "spectro-images".into(),
             upstreams: vec![],
         }
@@ -177,5 +180,48 @@ impl Config {
             return Ok(Config::default());
         }
         serde_saphyr::from_str(text).map_err(|e| e.to_string())
+    }
+}
+
+/// `30s`, `5m`, `1h`, `2d` or plain seconds.
+pub fn parse_duration(s: &str) -> Option<std::time::Duration> {
+    let s = s.trim();
+    let (n, unit) = match s.find(|c: char| !c.is_ascii_digit()) {
+        Some(i) => (&s[..i], s[i..].trim()),
+        None => (s, ""),
+    };
+    let n: u64 = n.parse().ok()?;
+    let mult = match unit {
+        "" | "s" => 1,
+        "m" => 60,
+        "h" => 3600,
+        "d" => 86400,
+        _ => return None,
+    };
+    Some(std::time::Duration::from_secs(n.checked_mul(mult)?))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations_and_upstream_aliases() {
+        assert_eq!(parse_duration("5m").unwrap().as_secs(), 300);
+        assert_eq!(parse_duration("90").unwrap().as_secs(), 90);
+        assert_eq!(parse_duration("2h").unwrap().as_secs(), 7200);
+        assert!(parse_duration("5 weeks").is_none());
+        assert!(parse_duration("").is_none());
+        let c = Config::from_yaml(
+            "proxy:\n  tag_recheck: 5m\n  upstreams:\n  - host: reg:5000\n    url: mirror/pre\n    ca: /ca.pem\n    insecure: true\n",
+        )
+        .unwrap();
+        assert_eq!(c.proxy.tag_recheck.as_deref(), Some("5m"));
+        assert_eq!(c.proxy.upstreams[0].registry, "reg:5000");
+        assert_eq!(c.proxy.upstreams[0].endpoint.as_deref(), Some("mirror/pre"));
+        assert_eq!(
+            c.proxy.upstreams[0].ca_file.as_deref(),
+            Some(Path::new("/ca.pem"))
+        );
     }
 }

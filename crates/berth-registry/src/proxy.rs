@@ -158,6 +158,14 @@ impl Proxy {
         if upstreams.is_empty() && rewriter.is_none() {
             return Ok(None);
         }
+        let tag_ttl = match &cfg.tag_recheck {
+            Some(t) => crate::config::parse_duration(t).ok_or_else(|| {
+                RegistryError::Upstream(format!(
+                    "proxy.tag_recheck `{t}` is not a duration (30s, 5m, 1h or seconds)"
+                ))
+            })?,
+            None => Duration::from_secs(cfg.tag_ttl_seconds),
+        };
         let client = Client::new(configs)
             .map_err(|e| RegistryError::Upstream(e.to_string()))?
             .with_retry(RetryPolicy::none());
@@ -166,7 +174,7 @@ impl Proxy {
             upstreams,
             project: cfg.project.trim_matches('/').to_string(),
             rewriter,
-            tag_ttl: Duration::from_secs(cfg.tag_ttl_seconds),
+            tag_ttl,
             checked: Mutex::new(HashMap::new()),
             flights: Mutex::new(HashMap::new()),
         }))
