@@ -91,6 +91,8 @@ pub struct BuildReport {
     /// Things the user must know (e.g. an index replaced by `--platform`).
     pub warnings: Vec<String>,
     pub compressed_size: u64,
+    /// Seconds spent writing the tar.zst (after every blob was staged).
+    pub write_seconds: f64,
 }
 
 fn platform_matches(want: &str, p: &Value) -> bool {
@@ -458,6 +460,7 @@ pub async fn build(
         level: opts.level,
         threads: opts.threads.max(1),
     };
+    let write_started = std::time::Instant::now();
     let files = tokio::task::spawn_blocking(move || job.write())
         .await
         .map_err(|e| BundleError::usage(&name, format!("the bundle writer failed: {e}")))??;
@@ -475,6 +478,7 @@ pub async fn build(
         reused_images: reused_images.into_iter().collect(),
         warnings,
         compressed_size,
+        write_seconds: write_started.elapsed().as_secs_f64(),
     })
 }
 

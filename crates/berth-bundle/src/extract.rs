@@ -51,10 +51,18 @@ fn extract_into(
             .map_err(|e| BundleError::io(&name, format!("creating {}", blob_entry(d)), e))?;
         io::copy(r, &mut f)
             .map_err(|e| BundleError::io(&name, format!("writing {}", blob_entry(d)), e))?;
-        f.sync_all()
-            .map_err(|e| BundleError::io(&name, format!("writing {}", blob_entry(d)), e))?;
         Ok(())
     })?;
+    // Durable before anything is renamed into place: every blob, once, at the end (the
+    // kernel has written most of them back by then).
+    for d in contents.head.manifest.blobs.iter() {
+        if let Ok(d) = Digest::parse(&d.digest) {
+            let p = blobs.join(d.algorithm().as_str()).join(d.hex());
+            std::fs::File::open(&p)
+                .and_then(|f| f.sync_all())
+                .map_err(|e| BundleError::io(&name, format!("syncing {}", blob_entry(&d)), e))?;
+        }
+    }
     write_file(&name, &dir.join(LAYOUT_ENTRY), OCI_LAYOUT)?;
     write_file(&name, &dir.join(INDEX_ENTRY), &contents.index)?;
     write_file(

@@ -60,6 +60,87 @@ fn decoder(
         .map_err(|e| BundleError::io(name, "starting the zstd decoder", e))
 }
 
+/// Decompresses on its own thread, a few MiB ahead of the reader, so that decompression
+/// and hashing/writing run on two cores. The thread ends when the reader is dropped.
+struct ReadAhead {
+    rx: std::sync::mpsc::Receiver<io::Result<Vec<u8>>>,
+    buf: Vec<u8>,
+    pos: usize,
+    done: bool,
+}
+
+impl ReadAhead {
+    fn new(mut inner: impl Read + Send + 'static) -> ReadAhead {
+        let (tx, rx) = std::sync::mpsc::sync_channel::<io::Result<Vec<u8>>>(8);
+        std::thread::spawn(move || {
+            loop {
+                let mut chunk = vec![0u8; 1 << 20];
+                let mut n = 0;
+                let r = loop {
+                    match inner.read(&mut chunk[n..]) {
+                        Ok(0) => break Ok(()),
+                        Ok(k) => {
+                            n += k;
+                            if n == chunk.len() {
+                                break Ok(());
+                            }
+                        }
+                        Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                        Err(e) => break Err(e),
+                    }
+                };
+                chunk.truncate(n);
+                let end = n == 0;
+                let msg = match r {
+                    Ok(()) => Ok(chunk),
+                    Err(e) => Err(e),
+                };
+                let failed = msg.is_err();
+                if tx.send(msg).is_err() || end || failed {
+                    return;
+                }
+            }
+        });
+        ReadAhead {
+            rx,
+            buf: Vec::new(),
+            pos: 0,
+            done: false,
+        }
+    }
+}
+
+impl Read for ReadAhead {
+    fn read(&mut self, out: &mut [u8]) -> io::Result<usize> {
+        while self.pos == self.buf.len() {
+            if self.done {
+                return Ok(0);
+            }
+            match self.rx.recv() {
+                Ok(Ok(chunk)) => {
+                    if chunk.is_empty() {
+                        self.done = true;
+                    }
+                    self.buf = chunk;
+                    self.pos = 0;
+                }
+                Ok(Err(e)) => {
+                    self.done = true;
+                    return Err(e);
+                }
+                Err(_) => {
+                    self.done = true;
+                    return Err(io::Error::other("the decompression thread stopped"));
+                }
+            }
+        }
+        let n = out.len().min(self.buf.len() - self.pos);
+        out[..n].copy_from_slice(&self.buf[self.pos..self.pos + n]);
+        self.pos += n;
+        Ok(n)
+    }
+}
+
 /// An I/O error while reading the stream: the bundle is truncated or corrupt (or a part
 /// could not be read).
 fn stream_err(name: &str, entry: &str, e: io::Error) -> BundleError {
@@ -336,7 +417,7 @@ pub fn scan(
     let name = path.display().to_string();
     let parts = resolve(path)?;
     let compressed = compressed_size(&parts);
-    let mut archive = tar::Archive::new(decoder(&name, parts.clone())?);
+    let mut archive = tar::Archive::new(ReadAhead::new(decoder(&name, parts.clone())?));
     let mut manifest: Option<(BundleManifest, Vec<u8>)> = None;
     let mut signature: Option<Vec<u8>> = None;
     let mut signature_checked = false;
