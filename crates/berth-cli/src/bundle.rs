@@ -252,7 +252,8 @@ fn build(args: BuildArgs) -> Result<ExitCode, Failure> {
         files.push(ProfileFile {
             file,
             name: profile.name.clone(),
-            bytes: std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?,
+            bytes: std::fs::read(path)
+                .with_context(|| format!("cannot read {}", path.display()))?,
         });
     }
     let signing_key = match &args.signing_key {
@@ -309,7 +310,11 @@ fn build(args: BuildArgs) -> Result<ExitCode, Failure> {
             println!(
                 "{}",
                 serde_json::to_string_pretty(&Out {
-                    files: report.files.iter().map(|f| f.display().to_string()).collect(),
+                    files: report
+                        .files
+                        .iter()
+                        .map(|f| f.display().to_string())
+                        .collect(),
                     compressed_size: report.compressed_size,
                     manifest: &report.manifest,
                     fetch: &report.fetch,
@@ -408,7 +413,11 @@ fn inspect(args: InspectArgs) -> Result<ExitCode, Failure> {
 
 fn verify(args: VerifyArgs) -> Result<ExitCode, Failure> {
     let key = public_key(&args.public_key)?;
-    let c = match outcome(berth_bundle::scan(&args.bundle, key.as_ref(), &mut |_, _, _| Ok(())))? {
+    let c = match outcome(berth_bundle::scan(
+        &args.bundle,
+        key.as_ref(),
+        &mut |_, _, _| Ok(()),
+    ))? {
         Ok(c) => c,
         Err(code) => return Ok(code),
     };
@@ -445,7 +454,11 @@ fn push(args: PushArgs) -> Result<ExitCode, Failure> {
     if let Some(local) = rewriter.local() {
         args.dest.apply(&mut dst, local.host())?;
     }
-    let bundle = match outcome(Extracted::open(&args.bundle, key.as_ref(), args.tmp_dir.as_deref()))? {
+    let bundle = match outcome(Extracted::open(
+        &args.bundle,
+        key.as_ref(),
+        args.tmp_dir.as_deref(),
+    ))? {
         Ok(b) => b,
         Err(code) => return Ok(code),
     };
@@ -485,8 +498,15 @@ fn serve(args: ServeArgs) -> Result<ExitCode, Failure> {
         None => None,
     };
     // Only the path matters: the host is whatever clients use to reach this server.
-    let rewriter = Rewriter::new(ud.as_ref(), Some(LocalRegistry::new("localhost", Some(&args.project))?));
-    let bundle = match outcome(Extracted::open(&args.bundle, key.as_ref(), args.tmp_dir.as_deref()))? {
+    let rewriter = Rewriter::new(
+        ud.as_ref(),
+        Some(LocalRegistry::new("localhost", Some(&args.project))?),
+    );
+    let bundle = match outcome(Extracted::open(
+        &args.bundle,
+        key.as_ref(),
+        args.tmp_dir.as_deref(),
+    ))? {
         Ok(b) => Arc::new(b),
         Err(code) => return Ok(code),
     };
@@ -496,14 +516,27 @@ fn serve(args: ServeArgs) -> Result<ExitCode, Failure> {
         if let Ok(r) = Reference::parse(&img.source)
             && let Ok(t) = rewriter.rewrite(&r)
         {
-            eprintln!("serving {} as {}/{}", img.source, args.listen, t.name().split_once('/').map_or("", |x| x.1));
+            eprintln!(
+                "serving {} as {}/{}",
+                img.source,
+                args.listen,
+                t.name().split_once('/').map_or("", |x| x.1)
+            );
         }
     }
-    eprintln!("berth bundle serve: http://{}/v2/ (read-only; Ctrl-C stops)", args.listen);
+    eprintln!(
+        "berth bundle serve: http://{}/v2/ (read-only; Ctrl-C stops)",
+        args.listen
+    );
     let opts = ServeOptions {
         name: Box::new(move |r: &Reference| rewriter.rewrite(r).map_err(|e| e.to_string())),
     };
-    rt.block_on(berth_bundle::serve(bundle, listener, opts, berth_bundle::stop_signal()))?;
+    rt.block_on(berth_bundle::serve(
+        bundle,
+        listener,
+        opts,
+        berth_bundle::stop_signal(),
+    ))?;
     Ok(ExitCode::SUCCESS)
 }
 

@@ -81,26 +81,62 @@ fn bundle_build_inspect_verify_extract_push_and_damage() {
     images::push_with_skopeo(&f, &src, "library");
     let profile = write_profile(w, &src, &f);
     let key = w.join("site");
-    ok(&berth(&["bundle", "keygen", "--out", key.to_str().unwrap()]));
-    let (k, p) = (format!("{}.key", key.display()), format!("{}.pub", key.display()));
+    ok(&berth(&[
+        "bundle",
+        "keygen",
+        "--out",
+        key.to_str().unwrap(),
+    ]));
+    let (k, p) = (
+        format!("{}.key", key.display()),
+        format!("{}.pub", key.display()),
+    );
     let b = w.join("b.tar.zst");
     let b = b.to_str().unwrap();
     let o = berth(&[
-        "bundle", "build", "--profile", &profile, "-o", b, "--src-tls-verify=false",
-        "--signing-key", &k, "--split-size", "1M", "--output", "json",
+        "bundle",
+        "build",
+        "--profile",
+        &profile,
+        "-o",
+        b,
+        "--src-tls-verify=false",
+        "--signing-key",
+        &k,
+        "--split-size",
+        "1M",
+        "--output",
+        "json",
     ]);
     let built = json(&o);
-    assert_eq!(built["manifest"]["images"].as_array().unwrap().len(), f.refs.len());
+    assert_eq!(
+        built["manifest"]["images"].as_array().unwrap().len(),
+        f.refs.len()
+    );
     assert!(built["files"].as_array().unwrap().len() > 1);
 
-    let inspected = json(&berth(&["bundle", "inspect", &format!("{b}.part00"), "--output", "json"]));
+    let inspected = json(&berth(&[
+        "bundle",
+        "inspect",
+        &format!("{b}.part00"),
+        "--output",
+        "json",
+    ]));
     assert_eq!(inspected["signed"], true);
     assert_eq!(inspected["created_from"][0], "bundle-cli");
     assert_eq!(inspected["images"], built["manifest"]["images"]);
     ok(&berth(&["bundle", "verify", b, "--public-key", &p]));
 
     let ex = w.join("layout");
-    ok(&berth(&["bundle", "extract", b, "--to", ex.to_str().unwrap(), "--public-key", &p]));
+    ok(&berth(&[
+        "bundle",
+        "extract",
+        b,
+        "--to",
+        ex.to_str().unwrap(),
+        "--public-key",
+        &p,
+    ]));
     let base = f.get("base", "1");
     let r = format!("{}/library/base:1", src.host());
     assert_eq!(
@@ -110,21 +146,74 @@ fn bundle_build_inspect_verify_extract_push_and_damage() {
     assert!(ex.join("profiles/profile.yaml").is_file());
 
     let ud = write_user_data(w, &src, &dst);
-    let pushed = json(&berth(&["bundle", "push", b, "--user-data", &ud, "--public-key", &p, "--output", "json"]));
-    assert!(pushed["images"].as_array().unwrap().iter().all(|i| i["status"] == "copied"), "{pushed}");
+    let pushed = json(&berth(&[
+        "bundle",
+        "push",
+        b,
+        "--user-data",
+        &ud,
+        "--public-key",
+        &p,
+        "--output",
+        "json",
+    ]));
+    assert!(
+        pushed["images"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|i| i["status"] == "copied"),
+        "{pushed}"
+    );
     assert!(pushed["blobs"]["copied"].as_u64().unwrap() > 0);
     let sk = SkopeoOpts::for_registry(&dst);
     for fr in &f.refs {
-        let t = format!("docker://{}/edge/library/{}:{}", dst.host(), fr.name, fr.tag);
-        assert_eq!(sha256_digest(&skopeo::inspect_raw(&t, &sk)), fr.digest, "{t}");
+        let t = format!(
+            "docker://{}/edge/library/{}:{}",
+            dst.host(),
+            fr.name,
+            fr.tag
+        );
+        assert_eq!(
+            sha256_digest(&skopeo::inspect_raw(&t, &sk)),
+            fr.digest,
+            "{t}"
+        );
     }
-    let again = json(&berth(&["bundle", "push", b, "--user-data", &ud, "--output", "json"]));
-    assert!(again["images"].as_array().unwrap().iter().all(|i| i["status"] == "present"));
+    let again = json(&berth(&[
+        "bundle",
+        "push",
+        b,
+        "--user-data",
+        &ud,
+        "--output",
+        "json",
+    ]));
+    assert!(
+        again["images"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|i| i["status"] == "present")
+    );
 
     // Another key: refused with exit 1, nothing extracted.
-    ok(&berth(&["bundle", "keygen", "--out", w.join("other").to_str().unwrap()]));
+    ok(&berth(&[
+        "bundle",
+        "keygen",
+        "--out",
+        w.join("other").to_str().unwrap(),
+    ]));
     let other = format!("{}/other.pub", w.display());
-    let o = berth(&["bundle", "extract", b, "--to", w.join("no").to_str().unwrap(), "--public-key", &other]);
+    let o = berth(&[
+        "bundle",
+        "extract",
+        b,
+        "--to",
+        w.join("no").to_str().unwrap(),
+        "--public-key",
+        &other,
+    ]);
     assert_eq!(o.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&o.stderr).contains("does not match the public key"));
     assert!(!w.join("no").exists());
@@ -134,5 +223,10 @@ fn bundle_build_inspect_verify_extract_push_and_damage() {
     bytes[1000] ^= 0x55;
     std::fs::write(&part, bytes).unwrap();
     let o = berth(&["bundle", "verify", b]);
-    assert_eq!(o.status.code(), Some(1), "{}", String::from_utf8_lossy(&o.stderr));
+    assert_eq!(
+        o.status.code(),
+        Some(1),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
 }
