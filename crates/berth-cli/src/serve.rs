@@ -30,9 +30,14 @@ pub struct ServeArgs {
     /// The data directory (blobs, repositories, generated TLS material).
     #[arg(long, value_name = "DIR")]
     data: Option<PathBuf>,
-    /// Palette user data: its external registry becomes the pull-through upstream.
+    /// Palette user data: its registries (host, credentials, CA, insecure) become
+    /// pull-through upstreams, and its redirect (prefix or mapping rules) sends pulls of
+    /// other hosts (`?ns=docker.io`, `/v2/spectro-images/docker.io/...`) to them.
     #[arg(long, value_name = "FILE")]
     user_data: Option<PathBuf>,
+    /// Pull-through: re-check a cached tag upstream at most this often (30s, 5m, 1h).
+    #[arg(long, value_name = "DURATION")]
+    tag_recheck: Option<String>,
     /// htpasswd file with bcrypt entries (`htpasswd -B`): pushes need a user of it, and
     /// pulls too unless --anonymous-pull.
     #[arg(long, value_name = "FILE")]
@@ -69,6 +74,12 @@ pub fn settings(args: &ServeArgs) -> anyhow::Result<Config> {
     }
     if let Some(u) = &args.user_data {
         cfg.proxy.user_data = Some(u.clone());
+    }
+    if let Some(t) = &args.tag_recheck {
+        if berth_registry::parse_duration(t).is_none() {
+            bail!("--tag-recheck `{t}` is not a duration (30s, 5m, 1h or seconds)");
+        }
+        cfg.proxy.tag_recheck = Some(t.clone());
     }
     if let Some(h) = &args.htpasswd {
         cfg.auth.htpasswd = Some(h.clone());
@@ -237,5 +248,23 @@ mod tests {
         assert_eq!(parse_duration("15m"), Ok(Duration::from_secs(900)));
         assert_eq!(parse_duration("2h"), Ok(Duration::from_secs(7200)));
         assert!(parse_duration("soon").is_err());
+    }
+
+    #[derive(clap::Parser)]
+    struct Cli {
+        #[command(flatten)]
+        args: ServeArgs,
+    }
+
+    #[test]
+    fn pull_through_flags() {
+        use clap::Parser;
+        let c = Cli::try_parse_from(["serve", "--user-data", "/ud.yaml", "--tag-recheck", "5m"])
+            .unwrap();
+        let cfg = settings(&c.args).unwrap();
+        assert_eq!(cfg.proxy.user_data, Some(PathBuf::from("/ud.yaml")));
+        assert_eq!(cfg.proxy.tag_recheck.as_deref(), Some("5m"));
+        let c = Cli::try_parse_from(["serve", "--tag-recheck", "soon"]).unwrap();
+        assert!(settings(&c.args).is_err());
     }
 }

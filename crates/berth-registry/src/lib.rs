@@ -35,7 +35,9 @@ use hyper_util::service::TowerToHyperService;
 
 pub use api::parse_route;
 pub use auth::load_htpasswd;
-pub use config::{AuthConfig, Config, Limits, LogFormat, ProxyConfig, TlsConfig, Upstream};
+pub use config::{
+    AuthConfig, Config, Limits, LogFormat, ProxyConfig, TlsConfig, Upstream, parse_duration,
+};
 pub use error::{ApiError, RegistryError};
 
 /// An upload in progress.
