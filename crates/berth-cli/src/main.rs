@@ -30,9 +30,11 @@ const EXIT_FINDINGS: u8 = 1;
     version,
     about = "Get every container image an edge Kubernetes cluster needs into a private registry, and onto the edge hosts.",
     long_about = "Berth reads Palette cluster profiles and the installer's user data (the `stylus` section of \
-#cloud-config), computes where every image lives once the external registry's rules are applied, \
-and checks the profiles. One rewrite function serves every command, so what is uploaded is exactly \
-where the edge agent looks.\n\nExit status: 0 clean; 1 findings of severity error; 2 bad input or usage."
+#cloud-config) and computes, with one rewrite function, where every image lives. It mirrors the \
+images into the external registry (mirror, verify, copy), runs the edge registry (serve, gc, fsck), \
+puts images into containerd and configures the node on the edge host (agent, webhook, \
+credential-provider, node-config), and builds air-gap content bundles (bundle). Because every \
+command uses the same rewrite function, what is uploaded is exactly where the edge agent looks.\n\nExit status: 0 clean; 1 findings of severity error; 2 bad input or usage."
 )]
 struct Cli {
     #[command(subcommand)]
