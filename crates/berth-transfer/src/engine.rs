@@ -387,9 +387,10 @@ async fn transfer_blob(
     source: Arc<dyn Source>,
     dest: Arc<dyn Destination>,
     blob: Descriptor,
+    trust_head: bool,
 ) -> Result<BlobOutcome, TransferError> {
     let digest = blob.digest.clone();
-    if dest.has_blob(&digest).await? {
+    if trust_head && dest.has_blob(&digest).await? {
         return Ok(BlobOutcome::Skipped);
     }
     if let Some(repo) = dest.mount_repository() {
@@ -488,7 +489,7 @@ async fn copy_blob(
             None => {
                 let (e, s, d, b) = (engine.clone(), source.clone(), dest.clone(), blob.clone());
                 let fut: BoxFuture<'static, Result<(), String>> = async move {
-                    let r = transfer_blob(e.clone(), image, s, d.clone(), b.clone()).await;
+                    let r = transfer_blob(e.clone(), image, s, d.clone(), b.clone(), true).await;
                     match r {
                         Ok(o) => {
                             if let Some(repo) = d.mount_repository() {
@@ -528,7 +529,7 @@ async fn copy_blob(
     let o = if dest.has_blob(&blob.digest).await? {
         BlobOutcome::Skipped
     } else {
-        transfer_blob(engine.clone(), image, source, dest, blob.clone()).await?
+        transfer_blob(engine.clone(), image, source, dest, blob.clone(), true).await?
     };
     engine.count(o);
     engine.emit(Event::BlobDone {
@@ -594,7 +595,7 @@ async fn copy_one(
         target: dst.to_string(),
         total_bytes: blobs.iter().map(|b| b.size).sum(),
     });
-    futures_util::stream::iter(blobs)
+    futures_util::stream::iter(blobs.clone())
         .map(|b| copy_blob(engine.clone(), image, source.clone(), dest.clone(), b))
         .buffer_unordered(engine.jobs)
         .try_collect::<Vec<_>>()
@@ -607,13 +608,67 @@ async fn copy_one(
             .map_err(fail)?
             .is_none()
         {
-            dest.put_manifest(&child.digest.to_string(), child)
-                .await
-                .map_err(fail)?;
+            put_manifest_repairing(
+                &engine,
+                image,
+                &source,
+                &dest,
+                &child.digest.to_string(),
+                child,
+                &blobs,
+            )
+            .await
+            .map_err(fail)?;
         }
     }
-    dest.put_manifest(&target_ref, &top).await.map_err(fail)?;
+    put_manifest_repairing(&engine, image, &source, &dest, &target_ref, &top, &blobs)
+        .await
+        .map_err(fail)?;
     Ok((digest, ImageStatus::Copied))
+}
+
+/// Pushes a manifest. A registry may have answered a blob HEAD from a cache shared across
+/// repositories (Distribution 2.8's in-memory blob descriptor cache does) although the blob is
+/// not linked into this repository; its manifest PUT then fails with `MANIFEST_BLOB_UNKNOWN`
+/// naming the blob. Those blobs are moved again without trusting HEAD (mounted or uploaded)
+/// and the manifest is pushed once more.
+async fn put_manifest_repairing(
+    engine: &Arc<Engine>,
+    image: usize,
+    source: &Arc<dyn Source>,
+    dest: &Arc<dyn Destination>,
+    reference: &str,
+    manifest: &Manifest,
+    blobs: &[Descriptor],
+) -> Result<(), TransferError> {
+    let err = match dest.put_manifest(reference, manifest).await {
+        Ok(()) => return Ok(()),
+        Err(e) => e,
+    };
+    let text = err.to_string();
+    if !text.contains("BLOB_UNKNOWN") {
+        return Err(err);
+    }
+    let missing: Vec<&Descriptor> = blobs
+        .iter()
+        .filter(|b| text.contains(&b.digest.to_string()))
+        .collect();
+    if missing.is_empty() {
+        return Err(err);
+    }
+    for b in missing {
+        let o = transfer_blob(
+            engine.clone(),
+            image,
+            source.clone(),
+            dest.clone(),
+            b.clone(),
+            false,
+        )
+        .await?;
+        engine.count(o);
+    }
+    dest.put_manifest(reference, manifest).await
 }
 
 /// Copies every `(source, target)` pair: blobs first (streamed, verified, each moved once,
