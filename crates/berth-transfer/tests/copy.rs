@@ -525,3 +525,112 @@ async fn corrupted_blob_fails_the_image_and_leaves_nothing_at_the_destination() 
         .join(victim.hex());
     assert!(!blob_dir.exists(), "{}", blob_dir.display());
 }
+
+/// A proxy in front of a real registry that claims (HEAD 200) to hold one blob it does not
+/// have in the repository, as a registry with a cross-repository blob cache may.
+async fn lying_proxy(upstream: String, victim: String, size: u64) -> u16 {
+    use axum::body::Body;
+    use axum::http::{HeaderMap, Method, Uri};
+    use axum::response::{IntoResponse, Response};
+    let http = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    let handler = move |method: Method, uri: Uri, headers: HeaderMap, body: Body| {
+        let (http, upstream, victim) = (http.clone(), upstream.clone(), victim.clone());
+        async move {
+            if method == Method::HEAD && uri.path().ends_with(&format!("/blobs/{victim}")) {
+                return Response::builder()
+                    .status(200)
+                    .header("content-length", size)
+                    .header("docker-content-digest", victim)
+                    .body(Body::empty())
+                    .unwrap()
+                    .into_response();
+            }
+            let body = axum::body::to_bytes(body, 64 << 20).await.unwrap();
+            let mut req = http.request(method, format!("{upstream}{uri}")).body(body);
+            for (k, v) in &headers {
+                if k != "host" {
+                    req = req.header(k, v);
+                }
+            }
+            let resp = req.send().await.unwrap();
+            let mut out = Response::builder().status(resp.status().as_u16());
+            for (k, v) in resp.headers() {
+                out = out.header(k, v);
+            }
+            let bytes = resp.bytes().await.unwrap();
+            out.body(Body::from(bytes)).unwrap().into_response()
+        }
+    };
+    let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = l.local_addr().unwrap().port();
+    tokio::spawn(async move {
+        axum::serve(l, axum::Router::new().fallback(handler))
+            .await
+            .unwrap()
+    });
+    port
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn blob_a_registry_wrongly_claims_is_moved_when_the_manifest_push_names_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let fixture = images::build_set(dir.path());
+    let src = source_with(&fixture);
+    let dst = Distribution::plain();
+    let base = fixture.get("base", "1");
+    let layer = base.manifests[0].layers[0].clone();
+    let port = lying_proxy(dst.url(), layer.digest.clone(), layer.size).await;
+    let proxy = format!("127.0.0.1:{port}");
+    let mut s = RegistryConfigs::new();
+    s.insert(
+        &src.host(),
+        RegistryConfig {
+            insecure: true,
+            ..Default::default()
+        },
+    );
+    let mut d = RegistryConfigs::new();
+    d.insert(
+        &proxy,
+        RegistryConfig {
+            insecure: true,
+            ..Default::default()
+        },
+    );
+    let o = CopyOptions {
+        jobs: 2,
+        source_registries: s,
+        destination_registries: d,
+        ..Default::default()
+    };
+    let pair = (
+        Endpoint::Registry(Reference::parse(&format!("{}/library/base:1", src.host())).unwrap()),
+        Endpoint::Registry(Reference::parse(&format!("{proxy}/edge/base:1")).unwrap()),
+    );
+    let rep = copy_images(vec![pair], o, None).await;
+    assert_eq!(rep.images[0].status, ImageStatus::Copied, "{rep:?}");
+    assert_eq!(rep.images[0].digest.as_deref(), Some(base.digest.as_str()));
+    // The layer is really in the repository now (asked of the registry itself, not the proxy).
+    let raw = skopeo::inspect_raw(
+        &format!("docker://{}/edge/base:1", dst.host()),
+        &SkopeoOpts::insecure(),
+    );
+    assert_eq!(sha256_digest(&raw), base.digest);
+    let mut cfg = RegistryConfigs::new();
+    cfg.insert(
+        &dst.host(),
+        RegistryConfig {
+            insecure: true,
+            ..Default::default()
+        },
+    );
+    let reg = Client::new(cfg).unwrap().registry(&dst.host());
+    let d = Digest::parse(&layer.digest).unwrap();
+    assert_eq!(
+        reg.head_blob("edge/base", &d).await.unwrap(),
+        Some(layer.size)
+    );
+}
