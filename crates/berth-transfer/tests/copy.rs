@@ -427,8 +427,14 @@ async fn destination_stopped_mid_transfer_is_retried_or_fails_and_a_rerun_comple
     assert_eq!(v[0].status, VerifyStatus::Present, "{v:?}");
 }
 
-/// A proxy in front of a real registry that flips one byte of one blob.
-async fn corrupting_proxy(upstream: String, victim: String) -> u16 {
+type Answer = Box<
+    dyn Fn(&axum::http::Method, &axum::http::Uri) -> Option<axum::response::Response> + Send + Sync,
+>;
+type Mutate = Box<dyn Fn(&axum::http::Method, &axum::http::Uri, &mut Vec<u8>) + Send + Sync>;
+
+/// A pass-through proxy in front of a real registry: `answer` may answer a request itself,
+/// `mutate` may change a response body on its way back.
+async fn proxy(upstream: String, answer: Answer, mutate: Mutate) -> u16 {
     use axum::body::Body;
     use axum::http::{HeaderMap, Method, Uri};
     use axum::response::{IntoResponse, Response};
@@ -436,9 +442,14 @@ async fn corrupting_proxy(upstream: String, victim: String) -> u16 {
         .redirect(reqwest::redirect::Policy::none())
         .build()
         .unwrap();
+    let (answer, mutate) = (Arc::new(answer), Arc::new(mutate));
     let handler = move |method: Method, uri: Uri, headers: HeaderMap, body: Body| {
-        let (http, upstream, victim) = (http.clone(), upstream.clone(), victim.clone());
+        let (http, upstream) = (http.clone(), upstream.clone());
+        let (answer, mutate) = (answer.clone(), mutate.clone());
         async move {
+            if let Some(r) = answer(&method, &uri) {
+                return r;
+            }
             let body = axum::body::to_bytes(body, 64 << 20).await.unwrap();
             let mut req = http
                 .request(method.clone(), format!("{upstream}{uri}"))
@@ -449,19 +460,12 @@ async fn corrupting_proxy(upstream: String, victim: String) -> u16 {
                 }
             }
             let resp = req.send().await.unwrap();
-            let status = resp.status();
-            let mut out = Response::builder().status(status.as_u16());
+            let mut out = Response::builder().status(resp.status().as_u16());
             for (k, v) in resp.headers() {
                 out = out.header(k, v);
             }
             let mut bytes = resp.bytes().await.unwrap().to_vec();
-            if method == Method::GET
-                && uri.path().ends_with(&format!("/blobs/{victim}"))
-                && !bytes.is_empty()
-            {
-                let mid = bytes.len() / 2;
-                bytes[mid] ^= 0x01;
-            }
+            mutate(&method, &uri, &mut bytes);
             out.body(Body::from(bytes)).unwrap().into_response()
         }
     };
@@ -473,6 +477,25 @@ async fn corrupting_proxy(upstream: String, victim: String) -> u16 {
             .unwrap()
     });
     port
+}
+
+/// A proxy in front of a real registry that flips one byte of one blob.
+async fn corrupting_proxy(upstream: String, victim: String) -> u16 {
+    let suffix = format!("/blobs/{victim}");
+    proxy(
+        upstream,
+        Box::new(|_, _| None),
+        Box::new(move |method, uri, bytes| {
+            if method == axum::http::Method::GET
+                && uri.path().ends_with(&suffix)
+                && !bytes.is_empty()
+            {
+                let mid = bytes.len() / 2;
+                bytes[mid] ^= 0x01;
+            }
+        }),
+    )
+    .await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -529,49 +552,22 @@ async fn corrupted_blob_fails_the_image_and_leaves_nothing_at_the_destination() 
 /// A proxy in front of a real registry that claims (HEAD 200) to hold one blob it does not
 /// have in the repository, as a registry with a cross-repository blob cache may.
 async fn lying_proxy(upstream: String, victim: String, size: u64) -> u16 {
-    use axum::body::Body;
-    use axum::http::{HeaderMap, Method, Uri};
-    use axum::response::{IntoResponse, Response};
-    let http = reqwest::Client::builder()
-        .redirect(reqwest::redirect::Policy::none())
-        .build()
-        .unwrap();
-    let handler = move |method: Method, uri: Uri, headers: HeaderMap, body: Body| {
-        let (http, upstream, victim) = (http.clone(), upstream.clone(), victim.clone());
-        async move {
-            if method == Method::HEAD && uri.path().ends_with(&format!("/blobs/{victim}")) {
-                return Response::builder()
+    let suffix = format!("/blobs/{victim}");
+    proxy(
+        upstream,
+        Box::new(move |method, uri| {
+            (method == axum::http::Method::HEAD && uri.path().ends_with(&suffix)).then(|| {
+                axum::response::Response::builder()
                     .status(200)
                     .header("content-length", size)
-                    .header("docker-content-digest", victim)
-                    .body(Body::empty())
+                    .header("docker-content-digest", victim.clone())
+                    .body(axum::body::Body::empty())
                     .unwrap()
-                    .into_response();
-            }
-            let body = axum::body::to_bytes(body, 64 << 20).await.unwrap();
-            let mut req = http.request(method, format!("{upstream}{uri}")).body(body);
-            for (k, v) in &headers {
-                if k != "host" {
-                    req = req.header(k, v);
-                }
-            }
-            let resp = req.send().await.unwrap();
-            let mut out = Response::builder().status(resp.status().as_u16());
-            for (k, v) in resp.headers() {
-                out = out.header(k, v);
-            }
-            let bytes = resp.bytes().await.unwrap();
-            out.body(Body::from(bytes)).unwrap().into_response()
-        }
-    };
-    let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let port = l.local_addr().unwrap().port();
-    tokio::spawn(async move {
-        axum::serve(l, axum::Router::new().fallback(handler))
-            .await
-            .unwrap()
-    });
-    port
+            })
+        }),
+        Box::new(|_, _, _| {}),
+    )
+    .await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
