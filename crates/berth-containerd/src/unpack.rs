@@ -283,10 +283,21 @@ pub async fn unpack(
                 snapshotter: cd.snapshotter().to_string(),
                 detail,
             };
-            let mounts = cd
-                .prepare_snapshot(&key, &parent, labels.clone())
-                .await
-                .map_err(|e| unpack_err(e.to_string()))?;
+            let mounts = match cd.prepare_snapshot(&key, &parent, labels.clone()).await {
+                Ok(m) => Some(m),
+                // Another import (of an image sharing this layer) committed the chain since
+                // the check above: containerd refuses to prepare a snapshot whose target exists.
+                Err(e) if e.code() == Some(tonic::Code::AlreadyExists) => None,
+                Err(e) => return Err(unpack_err(e.to_string())),
+            };
+            let Some(mounts) = mounts else {
+                cd.set_content_labels(
+                    &layer.digest,
+                    HashMap::from([(LABEL_UNCOMPRESSED.to_string(), diff_id.to_string())]),
+                )
+                .await?;
+                continue;
+            };
             let result = async {
                 let got = cd
                     .apply_layer(&layer.media_type, &layer.digest, layer.size, mounts)
