@@ -60,21 +60,12 @@ struct Loaded {
 impl Loaded {
     fn load(path: &Path, name: &str) -> Result<Loaded, ArchiveError> {
         let tar = TarIndex::open(path, name)?;
-        let Some(r) = tar.find("manifest.json")? else {
-            let hint = if tar.find("index.json")?.is_some() {
-                "; it has an index.json: read it as oci-archive:FILE"
-            } else {
-                ""
-            };
-            return Err(ArchiveError::invalid(
-                name,
-                format!("there is no manifest.json: not a docker-archive{hint}"),
-            ));
-        };
-        let bytes = tar.read(r, "manifest.json", MAX_MANIFEST_JSON)?;
-        let v: Value = serde_json::from_slice(&bytes).map_err(|e| {
-            ArchiveError::invalid(name, format!("manifest.json is not valid JSON: {e}"))
-        })?;
+        let v = tar.read_top_json(
+            name,
+            "manifest.json",
+            ("docker-archive", "index.json", "oci-archive"),
+            MAX_MANIFEST_JSON,
+        )?;
         let Value::Array(entries) = v else {
             return Err(ArchiveError::invalid(
                 name,

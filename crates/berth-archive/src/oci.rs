@@ -36,21 +36,12 @@ impl Loaded {
     /// Blocking: indexes the tar and reads `index.json`.
     fn load(path: &Path, name: &str) -> Result<Loaded, ArchiveError> {
         let tar = TarIndex::open(path, name)?;
-        let Some(r) = tar.find("index.json")? else {
-            let hint = if tar.find("manifest.json")?.is_some() {
-                "; it has a manifest.json: read it as docker-archive:FILE"
-            } else {
-                ""
-            };
-            return Err(ArchiveError::invalid(
-                name,
-                format!("there is no index.json: not an oci-archive{hint}"),
-            ));
-        };
-        let bytes = tar.read(r, "index.json", MAX_INDEX_BYTES)?;
-        let index: Value = serde_json::from_slice(&bytes).map_err(|e| {
-            ArchiveError::invalid(name, format!("index.json is not valid JSON: {e}"))
-        })?;
+        let index = tar.read_top_json(
+            name,
+            "index.json",
+            ("oci-archive", "manifest.json", "docker-archive"),
+            MAX_INDEX_BYTES,
+        )?;
         if !index["manifests"].is_array() {
             return Err(ArchiveError::invalid(
                 name,

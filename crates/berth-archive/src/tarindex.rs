@@ -211,6 +211,32 @@ impl TarIndex {
     }
 
     /// A blocking reader of the range.
+    /// Reads and parses the archive's top-level JSON file `file` (`index.json` for an
+    /// oci-archive, `manifest.json` for a docker-archive). When it is missing but the other
+    /// format's file (`other`) is there, the error says to use `other_transport` instead.
+    pub(crate) fn read_top_json(
+        &self,
+        name: &str,
+        file: &str,
+        (this_transport, other, other_transport): (&str, &str, &str),
+        max: u64,
+    ) -> Result<serde_json::Value, ArchiveError> {
+        let Some(r) = self.find(file)? else {
+            let hint = if self.find(other)?.is_some() {
+                format!("; it has {other}: read it as {other_transport}:FILE")
+            } else {
+                String::new()
+            };
+            return Err(ArchiveError::invalid(
+                name,
+                format!("there is no {file}: this is not a valid {this_transport}{hint}"),
+            ));
+        };
+        let bytes = self.read(r, file, max)?;
+        serde_json::from_slice(&bytes)
+            .map_err(|e| ArchiveError::invalid(name, format!("{file} is not valid JSON: {e}")))
+    }
+
     pub(crate) fn reader(&self, r: Range) -> RangeReader {
         RangeReader {
             file: self.file.clone(),

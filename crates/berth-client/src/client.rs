@@ -860,13 +860,8 @@ impl Registry {
         Ok(Some(content_length(resp.headers()).unwrap_or(0)))
     }
 
-    async fn follow_redirect(
-        &self,
-        repo: &str,
-        ctx: &Ctx<'_>,
-        method: Method,
-        resp: Response,
-    ) -> Result<Response, ClientError> {
+    /// The absolute URL a response's `Location` header points to (`kind` names it in errors).
+    fn location(&self, ctx: &Ctx<'_>, resp: &Response, kind: &str) -> Result<Url, ClientError> {
         let location = resp
             .headers()
             .get(header::LOCATION)
@@ -876,14 +871,23 @@ impl Registry {
                 what: ctx.what.clone(),
                 detail: format!("HTTP {} without a Location header", resp.status()),
             })?;
-        let target = resp
-            .url()
+        resp.url()
             .join(location)
             .map_err(|e| ClientError::Protocol {
                 registry: self.name.clone(),
                 what: ctx.what.clone(),
-                detail: format!("bad redirect Location `{location}`: {e}"),
-            })?;
+                detail: format!("bad {kind} Location `{location}`: {e}"),
+            })
+    }
+
+    async fn follow_redirect(
+        &self,
+        repo: &str,
+        ctx: &Ctx<'_>,
+        method: Method,
+        resp: Response,
+    ) -> Result<Response, ClientError> {
+        let target = self.location(ctx, &resp, "redirect")?;
         let info = self.host_info(repo).await?;
         let (key, _) = self.config(repo);
         let mut rb = self.http(&key).request(method, target.clone());
@@ -948,23 +952,7 @@ impl Registry {
         ctx: &Ctx<'_>,
         resp: &Response,
     ) -> Result<(Url, Option<HeaderValue>), ClientError> {
-        let location = resp
-            .headers()
-            .get(header::LOCATION)
-            .and_then(|v| v.to_str().ok())
-            .ok_or_else(|| ClientError::Protocol {
-                registry: self.name.clone(),
-                what: ctx.what.clone(),
-                detail: format!("HTTP {} without a Location header", resp.status()),
-            })?;
-        let url = resp
-            .url()
-            .join(location)
-            .map_err(|e| ClientError::Protocol {
-                registry: self.name.clone(),
-                what: ctx.what.clone(),
-                detail: format!("bad upload Location `{location}`: {e}"),
-            })?;
+        let url = self.location(ctx, resp, "upload")?;
         let info = self.host_info(repo).await?;
         let auth = if same_origin(&url, &info.base) {
             self.authorization(&info, repo, &ctx.scopes, false).await?
