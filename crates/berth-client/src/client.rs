@@ -118,30 +118,25 @@ fn build_http(key: &str, cfg: Option<&RegistryConfig>) -> Result<reqwest::Client
         .read_timeout(Duration::from_secs(300))
         .pool_idle_timeout(Duration::from_secs(60))
         .http1_only();
-    if let Some(cfg) = cfg {
-        if cfg.insecure {
-            b = b.tls_danger_accept_invalid_certs(true);
+    let config_error = |detail: String| ClientError::Config {
+        key: key.to_string(),
+        detail,
+    };
+    let mut certs = Vec::new();
+    let insecure = cfg.is_some_and(|c| c.insecure);
+    for pem in cfg.map(|c| c.ca_pems.as_slice()).unwrap_or_default() {
+        let before = certs.len();
+        for c in rustls_pemfile::certs(&mut pem.as_bytes()) {
+            certs.push(
+                c.map_err(|e| config_error(format!("a CA certificate does not parse: {e}")))?,
+            );
         }
-        let mut certs = Vec::new();
-        for pem in &cfg.ca_pems {
-            let c = reqwest::Certificate::from_pem_bundle(pem.as_bytes()).map_err(|e| {
-                ClientError::Config {
-                    key: key.to_string(),
-                    detail: format!("a CA certificate does not parse: {e}"),
-                }
-            })?;
-            if c.is_empty() {
-                return Err(ClientError::Config {
-                    key: key.to_string(),
-                    detail: "a CA entry holds no PEM certificate".into(),
-                });
-            }
-            certs.extend(c);
-        }
-        if !certs.is_empty() {
-            b = b.tls_certs_merge(certs);
+        if certs.len() == before {
+            return Err(config_error("a CA entry holds no PEM certificate".into()));
         }
     }
+    let tls = crate::tls::client_config(certs, insecure).map_err(config_error)?;
+    b = b.tls_backend_preconfigured(tls);
     b.build().map_err(|e| ClientError::Config {
         key: key.to_string(),
         detail: error_chain(&e),

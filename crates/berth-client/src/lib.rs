@@ -12,6 +12,7 @@ mod config;
 mod error;
 pub mod loaders;
 mod retry;
+mod tls;
 mod verify;
 
 pub use auth::{Challenge, parse_www_authenticate};

@@ -17,7 +17,7 @@ use tonic::transport::Channel;
 use tonic::{Code, Request};
 
 use crate::ContainerdError;
-use crate::platform::Platform;
+use berth_transfer::Platform;
 
 /// The biggest chunk sent in one `Content.Write` message (containerd accepts 16 MiB).
 const WRITE_CHUNK: usize = 1 << 20;

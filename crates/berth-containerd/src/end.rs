@@ -6,6 +6,7 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use berth_client::{ByteStream, Manifest, VerifyError};
 use berth_reference::Digest;
+use berth_transfer::manifest::Descriptor;
 use berth_transfer::{Destination, TransferError};
 
 use crate::unpack::{self, LABEL_DISTRIBUTION_SOURCE};
@@ -185,6 +186,16 @@ impl Destination for ContainerdEnd {
             self.cd.socket().display(),
             self.cd.namespace()
         )
+    }
+
+    /// Only the manifests of the host platform (and entries with no platform), as
+    /// `ctr images pull` stores them: other platforms' content is never unpacked here.
+    /// Attestation entries (`unknown/unknown`) are declined too.
+    fn wants_child(&self, child: &Descriptor) -> bool {
+        child
+            .platform
+            .as_ref()
+            .is_none_or(|p| self.cd.platform().matches(p))
     }
 
     async fn has_blob(&self, digest: &Digest) -> Result<bool, TransferError> {

@@ -19,8 +19,10 @@
 //!   image points to it and it is unpacked: so a rerun skips exactly the images that are
 //!   complete.
 //!
-//! Of an index, the engine copies every platform's content (as `ctr pull --all-platforms`
-//! stores it) and the index is kept whole; only the host platform is unpacked.
+//! Of an index, the engine copies only the host platform's manifest and content (the end
+//! declines other children through `Destination::wants_child`, as `ctr images pull`
+//! fetches only the host's); the index itself is stored whole, with its digest, and the
+//! host platform is unpacked. A preload archive may therefore lack foreign platforms.
 //!
 //! While importing, [`Containerd::begin_lease`] holds a lease so containerd's garbage
 //! collector does not take content that no image references yet. The lease expires after
@@ -29,17 +31,16 @@
 mod client;
 mod end;
 mod error;
-pub mod platform;
 pub mod preload;
 pub mod unpack;
 
+pub use berth_transfer::Platform;
 pub use client::{
     Containerd, ContainerdOptions, DEFAULT_NAMESPACE, DEFAULT_SNAPSHOTTER, DEFAULT_SOCKET,
     ImageRecord, LEASE_EXPIRY, MAX_DOCUMENT_BYTES,
 };
 pub use end::{ContainerdEnd, ImageState, image_state};
 pub use error::ContainerdError;
-pub use platform::Platform;
 
 /// The image name containerd and the kubelet use for a reference: fully qualified, as
 /// `ctr images ls` shows it (`nginx:1` → `docker.io/library/nginx:1`).

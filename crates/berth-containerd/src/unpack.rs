@@ -9,8 +9,8 @@ use berth_reference::Digest;
 use bytes::Bytes;
 use serde::Deserialize;
 
-use crate::platform::Platform;
 use crate::{Containerd, ContainerdError};
+use berth_transfer::Platform;
 
 /// containerd's label: content referenced by this content (`.config`, `.l.<i>`, `.m.<i>`).
 pub const LABEL_GC_CONTENT: &str = "containerd.io/gc.ref.content";

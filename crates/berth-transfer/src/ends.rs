@@ -6,6 +6,7 @@ use berth_client::{ByteStream, Manifest};
 use berth_reference::Digest;
 
 use crate::TransferError;
+use crate::manifest::Descriptor;
 
 /// Where images come from.
 #[async_trait]
@@ -40,6 +41,14 @@ pub trait Destination: Send + Sync {
     /// so, the repository name.
     fn mount_repository(&self) -> Option<String> {
         None
+    }
+
+    /// Whether this destination wants child `child` of an index. A runtime needs only the
+    /// manifests of the platforms it runs (as `ctr images pull` fetches only the host's);
+    /// children it declines are neither fetched nor stored, and the index is still stored
+    /// whole, with its digest. Registries, layouts and archives take every child.
+    fn wants_child(&self, _child: &Descriptor) -> bool {
+        true
     }
 
     async fn has_blob(&self, digest: &Digest) -> Result<bool, TransferError>;

@@ -318,6 +318,7 @@ impl Engine {
 /// before their index) and the distinct blobs.
 async fn walk(
     source: &dyn Source,
+    dest: &dyn Destination,
     top: &Manifest,
     reference: &str,
 ) -> Result<(Vec<Manifest>, Vec<Descriptor>), TransferError> {
@@ -343,7 +344,7 @@ async fn walk(
                     });
                 }
                 for d in ds {
-                    if !seen.insert(d.digest.clone()) {
+                    if !dest.wants_child(&d) || !seen.insert(d.digest.clone()) {
                         continue;
                     }
                     let child = source
@@ -586,7 +587,7 @@ async fn copy_one(
         });
         return Ok((digest, ImageStatus::Present));
     }
-    let (children, blobs) = walk(source.as_ref(), &top, &reference)
+    let (children, blobs) = walk(source.as_ref(), dest.as_ref(), &top, &reference)
         .await
         .map_err(fail)?;
     engine.emit(Event::ImageStarted {
@@ -914,7 +915,7 @@ async fn verify_one(
             top.digest
         ));
     }
-    match walk(target_src.as_ref(), &top, &target_ref).await {
+    match walk(target_src.as_ref(), target_dst.as_ref(), &top, &target_ref).await {
         Ok((_, blobs)) => {
             if deep {
                 for b in blobs {

@@ -14,6 +14,7 @@ mod engine;
 mod error;
 mod layout;
 pub mod manifest;
+mod platform;
 mod registry_end;
 
 pub use ends::{Destination, Source};
@@ -23,4 +24,5 @@ pub use engine::{
 };
 pub use error::TransferError;
 pub use layout::{OciLayout, REF_NAME};
+pub use platform::Platform;
 pub use registry_end::RegistryEnd;

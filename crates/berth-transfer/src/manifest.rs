@@ -7,7 +7,7 @@ use berth_client::{
 use berth_reference::Digest;
 use serde::Deserialize;
 
-use crate::TransferError;
+use crate::{Platform, TransferError};
 
 /// A content descriptor.
 #[derive(Clone, Debug, Deserialize, PartialEq, Eq)]
@@ -16,6 +16,9 @@ pub struct Descriptor {
     pub media_type: Option<String>,
     pub digest: Digest,
     pub size: u64,
+    /// The platform of an index entry.
+    #[serde(default)]
+    pub platform: Option<Platform>,
 }
 
 #[derive(Deserialize)]

@@ -1,4 +1,4 @@
-//! Which image of an index is unpacked: the host platform (`linux/amd64`).
+//! Platforms of index entries: which child of an index runs on a host (`linux/amd64`).
 
 use serde::Deserialize;
 

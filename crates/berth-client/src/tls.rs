@@ -1,0 +1,198 @@
+//! TLS settings of the HTTP clients: verified by the registry's own CA certificates plus the
+//! system roots, or not verified at all for an `insecure` registry.
+//!
+//! The system roots (`/etc/ssl/certs`, or `SSL_CERT_FILE` / `SSL_CERT_DIR`) are read once
+//! per process, and only when a certificate is not issued by one of the registry's own CAs:
+//! reading and parsing them (some 150 certificates, twice: bundle and directory) is most of
+//! the start-up time of a short command otherwise, and each HTTP client did it again.
+
+use std::sync::{Arc, OnceLock};
+
+use rustls::client::WebPkiServerVerifier;
+use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
+use rustls::crypto::{CryptoProvider, verify_tls12_signature, verify_tls13_signature};
+use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
+use rustls::{DigitallySignedStruct, Error, RootCertStore, SignatureScheme};
+
+fn provider() -> Arc<CryptoProvider> {
+    static P: OnceLock<Arc<CryptoProvider>> = OnceLock::new();
+    P.get_or_init(|| Arc::new(rustls::crypto::aws_lc_rs::default_provider()))
+        .clone()
+}
+
+/// The verifier of the system roots, built on first use; `Err` when the system has none.
+fn system_verifier() -> Result<Arc<WebPkiServerVerifier>, Error> {
+    static V: OnceLock<Result<Arc<WebPkiServerVerifier>, String>> = OnceLock::new();
+    V.get_or_init(|| {
+        let mut roots = RootCertStore::empty();
+        roots.add_parsable_certificates(rustls_native_certs::load_native_certs().certs);
+        if roots.is_empty() {
+            return Err("no CA certificates were found on this system (/etc/ssl/certs, SSL_CERT_FILE, SSL_CERT_DIR)".into());
+        }
+        WebPkiServerVerifier::builder_with_provider(Arc::new(roots), provider())
+            .build()
+            .map_err(|e| e.to_string())
+    })
+    .clone()
+    .map_err(Error::General)
+}
+
+/// Verifies with the registry's CAs first, then with the system roots.
+#[derive(Debug)]
+struct Verifier {
+    own: Option<Arc<WebPkiServerVerifier>>,
+    provider: Arc<CryptoProvider>,
+}
+
+impl ServerCertVerifier for Verifier {
+    fn verify_server_cert(
+        &self,
+        end_entity: &CertificateDer<'_>,
+        intermediates: &[CertificateDer<'_>],
+        server_name: &ServerName<'_>,
+        ocsp: &[u8],
+        now: UnixTime,
+    ) -> Result<ServerCertVerified, Error> {
+        let Some(own) = &self.own else {
+            return system_verifier()?.verify_server_cert(
+                end_entity,
+                intermediates,
+                server_name,
+                ocsp,
+                now,
+            );
+        };
+        match own.verify_server_cert(end_entity, intermediates, server_name, ocsp, now) {
+            // Not by the registry's CAs (an unknown issuer, or another CA of the same name):
+            // the system roots may still vouch for it; if not, the first reason is reported.
+            Err(first @ Error::InvalidCertificate(_)) => system_verifier()
+                .and_then(|v| {
+                    v.verify_server_cert(end_entity, intermediates, server_name, ocsp, now)
+                })
+                .map_err(|_| first),
+            other => other,
+        }
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, Error> {
+        verify_tls12_signature(
+            message,
+            cert,
+            dss,
+            &self.provider.signature_verification_algorithms,
+        )
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, Error> {
+        verify_tls13_signature(
+            message,
+            cert,
+            dss,
+            &self.provider.signature_verification_algorithms,
+        )
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
+        self.provider
+            .signature_verification_algorithms
+            .supported_schemes()
+    }
+}
+
+/// Accepts any certificate (`insecure`); the handshake signatures are still checked.
+#[derive(Debug)]
+struct Unverified(Arc<CryptoProvider>);
+
+impl ServerCertVerifier for Unverified {
+    fn verify_server_cert(
+        &self,
+        _end_entity: &CertificateDer<'_>,
+        _intermediates: &[CertificateDer<'_>],
+        _server_name: &ServerName<'_>,
+        _ocsp: &[u8],
+        _now: UnixTime,
+    ) -> Result<ServerCertVerified, Error> {
+        Ok(ServerCertVerified::assertion())
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, Error> {
+        verify_tls12_signature(
+            message,
+            cert,
+            dss,
+            &self.0.signature_verification_algorithms,
+        )
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, Error> {
+        verify_tls13_signature(
+            message,
+            cert,
+            dss,
+            &self.0.signature_verification_algorithms,
+        )
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
+        self.0.signature_verification_algorithms.supported_schemes()
+    }
+}
+
+/// The rustls configuration for a registry: `own_cas` (DER) trusted besides the system
+/// roots, or nothing verified when `insecure`. Fails when a CA is not a usable trust anchor.
+pub(crate) fn client_config(
+    own_cas: Vec<CertificateDer<'static>>,
+    insecure: bool,
+) -> Result<rustls::ClientConfig, String> {
+    let provider = provider();
+    let verifier: Arc<dyn ServerCertVerifier> = if insecure {
+        Arc::new(Unverified(provider.clone()))
+    } else {
+        let own = if own_cas.is_empty() {
+            None
+        } else {
+            let mut roots = RootCertStore::empty();
+            for c in own_cas {
+                roots
+                    .add(c)
+                    .map_err(|e| format!("a CA certificate is not a usable trust anchor: {e}"))?;
+            }
+            Some(
+                WebPkiServerVerifier::builder_with_provider(Arc::new(roots), provider.clone())
+                    .build()
+                    .map_err(|e| e.to_string())?,
+            )
+        };
+        Arc::new(Verifier {
+            own,
+            provider: provider.clone(),
+        })
+    };
+    let config = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .map_err(|e| e.to_string())?
+        .dangerous()
+        .with_custom_certificate_verifier(verifier)
+        .with_no_client_auth();
+    Ok(config)
+}
