@@ -10,6 +10,7 @@
 //!   node-config` writes for a mapping rule (a path-prefixed mirror: `override_path`), its CA
 //!   and its credentials.
 
+mod common;
 #[path = "../../berth-containerd/tests/support/mod.rs"]
 mod support;
 
@@ -22,6 +23,7 @@ use berth_testkit::images::{self, FixtureRef};
 use berth_testkit::podman::Podman;
 use berth_testkit::skopeo::{self, SkopeoOpts};
 use berth_testkit::{Distribution, require_tool, sha256_digest};
+use common::{berth, indent};
 use support::TestContainerd;
 
 const NS: &str = "k8s.io";
@@ -29,17 +31,6 @@ const EDGE_USER: &str = "edge";
 const EDGE_PASS: &str = "Edge-Serve-Pw9";
 const EXT_USER: &str = "ext";
 const EXT_PASS: &str = "Ext-Registry-Pw7";
-
-fn berth(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_berth"))
-        .args(args)
-        .env_remove("REGISTRY_AUTH_FILE")
-        .env("HOME", "/nonexistent")
-        .env_remove("SSL_CERT_FILE")
-        .env_remove("SSL_CERT_DIR")
-        .output()
-        .expect("run berth")
-}
 
 fn text(o: &Output) -> String {
     format!(
@@ -275,12 +266,6 @@ fn podman_pushes_to_and_pulls_from_berth_serve_over_tls_with_htpasswd() {
 
 // ---------------------------------------------------------------------------------------
 // ctr with the hosts.toml Berth writes
-
-fn indent(s: &str, n: usize) -> String {
-    s.lines()
-        .map(|l| format!("{}{l}\n", " ".repeat(n)))
-        .collect()
-}
 
 /// User data naming `ext` (Distribution, TLS + htpasswd) as the external registry
 /// `EXT/<prefix>` with its credentials and CA, and mapping rules.
