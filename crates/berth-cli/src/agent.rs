@@ -95,6 +95,11 @@ pub struct ApplyArgs {
     /// external or edge registry (berth-node's rendering, the same rewrite function).
     #[arg(long, value_name = "DIR")]
     hosts_dir: Option<PathBuf>,
+    /// With --hosts-dir: also put each registry's credentials into the hosts.toml entries
+    /// that reach it (`header` Authorization), for clients that do not read the CRI config
+    /// (ctr, nerdctl); those files become 0600.
+    #[arg(long, requires = "hosts_dir")]
+    hosts_credentials: bool,
     /// Also write the k3s/RKE2 registries.yaml to FILE (e.g. /etc/rancher/k3s/registries.yaml).
     #[arg(long, value_name = "FILE")]
     k3s_registries: Option<PathBuf>,
@@ -482,7 +487,10 @@ fn node_files(a: &ApplyArgs, plan: &AgentPlan) -> anyhow::Result<()> {
     let mut files = Vec::new();
     let mut notes = Vec::new();
     if let Some(dir) = &a.hosts_dir {
-        let r = registries::containerd_hosts(&p, dir);
+        let opts = registries::HostsOptions {
+            credentials: a.hosts_credentials,
+        };
+        let r = registries::containerd_hosts_with(&p, dir, opts);
         files.extend(r.files);
         notes.extend(r.notes);
     }

@@ -32,6 +32,11 @@ pub struct NodeConfigArgs {
     /// containerd's registry config_path.
     #[arg(long, value_name = "DIR", default_value = "/etc/containerd/certs.d")]
     hosts_dir: PathBuf,
+    /// Also put each registry's credentials into the hosts.toml entries that reach it
+    /// (`header` Authorization = "Basic ..."), for clients that do not read the CRI config
+    /// (ctr, nerdctl, containerd's transfer service); those files become 0600.
+    #[arg(long)]
+    hosts_credentials: bool,
     /// Also write a k3s/RKE2 registries.yaml here (e.g. /etc/rancher/k3s/registries.yaml).
     #[arg(long, value_name = "FILE")]
     k3s_registries: Option<PathBuf>,
@@ -65,7 +70,10 @@ pub fn run(a: NodeConfigArgs) -> Result<ExitCode, Failure> {
         None => None,
     };
     let plan = registries::plan(&ud, edge.as_ref(), &images, a.fallback_upstream)?;
-    let hosts = registries::containerd_hosts(&plan, &a.hosts_dir);
+    let opts = registries::HostsOptions {
+        credentials: a.hosts_credentials,
+    };
+    let hosts = registries::containerd_hosts_with(&plan, &a.hosts_dir, opts);
     let mut files: Vec<RenderedFile> = hosts.files;
     let mut notes = hosts.notes;
     if let Some(path) = &a.k3s_registries {
@@ -82,7 +90,7 @@ pub fn run(a: NodeConfigArgs) -> Result<ExitCode, Failure> {
         for f in &files {
             println!("==> {} <==", f.path.display());
             if f.secret {
-                print!("{}", redact(f, &plan));
+                print!("{}", registries::redact(&f.contents, &plan));
             } else {
                 print!("{}", f.contents);
             }
@@ -97,17 +105,4 @@ pub fn run(a: NodeConfigArgs) -> Result<ExitCode, Failure> {
         eprintln!("berth node-config: note: {n}");
     }
     Ok(ExitCode::SUCCESS)
-}
-
-/// The file with every password replaced by `<redacted>`.
-fn redact(f: &RenderedFile, plan: &registries::Plan) -> String {
-    let mut text = f.contents.clone();
-    for h in plan.hosts.values() {
-        let pw = h.password.expose();
-        if !pw.is_empty() {
-            let quoted = serde_json::to_string(pw).unwrap_or_default();
-            text = text.replace(&quoted, &format!("\"{}\"", "<redacted>"));
-        }
-    }
-    text
 }

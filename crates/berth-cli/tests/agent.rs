@@ -2,31 +2,22 @@
 //! native snapshotter), the external registry a Distribution with TLS and htpasswd, a
 //! preload directory with a zstd-compressed oci-archive; `ctr` judges the result.
 
+mod common;
 #[path = "../../berth-containerd/tests/support/mod.rs"]
 mod support;
 
 use std::collections::HashMap;
 use std::path::Path;
-use std::process::{Command, Output};
+use std::process::Output;
 
 use berth_testkit::Distribution;
 use berth_testkit::images::{self, Fixture};
 use berth_testkit::skopeo::{self, SkopeoOpts};
+use common::{berth, indent};
 use serde_json::Value;
 use support::{BusyboxImage, TestContainerd, busybox_layout};
 
 const NS: &str = "k8s.io";
-
-fn berth(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_berth"))
-        .args(args)
-        .env_remove("REGISTRY_AUTH_FILE")
-        .env("HOME", "/nonexistent")
-        .env_remove("SSL_CERT_FILE")
-        .env_remove("SSL_CERT_DIR")
-        .output()
-        .expect("run berth")
-}
 
 fn json(o: &Output) -> Value {
     serde_json::from_slice(&o.stdout).unwrap_or_else(|e| {
@@ -40,12 +31,6 @@ fn json(o: &Output) -> Value {
 
 fn stderr(o: &Output) -> String {
     String::from_utf8_lossy(&o.stderr).to_string()
-}
-
-fn indent(s: &str, n: usize) -> String {
-    s.lines()
-        .map(|l| format!("{}{l}\n", " ".repeat(n)))
-        .collect()
 }
 
 struct Setup {

@@ -1,22 +1,13 @@
 //! `berth copy` across every transport, judged by skopeo.
 
-use std::process::{Command, Output};
+mod common;
+use std::process::Output;
 
 use berth_testkit::images;
 use berth_testkit::skopeo::{self, SkopeoOpts};
 use berth_testkit::{Distribution, sha256_digest};
+use common::berth;
 use serde_json::Value;
-
-fn berth(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_berth"))
-        .args(args)
-        .env_remove("REGISTRY_AUTH_FILE")
-        .env("HOME", "/nonexistent")
-        .env_remove("SSL_CERT_FILE")
-        .env_remove("SSL_CERT_DIR")
-        .output()
-        .expect("run berth")
-}
 
 fn ok(o: Output) -> Value {
     assert_eq!(

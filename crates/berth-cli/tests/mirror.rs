@@ -2,24 +2,15 @@
 //! Distribution with TLS (CA + leaf) and htpasswd as the external registry, images built from
 //! real files, skopeo as the independent judge of digests.
 
+mod common;
 use std::path::Path;
-use std::process::{Command, Output};
+use std::process::Output;
 
 use berth_testkit::images::{self, Fixture};
 use berth_testkit::skopeo::{self, SkopeoOpts};
 use berth_testkit::{Distribution, sha256_digest};
+use common::{berth, indent};
 use serde_json::Value;
-
-fn berth(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_berth"))
-        .args(args)
-        .env_remove("REGISTRY_AUTH_FILE")
-        .env("HOME", "/nonexistent")
-        .env_remove("SSL_CERT_FILE")
-        .env_remove("SSL_CERT_DIR")
-        .output()
-        .expect("run berth")
-}
 
 fn json(o: &Output) -> Value {
     serde_json::from_slice(&o.stdout).unwrap_or_else(|e| {
@@ -51,12 +42,6 @@ fn write_profile(dir: &Path, src: &Distribution, f: &Fixture) -> String {
     let p = dir.join("profile.yaml");
     std::fs::write(&p, text).unwrap();
     p.display().to_string()
-}
-
-fn indent(s: &str, n: usize) -> String {
-    s.lines()
-        .map(|l| format!("{}{l}\n", " ".repeat(n)))
-        .collect()
 }
 
 /// User data mapping the source's `library` to `edge/library` on the TLS registry, with its CA.

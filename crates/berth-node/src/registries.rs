@@ -16,8 +16,12 @@
 //! `https://<mirror>/v2/<prefix>` with `override_path = true`, so containerd requests
 //! `/v2/<prefix>/<repository>/manifests/<tag>`. hosts.toml can only route a whole upstream
 //! host, so a mapping rule on a path (`gcr.io/team` → ...) cannot be expressed there; the k3s
-//! `rewrite` regexes can. hosts.toml carries no credentials: they come from the kubelet
-//! credential provider or the CRI `registry.configs` drop-in ([`cri_drop_in`]).
+//! `rewrite` regexes can. With an edge registry, the user-data registries themselves get a
+//! hosts.toml too (the edge registry first, then the registry), so pulls naming them use the
+//! edge registry's cache. hosts.toml carries credentials only when asked
+//! ([`HostsOptions::credentials`]: a `header` `Authorization`, for `ctr` and other clients that
+//! do not read the CRI config); otherwise they come from the kubelet credential provider or
+//! the CRI `registry.configs` drop-in ([`cri_drop_in`]).
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
@@ -138,6 +142,16 @@ impl HostSettings {
         !self.username.is_empty() || !self.password.is_empty()
     }
 
+    /// `base64(user:password)`, as an `Authorization: Basic` header carries it.
+    fn basic_auth(&self) -> String {
+        use base64::Engine as _;
+        base64::engine::general_purpose::STANDARD.encode(format!(
+            "{}:{}",
+            self.username,
+            self.password.expose()
+        ))
+    }
+
     /// The CA file name for this host: `10.10.254.254_8000.crt`.
     pub fn ca_file_name(&self) -> String {
         format!("{}.crt", self.host.replace(':', "_"))
@@ -254,9 +268,47 @@ pub fn plan(
     }
 
     let mut upstreams = Vec::new();
+    // With an edge registry, pulls that name a user-data registry itself (what the rewrite
+    // gives without the edge registry) go through the edge registry (its pull-through cache,
+    // `/v2/<project>/<host_port>/...`) first, then to that registry.
+    if let Some(e) = edge {
+        for (h, settings) in &hosts {
+            if h.as_str() == e.local.host() {
+                continue;
+            }
+            let comp = encode_host_component(h).ok_or_else(|| {
+                NodeError::Config(format!(
+                    "registry {h} is an IPv6 address and cannot become a path under the edge registry"
+                ))
+            })?;
+            upstreams.push(Upstream {
+                host: h.clone(),
+                mirrors: vec![
+                    Mirror {
+                        host: e.local.host().to_string(),
+                        plain_http: e.plain_http,
+                        rules: vec![PathRule {
+                            source: String::new(),
+                            target: join(&[e.local.project(), &comp]),
+                        }],
+                    },
+                    Mirror {
+                        host: h.clone(),
+                        plain_http: settings.plain_http,
+                        rules: vec![PathRule {
+                            source: String::new(),
+                            target: String::new(),
+                        }],
+                    },
+                ],
+                images: images.iter().filter(|r| r.domain() == h).cloned().collect(),
+            });
+        }
+    }
     for h in upstream_hosts {
         if hosts.contains_key(&h) {
-            // A registry the node reaches directly; its images are already where they live.
+            // A registry the node reaches directly (through the edge registry when there is
+            // one, above); its images are already where they live.
             continue;
         }
         // External rules: (mirror host, rule).
@@ -344,6 +396,8 @@ pub fn plan(
             images,
         });
     }
+
+    upstreams.sort_by(|a, b| a.host.cmp(&b.host));
 
     // The exactness check: the first mirror must give every image its rewritten name.
     for u in &upstreams {
@@ -433,10 +487,64 @@ fn tls_lines(out: &mut String, indent: &str, h: Option<&HostSettings>) {
     }
 }
 
+/// An empty `[host]` table for a file with no `[host."…"]` entry: containerd 1.6 (1.6.20
+/// tested) refuses a hosts.toml without one ("invalid `host` tree"), logs it and then pulls
+/// from the upstream itself, ignoring the file. 1.7 and 2.x accept the empty table.
+const EMPTY_HOST_TABLE: &str =
+    "\n# containerd 1.6 ignores a hosts.toml without a [host] table; this one is empty.\n[host]\n";
+
+/// How [`containerd_hosts_with`] renders.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct HostsOptions {
+    /// Put each registry's credentials into the entries that reach it, as a `header`
+    /// `Authorization = "Basic ..."` (containerd 1.5 and later send it with every request to
+    /// that entry, and only to it). For clients that do not read the CRI `registry.configs`:
+    /// `ctr`, nerdctl, containerd's transfer service. The files become secret (0600).
+    pub credentials: bool,
+}
+
+/// The `header` table of one entry with the host's credentials, if asked and it has some.
+/// Returns whether it wrote a password.
+fn auth_header(
+    out: &mut String,
+    table: &str,
+    h: Option<&HostSettings>,
+    opts: HostsOptions,
+) -> bool {
+    match h {
+        Some(h) if opts.credentials && h.has_credentials() => {
+            out.push_str(&format!("\n[{table}]\n"));
+            out.push_str(&format!(
+                "  Authorization = {}\n",
+                q(&format!("Basic {}", h.basic_auth()))
+            ));
+            true
+        }
+        _ => false,
+    }
+}
+
+/// `contents` of a rendered file with every password of the plan (quoted, or inside a
+/// `Basic` header) replaced by `<redacted>`, for printing.
+pub fn redact(contents: &str, plan: &Plan) -> String {
+    let mut text = contents.to_string();
+    for h in plan.hosts.values().filter(|h| !h.password.is_empty()) {
+        text = text.replace(&h.basic_auth(), "<redacted>");
+        let quoted = serde_json::to_string(h.password.expose()).unwrap_or_default();
+        text = text.replace(&quoted, "\"<redacted>\"");
+    }
+    text
+}
+
 /// containerd `hosts.toml` files (and CA files beside them) under `hosts_dir`
 /// (`/etc/containerd/certs.d`): one directory per upstream host, plus one per registry host
-/// that needs TLS settings.
+/// that needs TLS settings. No credentials: see [`containerd_hosts_with`].
 pub fn containerd_hosts(plan: &Plan, hosts_dir: &Path) -> Rendered {
+    containerd_hosts_with(plan, hosts_dir, HostsOptions::default())
+}
+
+/// [`containerd_hosts`] with options (credentials in the files).
+pub fn containerd_hosts_with(plan: &Plan, hosts_dir: &Path, opts: HostsOptions) -> Rendered {
     let mut out = Rendered {
         notes: plan.notes.clone(),
         ..Rendered::default()
@@ -493,12 +601,15 @@ pub fn containerd_hosts(plan: &Plan, hosts_dir: &Path) -> Rendered {
             }
         ));
         type Entry<'p> = (&'p Mirror, &'p PathRule);
-        let (hosts_list, server): (&[Entry], Option<Entry>) = if plan.fallback_upstream {
+        // A user-data registry routed through the edge registry is its own last mirror.
+        let fallback = plan.fallback_upstream && !plan.hosts.contains_key(&u.host);
+        let (hosts_list, server): (&[Entry], Option<Entry>) = if fallback {
             (&entries[..], None)
         } else {
             let (last, rest) = entries.split_last().expect("entries is not empty");
             (rest, Some(*last))
         };
+        let mut secret = false;
         match server {
             None => t.push_str(&format!("server = {}\n", q(&upstream_server(&u.host)))),
             Some((m, r)) => {
@@ -506,13 +617,24 @@ pub fn containerd_hosts(plan: &Plan, hosts_dir: &Path) -> Rendered {
                 t.push_str("capabilities = [\"pull\", \"resolve\"]\n");
                 t.push_str("override_path = true\n");
                 tls_lines(&mut t, "", plan.hosts.get(&m.host));
+                secret |= auth_header(&mut t, "header", plan.hosts.get(&m.host), opts);
             }
         }
         for (m, r) in hosts_list {
-            t.push_str(&format!("\n[host.{}]\n", q(&url(m, r))));
+            let entry = url(m, r);
+            t.push_str(&format!("\n[host.{}]\n", q(&entry)));
             t.push_str("  capabilities = [\"pull\", \"resolve\"]\n");
             t.push_str("  override_path = true\n");
             tls_lines(&mut t, "  ", plan.hosts.get(&m.host));
+            secret |= auth_header(
+                &mut t,
+                &format!("host.{}.header", q(&entry)),
+                plan.hosts.get(&m.host),
+                opts,
+            );
+        }
+        if hosts_list.is_empty() {
+            t.push_str(EMPTY_HOST_TABLE);
         }
         let mut cas = BTreeSet::new();
         for (m, _) in &entries {
@@ -526,12 +648,14 @@ pub fn containerd_hosts(plan: &Plan, hosts_dir: &Path) -> Rendered {
         out.files.push(RenderedFile {
             path: dir.join("hosts.toml"),
             contents: t,
-            secret: false,
+            secret,
         });
     }
-    // Registry hosts pulled from directly (rewritten names): their TLS settings.
+    // Registry hosts pulled from directly (rewritten names): their TLS settings (and
+    // credentials, if asked).
     for h in plan.hosts.values() {
-        if !h.has_tls_settings() || plan.upstreams.iter().any(|u| u.host == h.host) {
+        let creds = opts.credentials && h.has_credentials();
+        if !(h.has_tls_settings() || creds) || plan.upstreams.iter().any(|u| u.host == h.host) {
             continue;
         }
         let dir = hosts_dir.join(&h.host);
@@ -547,13 +671,15 @@ pub fn containerd_hosts(plan: &Plan, hosts_dir: &Path) -> Rendered {
         ));
         t.push_str("capabilities = [\"pull\", \"resolve\"]\n");
         tls_lines(&mut t, "", Some(h));
+        let secret = auth_header(&mut t, "header", Some(h), opts);
+        t.push_str(EMPTY_HOST_TABLE);
         if let Some(f) = ca_file(&dir, h) {
             out.files.push(f);
         }
         out.files.push(RenderedFile {
             path: dir.join("hosts.toml"),
             contents: t,
-            secret: false,
+            secret,
         });
     }
     out
@@ -641,11 +767,24 @@ pub fn k3s_registries(plan: &Plan, path: &Path) -> Rendered {
         y.push_str("# Start k3s/RKE2 with --disable-default-registry-endpoint so that pulls never fall back to the upstream registries.\n");
     }
     y.push_str("mirrors:");
-    if plan.upstreams.is_empty() {
+    if plan
+        .upstreams
+        .iter()
+        .all(|u| plan.hosts.contains_key(&u.host))
+    {
         y.push_str(" {}");
     }
     y.push('\n');
-    for u in &plan.upstreams {
+    // A user-data registry routed through the edge registry (hosts.toml: the edge registry,
+    // then the registry itself) cannot be written here: the rewrite to the edge registry's
+    // path would apply to every endpoint, and k3s started with
+    // --disable-default-registry-endpoint never tries the registry itself. Such pulls go to
+    // the registry directly, as without an edge registry.
+    for u in plan
+        .upstreams
+        .iter()
+        .filter(|u| !plan.hosts.contains_key(&u.host))
+    {
         let edge_first = u
             .mirrors
             .first()

@@ -89,6 +89,9 @@ server = \"https://10.10.254.254:8000/v2/spectro-images/docker.io\"
 capabilities = [\"pull\", \"resolve\"]
 override_path = true
 skip_verify = true
+
+# containerd 1.6 ignores a hosts.toml without a [host] table; this one is empty.
+[host]
 "
         )
     );
@@ -99,6 +102,9 @@ skip_verify = true
 server = \"https://10.10.254.254:8000\"
 capabilities = [\"pull\", \"resolve\"]
 skip_verify = true
+
+# containerd 1.6 ignores a hosts.toml without a [host] table; this one is empty.
+[host]
 "
         )
     );
@@ -179,12 +185,30 @@ fn prepend_form_with_edge_registry() {
     assert_eq!(
         paths(&r),
         [
+            "/etc/containerd/certs.d/10.10.254.254:8000/10.0.0.5_30003.crt",
+            "/etc/containerd/certs.d/10.10.254.254:8000/hosts.toml",
             "/etc/containerd/certs.d/docker.io/10.0.0.5_30003.crt",
             "/etc/containerd/certs.d/docker.io/hosts.toml",
             "/etc/containerd/certs.d/10.0.0.5:30003/10.0.0.5_30003.crt",
             "/etc/containerd/certs.d/10.0.0.5:30003/hosts.toml",
-            "/etc/containerd/certs.d/10.10.254.254:8000/hosts.toml",
         ]
+    );
+    // Pulls that name the external registry itself try the edge registry's cache first.
+    assert_eq!(
+        file(&r, "/etc/containerd/certs.d/10.10.254.254:8000/hosts.toml"),
+        format!(
+            "{HEADER}# Pulls of 10.10.254.254:8000 try the mirrors below in order; the last one is the server, so they never fall back to the upstream registry.
+server = \"https://10.10.254.254:8000/v2\"
+capabilities = [\"pull\", \"resolve\"]
+override_path = true
+skip_verify = true
+
+[host.\"https://10.0.0.5:30003/v2/spectro-images/10.10.254.254_8000\"]
+  capabilities = [\"pull\", \"resolve\"]
+  override_path = true
+  ca = \"10.0.0.5_30003.crt\"
+"
+        )
     );
     assert_eq!(
         file(&r, "/etc/containerd/certs.d/docker.io/hosts.toml"),
@@ -213,6 +237,9 @@ skip_verify = true
 server = \"https://10.0.0.5:30003\"
 capabilities = [\"pull\", \"resolve\"]
 ca = \"10.0.0.5_30003.crt\"
+
+# containerd 1.6 ignores a hosts.toml without a [host] table; this one is empty.
+[host]
 "
         )
     );
@@ -431,4 +458,57 @@ fn files_are_written_atomically_with_modes() {
         .map(|e| e.unwrap().file_name())
         .collect();
     assert_eq!(leftovers, ["hosts.toml"]);
+}
+
+#[test]
+fn credentials_in_hosts_toml_only_when_asked_and_only_for_their_registry() {
+    let edge = EdgeRegistry {
+        local: LocalRegistry::new("10.0.0.5:30003", None).unwrap(),
+        plain_http: false,
+        ca_pem: None,
+        insecure: true,
+    };
+    let p = plan(PREPEND, Some(edge), &["nginx:1.25"], false);
+    let dir = Path::new("/etc/containerd/certs.d");
+    let plain = registries::containerd_hosts(&p, dir);
+    assert!(plain.files.iter().all(|f| !f.secret));
+    assert!(
+        plain
+            .files
+            .iter()
+            .all(|f| !f.contents.contains("Authorization")),
+        "{plain:?}"
+    );
+
+    let opts = registries::HostsOptions { credentials: true };
+    let r = registries::containerd_hosts_with(&p, dir, opts);
+    assert_toml(&r);
+    // base64("ubuntu:s3cret-pw")
+    let basic = "Authorization = \"Basic dWJ1bnR1OnMzY3JldC1wdw==\"";
+    for host in ["docker.io", "10.10.254.254:8000"] {
+        let path = format!("/etc/containerd/certs.d/{host}/hosts.toml");
+        let t = file(&r, &path);
+        // The external registry is the server (last); the header is in its table, and the
+        // edge registry's entry has none.
+        let (edge_part, server_part) = t.split_once("[host.").map(|(a, b)| (b, a)).unwrap();
+        assert!(
+            server_part.contains(&format!("[header]\n  {basic}\n")),
+            "{t}"
+        );
+        assert!(!edge_part.contains("Authorization"), "{t}");
+        let f = r.files.iter().find(|f| f.path == Path::new(&path)).unwrap();
+        assert!(f.secret, "{path}");
+        assert!(!format!("{f:?}").contains("dWJ1bnR1"), "{f:?}");
+        let shown = registries::redact(&f.contents, &p);
+        assert!(
+            !shown.contains("dWJ1bnR1") && shown.contains("Basic <redacted>"),
+            "{shown}"
+        );
+    }
+    // The edge registry's own file: no credentials, and still a [host] table.
+    let t = file(&r, "/etc/containerd/certs.d/10.0.0.5:30003/hosts.toml");
+    assert!(
+        !t.contains("Authorization") && t.contains("\n[host]\n"),
+        "{t}"
+    );
 }

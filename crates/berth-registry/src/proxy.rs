@@ -181,19 +181,29 @@ impl Proxy {
     }
 
     /// The upstream a pull of `name` (with `?ns=`) goes to, if any.
+    ///
+    /// The path form `<project>/<host_port>/<repo>` names its upstream itself and wins over
+    /// `?ns=`: containerd appends `?ns=<upstream host>` to every request to a mirror, also to
+    /// a mirror written as `https://edge/v2/<project>/<host_port>` with `override_path`
+    /// (what `berth node-config` writes), where `ns` is the host the pull named.
     pub fn route(&self, name: &str, ns: Option<&str>) -> Option<UpstreamRoute> {
-        if let Some(ns) = ns.filter(|n| !n.is_empty()) {
-            let key = normalize_key(ns);
-            if self.serves(&key) {
-                let hp = berth_rewrite::encode_host_component(&key)?;
-                return Some(UpstreamRoute {
-                    local_name: format!("{}/{hp}/{name}", self.project),
-                    registry: key,
-                    repository: name.to_string(),
-                });
-            }
+        if let Some(r) = self.path_route(name) {
+            return Some(r);
+        }
+        let key = normalize_key(ns.filter(|n| !n.is_empty())?);
+        if !self.serves(&key) {
             return None;
         }
+        let hp = berth_rewrite::encode_host_component(&key)?;
+        Some(UpstreamRoute {
+            local_name: format!("{}/{hp}/{name}", self.project),
+            registry: key,
+            repository: name.to_string(),
+        })
+    }
+
+    /// The path form: `<project>/<host_port>/<repo>` of a served upstream.
+    fn path_route(&self, name: &str) -> Option<UpstreamRoute> {
         let rest = name.strip_prefix(&self.project)?.strip_prefix('/')?;
         let (hp, repo) = rest.split_once('/')?;
         let host = berth_rewrite::decode_host_component(hp);

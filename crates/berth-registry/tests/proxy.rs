@@ -337,6 +337,18 @@ fn concurrent_blob_misses_fetch_once_and_ns_addressing() {
             .await
             .unwrap();
         assert_eq!(r.status(), 200);
+        // The path form wins over `?ns=`: containerd adds `?ns=<the host the pull named>`
+        // to a mirror written as `https://berth/v2/spectro-images/<host_port>`.
+        let r = c
+            .get(format!(
+                "{berth}/v2/spectro-images/{hp}/test/app/manifests/v1?ns=quay.io"
+            ))
+            .header("accept", "application/vnd.oci.image.manifest.v1+json")
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 200);
+        assert_eq!(r.text().await.unwrap(), man);
         assert_eq!(blob_gets.load(Ordering::SeqCst), 2);
         // Without `?ns=` the plain local repository is not the cache.
         let r = c

@@ -11,10 +11,12 @@
 //! - [`Distribution`]: a running registry, plain HTTP or TLS + htpasswd (bcrypt).
 //! - [`skopeo`]: `skopeo inspect --raw` / `copy --all --preserve-digests` with an
 //!   isolated configuration (own policy, authfile, registries.conf, registries.d).
+//! - [`podman`]: an isolated `podman` (own storage, config, authfile) as a registry client.
 //! - [`images`]: deterministic OCI image layouts built from real system directories.
 
 mod certs;
 pub mod images;
+pub mod podman;
 mod registry;
 pub mod skopeo;
 
