@@ -77,6 +77,11 @@ pub struct AgentPlanArgs {
     /// The edge registry's project (first path component).
     #[arg(long, value_name = "NAME", default_value = berth_rewrite::DEFAULT_PROJECT, requires = "edge_registry")]
     edge_project: String,
+    /// PEM CA certificate(s) of an HTTPS edge registry signed by a private CA (`berth serve`
+    /// generates DATA/tls/ca.crt): trusted besides the user data's CAs and the system roots,
+    /// and written into the edge's hosts.toml entries with --hosts-dir.
+    #[arg(long, value_name = "FILE", requires = "edge_registry")]
+    edge_ca: Option<PathBuf>,
 }
 
 #[derive(Args)]
@@ -158,7 +163,11 @@ fn edge_host(url: &str) -> anyhow::Result<(String, bool)> {
 }
 
 /// Registry settings from user data (each registry by its domain) and the edge registry.
-fn registry_configs(ud: &UserData, edge: Option<(&str, bool)>) -> RegistryConfigs {
+fn registry_configs(
+    ud: &UserData,
+    edge: Option<(&str, bool)>,
+    edge_ca: Option<&str>,
+) -> RegistryConfigs {
     let mut configs = RegistryConfigs::new();
     for r in &ud.registries {
         configs.insert(
@@ -179,6 +188,7 @@ fn registry_configs(ud: &UserData, edge: Option<(&str, bool)>) -> RegistryConfig
         for r in &ud.registries {
             e.ca_pems.extend(r.certificates.iter().cloned());
         }
+        e.ca_pems.extend(edge_ca.map(str::to_string));
     }
     configs
 }
@@ -189,6 +199,7 @@ struct AgentPlan {
     edge: Option<String>,
     user_data: UserData,
     local: Option<(LocalRegistry, bool)>,
+    edge_ca: Option<String>,
 }
 
 fn agent_plan(a: &AgentPlanArgs) -> Result<AgentPlan, Failure> {
@@ -208,13 +219,19 @@ fn agent_plan(a: &AgentPlanArgs) -> Result<AgentPlan, Failure> {
     let rewriter = Rewriter::new(Some(&ud), local.clone());
     let (mut rows, _findings) = plan(&profiles, &rewriter)?;
     rows.sort_by_key(|r| role_order(r.role));
-    let configs = registry_configs(&ud, edge.as_ref().map(|(h, p)| (h.as_str(), *p)));
+    let edge_ca = a.edge_ca.as_deref().map(inputs::read).transpose()?;
+    let configs = registry_configs(
+        &ud,
+        edge.as_ref().map(|(h, p)| (h.as_str(), *p)),
+        edge_ca.as_deref(),
+    );
     Ok(AgentPlan {
         rows,
         configs,
         local: local.zip(edge.as_ref().map(|(_, plain)| *plain)),
         edge: edge.map(|(h, _)| h),
         user_data: ud,
+        edge_ca,
     })
 }
 
@@ -475,7 +492,7 @@ fn node_files(a: &ApplyArgs, plan: &AgentPlan) -> anyhow::Result<()> {
     let edge = plan.local.as_ref().map(|(local, plain)| EdgeRegistry {
         local: local.clone(),
         plain_http: *plain,
-        ca_pem: None,
+        ca_pem: plan.edge_ca.clone(),
         insecure: false,
     });
     let images = plan
@@ -747,5 +764,21 @@ mod tests {
             ("edge.local".into(), false)
         );
         assert!(edge_host("ftp://x").is_err());
+    }
+
+    #[test]
+    fn the_edge_trusts_its_own_ca() {
+        let ud = UserData::parse(
+            "#cloud-config\nstylus:\n  externalRegistries:\n    registries:\n      - domain: ext.example.com\n",
+            "user-data.yaml",
+        )
+        .unwrap();
+        let c = registry_configs(&ud, Some(("edge:5000", false)), Some("EDGE-CA"));
+        let (_, edge) = c.select("edge:5000", "spectro-images/x").unwrap();
+        assert_eq!(edge.ca_pems, vec!["EDGE-CA".to_string()]);
+        assert!(!edge.insecure);
+        let c = registry_configs(&ud, Some(("edge:5000", true)), None);
+        let (_, edge) = c.select("edge:5000", "x").unwrap();
+        assert!(edge.insecure && edge.ca_pems.is_empty());
     }
 }
