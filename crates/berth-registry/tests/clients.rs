@@ -428,3 +428,99 @@ fn sigkill_during_pushes_leaves_a_consistent_store() {
     assert!(report.is_clean(), "{:?}", report.findings);
     assert!(report.bytes_checked > 96 << 20);
 }
+
+#[test]
+fn sigkill_during_pull_through_fills_leaves_a_consistent_store() {
+    // The upstream (plain Distribution) holds a 96 MiB image; berth is killed while its
+    // pull-through fill of the big layer is on disk in part, three times, at different
+    // points. Each time nothing partial is visible; then a restart serves the whole image.
+    let tmp = tempfile::tempdir().unwrap();
+    let fixture = images::build_big(&tmp.path().join("big"), 96);
+    let r = &fixture.refs[0];
+    let upstream = berth_testkit::Distribution::plain();
+    images::push_with_skopeo(&fixture, &upstream, "library");
+    let data = tmp.path().join("data");
+    let config = tmp.path().join("berth.yaml");
+    std::fs::write(
+        &config,
+        format!(
+            "listen: 127.0.0.1:0\ndata: {}\nproxy:\n  upstreams:\n  - registry: {}\n    insecure: true\n",
+            data.display(),
+            upstream.host()
+        ),
+    )
+    .unwrap();
+    let path = |port: u16| {
+        format!(
+            "docker://127.0.0.1:{port}/spectro-images/{}/library/{}",
+            upstream.host().replace(':', "_"),
+            r.name
+        )
+    };
+    let mut mid_fill = 0;
+    for round in 0..3 {
+        let (mut child, port) = spawn_process(&config);
+        let src = format!("{}:{}", path(port), r.tag);
+        let out = tmp.path().join(format!("pulled-{round}"));
+        let puller = std::thread::spawn(move || {
+            std::panic::catch_unwind(|| {
+                skopeo::copy(
+                    &src,
+                    &SkopeoOpts::insecure(),
+                    &format!("oci:{}:x", out.display()),
+                    &SkopeoOpts::insecure(),
+                    &[],
+                )
+            })
+            .is_ok()
+        });
+        let deadline = Instant::now() + Duration::from_secs(60);
+        let want = [1u64 << 20, 24 << 20, 64 << 20][round];
+        loop {
+            let partial: u64 = files(&data.join("tmp"))
+                .iter()
+                .filter_map(|p| std::fs::metadata(p).ok())
+                .map(|m| m.len())
+                .sum();
+            if partial >= want {
+                mid_fill += 1;
+                break;
+            }
+            if Instant::now() > deadline || puller.is_finished() {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(2));
+        }
+        child.kill().unwrap(); // SIGKILL
+        child.wait().unwrap();
+        let _ = puller.join();
+        let report = berth_store::Store::open(&data).unwrap().fsck().unwrap();
+        assert!(report.is_clean(), "round {round}: {:?}", report.findings);
+        let big_layer = &r.manifests[0].layers[1].digest;
+        let hex = big_layer.trim_start_matches("sha256:");
+        for b in files(&data.join("blobs")) {
+            assert!(
+                !b.ends_with(hex) || std::fs::metadata(&b).unwrap().len() > 90 << 20,
+                "round {round}: a partial big layer is visible at {}",
+                b.display()
+            );
+        }
+    }
+    assert!(mid_fill > 0, "no round was killed in the middle of a fill");
+    // Restart: the fill completes (from upstream), the image pulls whole, the store is clean.
+    let (mut child, port) = spawn_process(&config);
+    assert!(files(&data.join("tmp")).is_empty());
+    assert_digests(&path(port), r, &SkopeoOpts::insecure());
+    skopeo::copy(
+        &format!("{}:{}", path(port), r.tag),
+        &SkopeoOpts::insecure(),
+        &format!("oci:{}:x", tmp.path().join("pulled-final").display()),
+        &SkopeoOpts::insecure(),
+        &[],
+    );
+    child.kill().unwrap();
+    child.wait().unwrap();
+    let report = berth_store::Store::open(&data).unwrap().fsck().unwrap();
+    assert!(report.is_clean(), "{:?}", report.findings);
+    assert!(report.bytes_checked > 96 << 20, "{report:?}");
+}
