@@ -104,6 +104,26 @@ fn berth_cmd(args: &[&str]) -> Command {
     c
 }
 
+/// `berth agent apply` into `cd` (native snapshotter, JSON output) with `extra` arguments.
+fn berth_apply(cd: &TestContainerd, ud: &Path, profile: &Path, extra: &[&str]) -> Command {
+    let mut c = berth_cmd(&["agent", "apply", "--user-data"]);
+    c.arg(ud).arg("--profile").arg(profile);
+    c.arg("--containerd-socket").arg(&cd.socket);
+    c.args(["--snapshotter", "native", "--output", "json"])
+        .args(extra);
+    c
+}
+
+/// `ctr images pull` of `target` from `reg` (its CA through a hosts.toml, basic auth).
+fn ctr_pull(cd: &TestContainerd, reg: &Distribution, target: &str) -> Command {
+    let hosts = hosts_dir(cd, reg);
+    let user = format!("{USER}:{PASS}");
+    let args = ["images", "pull", "--hosts-dir", &hosts, "--user", &user];
+    let mut c = ctr_cmd(cd, &args);
+    c.args(["--snapshotter", "native", target]);
+    c
+}
+
 fn ctr_cmd(cd: &TestContainerd, args: &[&str]) -> Command {
     let mut c = Command::new("ctr");
     c.arg("-a").arg(&cd.socket).args(["-n", NS]).args(args);
@@ -229,81 +249,31 @@ fn bench_agent() {
         };
         for tool in order {
             let cd = TestContainerd::start();
-            let sock = cd.socket.display().to_string();
             match tool {
                 0 => {
-                    let s = timed(
-                        berth_cmd(&[
-                            "agent",
-                            "apply",
-                            "--user-data",
-                            ud.to_str().unwrap(),
-                            "--profile",
-                            profile.to_str().unwrap(),
-                            "--containerd-socket",
-                            &sock,
-                            "--snapshotter",
-                            "native",
-                            "--output",
-                            "json",
-                        ]),
-                        "berth agent apply",
-                    );
+                    let s = timed(berth_apply(&cd, &ud, &profile, &[]), "berth agent apply");
                     check(&cd, &want_berth);
                     berth_pull.push(s);
                 }
                 1 => {
-                    let hosts = hosts_dir(&cd, &reg);
-                    let user = format!("{USER}:{PASS}");
                     let t = Instant::now();
                     for (target, _) in &set.names {
-                        timed(
-                            ctr_cmd(
-                                &cd,
-                                &[
-                                    "images",
-                                    "pull",
-                                    "--hosts-dir",
-                                    &hosts,
-                                    "--user",
-                                    &user,
-                                    "--snapshotter",
-                                    "native",
-                                    target,
-                                ],
-                            ),
-                            "ctr images pull",
-                        );
+                        timed(ctr_pull(&cd, &reg, target), "ctr images pull");
                     }
                     ctr_seq.push(t.elapsed().as_secs_f64());
                     check(&cd, &want_ctr);
                 }
                 _ => {
-                    let hosts = hosts_dir(&cd, &reg);
-                    let user = format!("{USER}:{PASS}");
                     let t = Instant::now();
                     let children: Vec<_> = set
                         .names
                         .iter()
                         .map(|(target, _)| {
-                            ctr_cmd(
-                                &cd,
-                                &[
-                                    "images",
-                                    "pull",
-                                    "--hosts-dir",
-                                    &hosts,
-                                    "--user",
-                                    &user,
-                                    "--snapshotter",
-                                    "native",
-                                    target,
-                                ],
-                            )
-                            .stdout(Stdio::null())
-                            .stderr(Stdio::piped())
-                            .spawn()
-                            .expect("ctr images pull")
+                            ctr_pull(&cd, &reg, target)
+                                .stdout(Stdio::null())
+                                .stderr(Stdio::piped())
+                                .spawn()
+                                .expect("ctr images pull")
                         })
                         .collect();
                     for c in children {
@@ -318,7 +288,6 @@ fn bench_agent() {
         // Preload: berth imports the directory; ctr imports each file.
         for tool in if rep % 2 == 0 { [0, 1] } else { [1, 0] } {
             let cd = TestContainerd::start();
-            let sock = cd.socket.display().to_string();
             let want: Vec<(String, String)> = archives
                 .iter()
                 .map(|(_, r)| {
@@ -329,23 +298,9 @@ fn bench_agent() {
                 })
                 .collect();
             if tool == 0 {
+                let pre = ["--preload-dir", pre.to_str().unwrap()];
                 berth_pre.push(timed(
-                    berth_cmd(&[
-                        "agent",
-                        "apply",
-                        "--user-data",
-                        ud.to_str().unwrap(),
-                        "--profile",
-                        empty_profile.to_str().unwrap(),
-                        "--preload-dir",
-                        pre.to_str().unwrap(),
-                        "--containerd-socket",
-                        &sock,
-                        "--snapshotter",
-                        "native",
-                        "--output",
-                        "json",
-                    ]),
+                    berth_apply(&cd, &ud, &empty_profile, &pre),
                     "berth agent apply --preload-dir",
                 ));
             } else {

@@ -37,10 +37,12 @@ fn system_verifier() -> Result<Arc<WebPkiServerVerifier>, Error> {
     .map_err(Error::General)
 }
 
-/// Verifies with the registry's CAs first, then with the system roots.
+/// Verifies with the registry's CAs first, then with the system roots; or, for an
+/// `insecure` registry, accepts any certificate (the handshake signatures are still checked).
 #[derive(Debug)]
 struct Verifier {
     own: Option<Arc<WebPkiServerVerifier>>,
+    insecure: bool,
     provider: Arc<CryptoProvider>,
 }
 
@@ -53,6 +55,9 @@ impl ServerCertVerifier for Verifier {
         ocsp: &[u8],
         now: UnixTime,
     ) -> Result<ServerCertVerified, Error> {
+        if self.insecure {
+            return Ok(ServerCertVerified::assertion());
+        }
         let Some(own) = &self.own else {
             return system_verifier()?.verify_server_cert(
                 end_entity,
@@ -109,55 +114,6 @@ impl ServerCertVerifier for Verifier {
     }
 }
 
-/// Accepts any certificate (`insecure`); the handshake signatures are still checked.
-#[derive(Debug)]
-struct Unverified(Arc<CryptoProvider>);
-
-impl ServerCertVerifier for Unverified {
-    fn verify_server_cert(
-        &self,
-        _end_entity: &CertificateDer<'_>,
-        _intermediates: &[CertificateDer<'_>],
-        _server_name: &ServerName<'_>,
-        _ocsp: &[u8],
-        _now: UnixTime,
-    ) -> Result<ServerCertVerified, Error> {
-        Ok(ServerCertVerified::assertion())
-    }
-
-    fn verify_tls12_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, Error> {
-        verify_tls12_signature(
-            message,
-            cert,
-            dss,
-            &self.0.signature_verification_algorithms,
-        )
-    }
-
-    fn verify_tls13_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, Error> {
-        verify_tls13_signature(
-            message,
-            cert,
-            dss,
-            &self.0.signature_verification_algorithms,
-        )
-    }
-
-    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
-        self.0.signature_verification_algorithms.supported_schemes()
-    }
-}
-
 /// The rustls configuration for a registry: `own_cas` (DER) trusted besides the system
 /// roots, or nothing verified when `insecure`. Fails when a CA is not a usable trust anchor.
 pub(crate) fn client_config(
@@ -165,29 +121,26 @@ pub(crate) fn client_config(
     insecure: bool,
 ) -> Result<rustls::ClientConfig, String> {
     let provider = provider();
-    let verifier: Arc<dyn ServerCertVerifier> = if insecure {
-        Arc::new(Unverified(provider.clone()))
+    let own = if own_cas.is_empty() || insecure {
+        None
     } else {
-        let own = if own_cas.is_empty() {
-            None
-        } else {
-            let mut roots = RootCertStore::empty();
-            for c in own_cas {
-                roots
-                    .add(c)
-                    .map_err(|e| format!("a CA certificate is not a usable trust anchor: {e}"))?;
-            }
-            Some(
-                WebPkiServerVerifier::builder_with_provider(Arc::new(roots), provider.clone())
-                    .build()
-                    .map_err(|e| e.to_string())?,
-            )
-        };
-        Arc::new(Verifier {
-            own,
-            provider: provider.clone(),
-        })
+        let mut roots = RootCertStore::empty();
+        for c in own_cas {
+            roots
+                .add(c)
+                .map_err(|e| format!("a CA certificate is not a usable trust anchor: {e}"))?;
+        }
+        Some(
+            WebPkiServerVerifier::builder_with_provider(Arc::new(roots), provider.clone())
+                .build()
+                .map_err(|e| e.to_string())?,
+        )
     };
+    let verifier = Arc::new(Verifier {
+        own,
+        insecure,
+        provider: provider.clone(),
+    });
     let config = rustls::ClientConfig::builder_with_provider(provider)
         .with_safe_default_protocol_versions()
         .map_err(|e| e.to_string())?
