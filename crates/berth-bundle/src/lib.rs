@@ -41,6 +41,7 @@ pub mod parts;
 mod read;
 mod serve;
 pub mod sign;
+mod write;
 
 pub use build::{BuildOptions, BuildReport, ProfileFile, build, parse_platform};
 pub use error::BundleError;
