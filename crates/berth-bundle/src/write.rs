@@ -35,7 +35,7 @@ enum Job {
 
 enum Sync {
     /// Write back what was written so far (a file still being written).
-    Push(File),
+    Push(File, String),
     /// The file is complete: make it durable.
     Done(File, String),
 }
@@ -189,7 +189,7 @@ fn write_loop(
                             *pushed = *n;
                             // Only when the syncer has room: a push is an optimisation.
                             if let Ok(dup) = f.try_clone() {
-                                match tx.try_send(Sync::Push(dup)) {
+                                match tx.try_send(Sync::Push(dup, entry.clone())) {
                                     Ok(()) | Err(TrySendError::Full(_)) => {}
                                     Err(TrySendError::Disconnected(_)) => break,
                                 }
@@ -232,9 +232,10 @@ fn sync_loop(rx: Receiver<Sync>, abort: Arc<AtomicBool>) -> Result<(), Failure> 
             return Ok(());
         }
         match s {
-            Sync::Push(f) => {
-                // Errors show again at the final sync.
-                let _ = f.sync_data();
+            Sync::Push(f, entry) => {
+                // A failure counts: the handle shares the file's error state with the one
+                // of the final sync, which might not see it again.
+                f.sync_data().map_err(|e| (format!("syncing {entry}"), e))?;
             }
             Sync::Done(f, entry) => {
                 f.sync_all().map_err(|e| (format!("syncing {entry}"), e))?;
