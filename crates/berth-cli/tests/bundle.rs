@@ -1,6 +1,7 @@
 //! `berth bundle` end to end: build from a profile against a plain Distribution, inspect,
 //! verify, extract (skopeo reads the layout), push to a TLS + htpasswd Distribution through
-//! the user data's rules (skopeo judges every digest), signatures, damage → exit 1.
+//! the user data's rules (skopeo judges every digest), signatures, damage → exit 1; serve
+//! over HTTPS (curl and skopeo verify its certificate against a testkit CA).
 
 use std::path::Path;
 use std::process::{Command, Output};
@@ -17,6 +18,21 @@ fn berth(args: &[&str]) -> Output {
         .env("HOME", "/nonexistent")
         .output()
         .expect("run berth")
+}
+
+/// `berth bundle build --profile PROFILE -o OUT` from the plain source, plus `extra`.
+fn build(profile: &str, out: &str, extra: &[&str]) -> Output {
+    let mut args = vec![
+        "bundle",
+        "build",
+        "--profile",
+        profile,
+        "-o",
+        out,
+        "--src-tls-verify=false",
+    ];
+    args.extend_from_slice(extra);
+    berth(&args)
 }
 
 fn ok(o: &Output) -> &Output {
@@ -93,21 +109,18 @@ fn bundle_build_inspect_verify_extract_push_and_damage() {
     );
     let b = w.join("b.tar.zst");
     let b = b.to_str().unwrap();
-    let o = berth(&[
-        "bundle",
-        "build",
-        "--profile",
+    let o = build(
         &profile,
-        "-o",
         b,
-        "--src-tls-verify=false",
-        "--signing-key",
-        &k,
-        "--split-size",
-        "1M",
-        "--output",
-        "json",
-    ]);
+        &[
+            "--signing-key",
+            &k,
+            "--split-size",
+            "1M",
+            "--output",
+            "json",
+        ],
+    );
     let built = json(&o);
     assert_eq!(
         built["manifest"]["images"].as_array().unwrap().len(),
@@ -242,15 +255,7 @@ fn bundle_serve_over_tls_answers_skopeo_and_curl_that_trust_its_ca() {
     let profile = write_profile(w, &src, &f);
     let b = w.join("b.tar.zst");
     let b = b.to_str().unwrap();
-    ok(&berth(&[
-        "bundle",
-        "build",
-        "--profile",
-        &profile,
-        "-o",
-        b,
-        "--src-tls-verify=false",
-    ]));
+    ok(&build(&profile, b, &[]));
     let certs = berth_testkit::Certs::generate(&[]);
     let tmp = w.join("tmp");
     std::fs::create_dir(&tmp).unwrap();
