@@ -24,7 +24,8 @@ use crate::manifest::{
     OCI_LAYOUT, PROFILES_DIR, ProfileEntry, SIGNATURE_ENTRY, valid_profile_file,
 };
 use crate::parts::SplitWriter;
-use crate::read::{blob_entry, digest_bytes, scan};
+use crate::read::{blob_entry, digest_bytes, scan, stream_err};
+use crate::write::BlobWriter;
 use crate::{BundleError, sign};
 
 /// A profile file to put under `profiles/`.
@@ -551,22 +552,26 @@ async fn collect(
 fn import_existing(old: &Path, layout_dir: &Path) -> Result<(u64, Vec<u8>), BundleError> {
     let name = old.display().to_string();
     let mut n = 0u64;
-    let contents = scan(old, None, &mut |d: &Digest, _size, r: &mut dyn Read| {
+    let mut writer = BlobWriter::new(&name, false);
+    let scanned = scan(old, None, &mut |d: &Digest, _size, r: &mut dyn Read| {
         let dir = layout_dir.join("blobs").join(d.algorithm().as_str());
         std::fs::create_dir_all(&dir)
             .map_err(|e| BundleError::io(&name, "creating the staging blob directory", e))?;
-        let path = dir.join(d.hex());
-        let mut f = std::fs::File::create(&path)
-            .map_err(|e| BundleError::io(&name, format!("staging {}", blob_entry(d)), e))?;
-        io::copy(r, &mut f)
-            .map_err(|e| BundleError::io(&name, format!("staging {}", blob_entry(d)), e))?;
+        let entry = blob_entry(d);
+        writer
+            .copy(dir.join(d.hex()), &entry, r)?
+            .map_err(|e| stream_err(&name, &entry, e))?;
         n += 1;
         Ok(())
-    })
-    .map_err(|e| match e {
-        e if e.is_damage() => BundleError::usage(&name, format!("--existing cannot be used: {e}")),
-        e => e,
-    })?;
+    });
+    let contents = scanned
+        .and_then(|c| writer.finish().map(|()| c))
+        .map_err(|e| match e {
+            e if e.is_damage() => {
+                BundleError::usage(&name, format!("--existing cannot be used: {e}"))
+            }
+            e => e,
+        })?;
     Ok((n, contents.index))
 }
 

@@ -5,7 +5,8 @@
 //! `profiles/FILE`), never at a path taken from the archive, so no entry can write
 //! outside the target; a damaged or hostile bundle leaves nothing behind.
 
-use std::io::{self, Read};
+use std::collections::BTreeSet;
+use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -17,18 +18,19 @@ use crate::BundleError;
 use crate::manifest::{
     INDEX_ENTRY, LAYOUT_ENTRY, MANIFEST_ENTRY, OCI_LAYOUT, PROFILES_DIR, SIGNATURE_ENTRY,
 };
-use crate::read::{Contents, blob_entry, scan};
+use crate::read::{Contents, blob_entry, scan, stream_err};
+use crate::write::BlobWriter;
 
-fn write_file(name: &str, path: &Path, bytes: &[u8]) -> Result<(), BundleError> {
-    use std::io::Write;
-    let mut f = std::fs::File::create_new(path)
-        .map_err(|e| BundleError::io(name, format!("creating {}", path.display()), e))?;
-    f.write_all(bytes)
-        .and_then(|()| f.sync_all())
-        .map_err(|e| BundleError::io(name, format!("writing {}", path.display()), e))
+/// fsyncs a directory (its entries are durable once it returns).
+fn sync_dir(name: &str, dir: &Path) -> Result<(), BundleError> {
+    std::fs::File::open(dir)
+        .and_then(|d| d.sync_all())
+        .map_err(|e| BundleError::io(name, format!("syncing {}", dir.display()), e))
 }
 
 /// Extracts into `dir` (created; built and checked in a temporary directory beside it).
+/// Blobs are written by a [`BlobWriter`] thread while the stream is decompressed (one
+/// thread) and hashed (this one), and made durable before this returns.
 fn extract_into(
     path: &Path,
     dir: &Path,
@@ -37,50 +39,55 @@ fn extract_into(
     let name = path.display().to_string();
     let blobs = dir.join("blobs");
     std::fs::create_dir_all(&blobs).map_err(|e| BundleError::io(&name, "creating blobs/", e))?;
+    let mut alg_dirs: BTreeSet<&'static str> = BTreeSet::new();
+    let mut writer = BlobWriter::new(&name, true);
     let contents = scan(path, key, &mut |d: &Digest, _size, r: &mut dyn Read| {
-        let alg_dir = blobs.join(d.algorithm().as_str());
-        std::fs::create_dir_all(&alg_dir).map_err(|e| {
-            BundleError::io(
-                &name,
-                format!("creating blobs/{}", d.algorithm().as_str()),
-                e,
-            )
-        })?;
-        let p = alg_dir.join(d.hex());
-        let mut f = std::fs::File::create_new(&p)
-            .map_err(|e| BundleError::io(&name, format!("creating {}", blob_entry(d)), e))?;
-        io::copy(r, &mut f)
-            .map_err(|e| BundleError::io(&name, format!("writing {}", blob_entry(d)), e))?;
-        Ok(())
+        let alg = d.algorithm().as_str();
+        if alg_dirs.insert(alg) {
+            std::fs::create_dir(blobs.join(alg))
+                .map_err(|e| BundleError::io(&name, format!("creating blobs/{alg}"), e))?;
+        }
+        let entry = blob_entry(d);
+        writer
+            .copy(blobs.join(alg).join(d.hex()), &entry, r)?
+            .map_err(|e| stream_err(&name, &entry, e))
     })?;
-    // Durable before anything is renamed into place: every blob, once, at the end (the
-    // kernel has written most of them back by then).
-    for d in contents.head.manifest.blobs.iter() {
-        if let Ok(d) = Digest::parse(&d.digest) {
-            let p = blobs.join(d.algorithm().as_str()).join(d.hex());
-            std::fs::File::open(&p)
-                .and_then(|f| f.sync_all())
-                .map_err(|e| BundleError::io(&name, format!("syncing {}", blob_entry(&d)), e))?;
-        }
-    }
-    write_file(&name, &dir.join(LAYOUT_ENTRY), OCI_LAYOUT)?;
-    write_file(&name, &dir.join(INDEX_ENTRY), &contents.index)?;
-    write_file(
-        &name,
-        &dir.join(MANIFEST_ENTRY),
-        &contents.head.manifest_bytes,
-    )?;
+    // The small files, by the same writer; then wait until every file is written and
+    // fsynced, and sync the directories naming them.
+    let mut small: Vec<(PathBuf, &[u8])> = vec![
+        (dir.join(LAYOUT_ENTRY), OCI_LAYOUT),
+        (dir.join(INDEX_ENTRY), &contents.index),
+        (dir.join(MANIFEST_ENTRY), &contents.head.manifest_bytes),
+    ];
     if let Some(sig) = &contents.head.signature {
-        write_file(&name, &dir.join(SIGNATURE_ENTRY), sig)?;
+        small.push((dir.join(SIGNATURE_ENTRY), sig));
     }
+    let pd = dir.join(PROFILES_DIR);
     if !contents.profiles.is_empty() {
-        let pd = dir.join(PROFILES_DIR);
-        std::fs::create_dir_all(&pd)
-            .map_err(|e| BundleError::io(&name, "creating profiles/", e))?;
+        std::fs::create_dir(&pd).map_err(|e| BundleError::io(&name, "creating profiles/", e))?;
         for (file, bytes) in &contents.profiles {
-            write_file(&name, &pd.join(file), bytes)?;
+            small.push((pd.join(file), bytes));
         }
     }
+    for (p, mut bytes) in small {
+        let entry = p
+            .strip_prefix(dir)
+            .unwrap_or(&p)
+            .to_string_lossy()
+            .into_owned();
+        writer
+            .copy(p, &entry, &mut bytes)?
+            .map_err(|e| BundleError::io(&name, format!("writing {entry}"), e))?;
+    }
+    writer.finish()?;
+    for alg in &alg_dirs {
+        sync_dir(&name, &blobs.join(alg))?;
+    }
+    sync_dir(&name, &blobs)?;
+    if !contents.profiles.is_empty() {
+        sync_dir(&name, &pd)?;
+    }
+    sync_dir(&name, dir)?;
     Ok(contents)
 }
 

@@ -41,10 +41,11 @@ pub mod parts;
 mod read;
 mod serve;
 pub mod sign;
+mod write;
 
 pub use build::{BuildOptions, BuildReport, ProfileFile, build, parse_platform};
 pub use error::BundleError;
 pub use extract::{Extracted, extract, push};
 pub use manifest::{BundleManifest, Content, ImageEntry, ProfileEntry};
 pub use read::{BlobSink, Contents, Head, blob_entry, head, scan};
-pub use serve::{ServeOptions, listen, serve, stop_signal};
+pub use serve::{ServeOptions, listen, router, serve, stop_signal};

@@ -60,10 +60,18 @@ fn decoder(
         .map_err(|e| BundleError::io(name, "starting the zstd decoder", e))
 }
 
+/// Size of the decompressed chunks handed from the decompression thread to the reader
+/// (small enough to be read while still in the CPU's caches).
+const CHUNK: usize = 256 << 10;
+/// How many chunks the decompression thread may run ahead.
+const CHUNKS_AHEAD: usize = 8;
+
 /// Decompresses on its own thread, a few MiB ahead of the reader, so that decompression
 /// and hashing/writing run on two cores. The thread ends when the reader is dropped.
+/// Chunks go back to the thread once read, so the same few buffers are reused.
 struct ReadAhead {
     rx: std::sync::mpsc::Receiver<io::Result<Vec<u8>>>,
+    back: std::sync::mpsc::SyncSender<Vec<u8>>,
     buf: Vec<u8>,
     pos: usize,
     done: bool,
@@ -71,10 +79,12 @@ struct ReadAhead {
 
 impl ReadAhead {
     fn new(mut inner: impl Read + Send + 'static) -> ReadAhead {
-        let (tx, rx) = std::sync::mpsc::sync_channel::<io::Result<Vec<u8>>>(8);
+        let (tx, rx) = std::sync::mpsc::sync_channel::<io::Result<Vec<u8>>>(CHUNKS_AHEAD);
+        let (back, free) = std::sync::mpsc::sync_channel::<Vec<u8>>(CHUNKS_AHEAD + 2);
         std::thread::spawn(move || {
             loop {
-                let mut chunk = vec![0u8; 1 << 20];
+                let mut chunk = free.try_recv().unwrap_or_default();
+                chunk.resize(CHUNK, 0);
                 let mut n = 0;
                 let r = loop {
                     match inner.read(&mut chunk[n..]) {
@@ -103,6 +113,7 @@ impl ReadAhead {
         });
         ReadAhead {
             rx,
+            back,
             buf: Vec::new(),
             pos: 0,
             done: false,
@@ -121,7 +132,10 @@ impl Read for ReadAhead {
                     if chunk.is_empty() {
                         self.done = true;
                     }
-                    self.buf = chunk;
+                    let used = std::mem::replace(&mut self.buf, chunk);
+                    if used.capacity() > 0 {
+                        let _ = self.back.try_send(used);
+                    }
                     self.pos = 0;
                 }
                 Ok(Err(e)) => {
@@ -143,7 +157,7 @@ impl Read for ReadAhead {
 
 /// An I/O error while reading the stream: the bundle is truncated or corrupt (or a part
 /// could not be read).
-fn stream_err(name: &str, entry: &str, e: io::Error) -> BundleError {
+pub(crate) fn stream_err(name: &str, entry: &str, e: io::Error) -> BundleError {
     match e.kind() {
         io::ErrorKind::NotFound | io::ErrorKind::PermissionDenied => {
             BundleError::io(name, format!("reading {entry}"), e)

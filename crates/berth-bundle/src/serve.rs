@@ -106,20 +106,26 @@ fn index(
     Ok(repos)
 }
 
-/// Serves `bundle` on `listener` until `shutdown` completes.
-pub async fn serve(
-    bundle: Arc<Extracted>,
-    listener: tokio::net::TcpListener,
-    opts: ServeOptions,
-    shutdown: impl Future<Output = ()> + Send + 'static,
-) -> Result<(), BundleError> {
+/// The read-only registry API over `bundle`, as a router (to serve it with TLS, hand it to
+/// a TLS-capable server such as `berth_registry::serve_app`).
+pub fn router(bundle: Arc<Extracted>, opts: ServeOptions) -> Result<axum::Router, BundleError> {
     let repos = index(&bundle, &opts)?;
     let state = Arc::new(Served {
         root: bundle.layout().to_path_buf(),
         repos,
         _bundle: bundle,
     });
-    let app = axum::Router::new().fallback(handle).with_state(state);
+    Ok(axum::Router::new().fallback(handle).with_state(state))
+}
+
+/// Serves `bundle` over plain HTTP on `listener` until `shutdown` completes.
+pub async fn serve(
+    bundle: Arc<Extracted>,
+    listener: tokio::net::TcpListener,
+    opts: ServeOptions,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<(), BundleError> {
+    let app = router(bundle, opts)?;
     axum::serve(listener, app)
         .with_graceful_shutdown(shutdown)
         .await

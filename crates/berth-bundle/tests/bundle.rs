@@ -600,6 +600,37 @@ fn hostile_and_damaged_bundles_are_refused_and_nothing_is_written() {
     let mut missing = entries.clone();
     missing.pop();
     assert_refused(&case("missing", make_tar(&missing)), "missing");
+    // A blob past the in-memory limit (hashed while the writer thread writes it): one
+    // byte changed, and the bundle cut in its middle. The intact one extracts whole.
+    let big: Vec<u8> = (0..6u32 << 20)
+        .map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8)
+        .collect();
+    let big_digest = sha256_digest(&big);
+    let with_big = |bytes: Vec<u8>| {
+        let mut m: serde_json::Value = serde_json::from_slice(&entries[0].1).unwrap();
+        m["blobs"]
+            .as_array_mut()
+            .unwrap()
+            .push(serde_json::json!({"digest": big_digest, "size": bytes.len()}));
+        let mut e = entries.clone();
+        e[0].1 = serde_json::to_vec(&m).unwrap();
+        e.push((big_digest.replace("sha256:", "blobs/sha256/"), bytes));
+        make_tar(&e)
+    };
+    let mut flipped = big.clone();
+    flipped[5 << 20] ^= 1;
+    assert_refused(&case("big-digest", with_big(flipped)), "hashes to");
+    let whole = case("big-whole", with_big(big.clone()));
+    let out = whole.parent().unwrap().join("out");
+    berth_bundle::extract(&whole, &out, None).unwrap();
+    assert_eq!(
+        std::fs::read(out.join(big_digest.replace("sha256:", "blobs/sha256/"))).unwrap(),
+        big
+    );
+    std::fs::remove_dir_all(&out).unwrap();
+    let bytes = std::fs::read(&whole).unwrap();
+    std::fs::write(&whole, &bytes[..bytes.len() / 2]).unwrap();
+    assert_refused(&whole, "corrupt or truncated");
     // Truncated zstd.
     let bytes = std::fs::read(&good).unwrap();
     let d = s.work.path().join("trunc").join("in");

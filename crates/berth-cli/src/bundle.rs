@@ -145,6 +145,12 @@ pub struct ServeArgs {
     /// Where to extract the bundle while serving (default $TMPDIR, else /tmp).
     #[arg(long, value_name = "DIR")]
     tmp_dir: Option<PathBuf>,
+    /// PEM certificate chain: serve HTTPS (with --tls-key).
+    #[arg(long, value_name = "FILE", requires = "tls_key")]
+    tls_cert: Option<PathBuf>,
+    /// PEM private key of --tls-cert.
+    #[arg(long, value_name = "FILE", requires = "tls_cert")]
+    tls_key: Option<PathBuf>,
 }
 
 #[derive(Args)]
@@ -493,6 +499,12 @@ fn push(args: PushArgs) -> Result<ExitCode, Failure> {
 
 fn serve(args: ServeArgs) -> Result<ExitCode, Failure> {
     let key = public_key(&args.public_key)?;
+    // TLS material first: a bad certificate should not cost an extraction.
+    let tls = match (&args.tls_cert, &args.tls_key) {
+        (Some(c), Some(k)) => Some(berth_registry::tls::server_config(c, k)?),
+        _ => None,
+    };
+    let scheme = if tls.is_some() { "https" } else { "http" };
     let ud = match &args.user_data {
         Some(p) => Some(inputs::user_data(p)?),
         None => None,
@@ -525,18 +537,19 @@ fn serve(args: ServeArgs) -> Result<ExitCode, Failure> {
         }
     }
     eprintln!(
-        "berth bundle serve: http://{}/v2/ (read-only; Ctrl-C stops)",
+        "berth bundle serve: {scheme}://{}/v2/ (read-only; Ctrl-C stops)",
         args.listen
     );
     let opts = ServeOptions {
         name: Box::new(move |r: &Reference| rewriter.rewrite(r).map_err(|e| e.to_string())),
     };
-    rt.block_on(berth_bundle::serve(
-        bundle,
+    let app = berth_bundle::router(bundle, opts)?;
+    rt.block_on(berth_registry::serve_app(
         listener,
-        opts,
+        tls,
+        app,
         berth_bundle::stop_signal(),
-    ))?;
+    ));
     Ok(ExitCode::SUCCESS)
 }
 

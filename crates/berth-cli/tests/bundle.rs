@@ -1,6 +1,7 @@
 //! `berth bundle` end to end: build from a profile against a plain Distribution, inspect,
 //! verify, extract (skopeo reads the layout), push to a TLS + htpasswd Distribution through
-//! the user data's rules (skopeo judges every digest), signatures, damage → exit 1.
+//! the user data's rules (skopeo judges every digest), signatures, damage → exit 1; serve
+//! over HTTPS (curl and skopeo verify its certificate against a testkit CA).
 
 use std::path::Path;
 use std::process::{Command, Output};
@@ -17,6 +18,21 @@ fn berth(args: &[&str]) -> Output {
         .env("HOME", "/nonexistent")
         .output()
         .expect("run berth")
+}
+
+/// `berth bundle build --profile PROFILE -o OUT` from the plain source, plus `extra`.
+fn build(profile: &str, out: &str, extra: &[&str]) -> Output {
+    let mut args = vec![
+        "bundle",
+        "build",
+        "--profile",
+        profile,
+        "-o",
+        out,
+        "--src-tls-verify=false",
+    ];
+    args.extend_from_slice(extra);
+    berth(&args)
 }
 
 fn ok(o: &Output) -> &Output {
@@ -93,21 +109,18 @@ fn bundle_build_inspect_verify_extract_push_and_damage() {
     );
     let b = w.join("b.tar.zst");
     let b = b.to_str().unwrap();
-    let o = berth(&[
-        "bundle",
-        "build",
-        "--profile",
+    let o = build(
         &profile,
-        "-o",
         b,
-        "--src-tls-verify=false",
-        "--signing-key",
-        &k,
-        "--split-size",
-        "1M",
-        "--output",
-        "json",
-    ]);
+        &[
+            "--signing-key",
+            &k,
+            "--split-size",
+            "1M",
+            "--output",
+            "json",
+        ],
+    );
     let built = json(&o);
     assert_eq!(
         built["manifest"]["images"].as_array().unwrap().len(),
@@ -229,4 +242,98 @@ fn bundle_build_inspect_verify_extract_push_and_damage() {
         "{}",
         String::from_utf8_lossy(&o.stderr)
     );
+}
+
+#[test]
+fn bundle_serve_over_tls_answers_skopeo_and_curl_that_trust_its_ca() {
+    use std::io::{BufRead, BufReader};
+    let work = tempfile::tempdir().unwrap();
+    let w = work.path();
+    let src = Distribution::plain();
+    let f = images::build_set(&w.join("images"));
+    images::push_with_skopeo(&f, &src, "library");
+    let profile = write_profile(w, &src, &f);
+    let b = w.join("b.tar.zst");
+    let b = b.to_str().unwrap();
+    ok(&build(&profile, b, &[]));
+    let certs = berth_testkit::Certs::generate(&[]);
+    let tmp = w.join("tmp");
+    std::fs::create_dir(&tmp).unwrap();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let addr = format!("127.0.0.1:{port}");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_berth"))
+        .args(["bundle", "serve", b, "--listen", &addr, "--tmp-dir"])
+        .arg(&tmp)
+        .arg("--tls-cert")
+        .arg(&certs.cert_path)
+        .arg("--tls-key")
+        .arg(&certs.key_path)
+        .env("HOME", "/nonexistent")
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("run berth bundle serve");
+    // "serving SOURCE as ADDR/REPOSITORY" lines, then the URL line once it listens.
+    let mut served = Vec::new();
+    let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
+    for line in lines.by_ref() {
+        let line = line.unwrap();
+        if let Some(rest) = line.strip_prefix("serving ") {
+            let (source, at) = rest.split_once(" as ").unwrap();
+            served.push((source.to_string(), at.to_string()));
+        }
+        if line.starts_with("berth bundle serve:") {
+            assert!(line.contains(&format!("https://{addr}/v2/")), "{line}");
+            break;
+        }
+    }
+    assert_eq!(served.len(), f.refs.len(), "{served:?}");
+    std::thread::spawn(move || for _ in lines {});
+
+    // curl: trusts the CA → 200; trusts nothing → refuses the certificate (exit 60).
+    let curl = |extra: &[&str]| {
+        Command::new("curl")
+            .args(["-sS", "-o", "/dev/null", "-w", "%{http_code}"])
+            .args(extra)
+            .arg(format!("https://{addr}/v2/"))
+            .output()
+            .expect("run curl")
+    };
+    let o = curl(&["--cacert", certs.ca_path.to_str().unwrap()]);
+    assert_eq!(String::from_utf8_lossy(&o.stdout), "200", "{o:?}");
+    let o = curl(&[]);
+    assert_eq!(o.status.code(), Some(60), "{o:?}");
+
+    // skopeo, verifying TLS against the CA: every image at its digest, a config blob.
+    let sk = SkopeoOpts {
+        tls_verify: true,
+        cert_dir: Some(certs.cert_dir.clone()),
+        creds: None,
+    };
+    for r in &f.refs {
+        let source = format!("{}/library/{}:{}", src.host(), r.name, r.tag);
+        let at = &served.iter().find(|(s, _)| *s == source).unwrap().1;
+        assert_eq!(
+            skopeo::digest_of(&format!("docker://{at}:{}", r.tag), &sk),
+            r.digest,
+            "{at}"
+        );
+    }
+    let base = f.get("base", "1");
+    let source = format!("{}/library/{}:{}", src.host(), base.name, base.tag);
+    let at = &served.iter().find(|(s, _)| *s == source).unwrap().1;
+    let config = skopeo::inspect_config_raw(&format!("docker://{at}:{}", base.tag), &sk);
+    assert!(!config.is_empty());
+
+    // SIGTERM (to this one process) stops it and removes the extracted copy.
+    let st = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(st.success());
+    assert!(child.wait().unwrap().success());
+    assert_eq!(std::fs::read_dir(&tmp).unwrap().count(), 0);
 }

@@ -123,7 +123,7 @@ pub fn router(state: Arc<State>) -> Router {
 pub struct Server {
     listener: tokio::net::TcpListener,
     state: Arc<State>,
-    tls: Option<tokio_rustls::TlsAcceptor>,
+    tls: Option<Arc<rustls::ServerConfig>>,
 }
 
 impl Server {
@@ -152,7 +152,7 @@ impl Server {
         Ok(Server {
             listener,
             state,
-            tls: tls.map(tokio_rustls::TlsAcceptor::from),
+            tls,
         })
     }
 
@@ -193,55 +193,67 @@ impl Server {
                 }
             })
         };
-        tokio::pin!(shutdown);
-        loop {
-            let (tcp, peer) = tokio::select! {
-                _ = &mut shutdown => break,
-                a = self.listener.accept() => match a {
-                    Ok(a) => a,
-                    Err(e) => {
-                        tracing::warn!(error = %e, "accept failed");
-                        tokio::time::sleep(Duration::from_millis(50)).await;
-                        continue;
-                    }
-                },
-            };
-            let _ = tcp.set_nodelay(true);
-            let app = app.clone();
-            let acceptor = self.tls.clone();
-            tokio::spawn(async move {
-                let svc = TowerToHyperService::new(app);
-                let builder = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
-                let r = match acceptor {
-                    Some(acc) => {
-                        let tls =
-                            match tokio::time::timeout(Duration::from_secs(15), acc.accept(tcp))
-                                .await
-                            {
-                                Ok(Ok(s)) => s,
-                                Ok(Err(e)) => {
-                                    tracing::debug!(%peer, error = %e, "TLS handshake failed");
-                                    return;
-                                }
-                                Err(_) => return,
-                            };
-                        builder
-                            .serve_connection_with_upgrades(TokioIo::new(tls), svc)
-                            .await
-                    }
-                    None => {
-                        builder
-                            .serve_connection_with_upgrades(TokioIo::new(tcp), svc)
-                            .await
-                    }
-                };
-                if let Err(e) = r {
-                    tracing::debug!(%peer, error = %e, "connection ended with an error");
-                }
-            });
-        }
+        serve_app(self.listener, self.tls, app, shutdown).await;
         janitor.abort();
         Ok(())
+    }
+}
+
+/// Serves `app` on `listener` (over TLS with `tls`: HTTP/1.1 and HTTP/2 by ALPN) until
+/// `shutdown` completes: the connection handling of `berth serve`, also used by `berth
+/// bundle serve`.
+pub async fn serve_app(
+    listener: tokio::net::TcpListener,
+    tls: Option<Arc<rustls::ServerConfig>>,
+    app: Router,
+    shutdown: impl std::future::Future<Output = ()>,
+) {
+    let tls = tls.map(tokio_rustls::TlsAcceptor::from);
+    tokio::pin!(shutdown);
+    loop {
+        let (tcp, peer) = tokio::select! {
+            _ = &mut shutdown => break,
+            a = listener.accept() => match a {
+                Ok(a) => a,
+                Err(e) => {
+                    tracing::warn!(error = %e, "accept failed");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                }
+            },
+        };
+        let _ = tcp.set_nodelay(true);
+        let app = app.clone();
+        let acceptor = tls.clone();
+        tokio::spawn(async move {
+            let svc = TowerToHyperService::new(app);
+            let builder = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
+            let r = match acceptor {
+                Some(acc) => {
+                    let tls = match tokio::time::timeout(Duration::from_secs(15), acc.accept(tcp))
+                        .await
+                    {
+                        Ok(Ok(s)) => s,
+                        Ok(Err(e)) => {
+                            tracing::debug!(%peer, error = %e, "TLS handshake failed");
+                            return;
+                        }
+                        Err(_) => return,
+                    };
+                    builder
+                        .serve_connection_with_upgrades(TokioIo::new(tls), svc)
+                        .await
+                }
+                None => {
+                    builder
+                        .serve_connection_with_upgrades(TokioIo::new(tcp), svc)
+                        .await
+                }
+            };
+            if let Err(e) = r {
+                tracing::debug!(%peer, error = %e, "connection ended with an error");
+            }
+        });
     }
 }
 
