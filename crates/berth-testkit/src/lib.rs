@@ -12,7 +12,9 @@
 //! - [`skopeo`]: `skopeo inspect --raw` / `copy --all --preserve-digests` with an
 //!   isolated configuration (own policy, authfile, registries.conf, registries.d).
 //! - [`images`]: deterministic OCI image layouts built from real system directories.
+//! - [`bench`]: helpers of the benchmarks (medians, machine description, BENCHMARKS.md).
 
+pub mod bench;
 mod certs;
 pub mod images;
 mod registry;
