@@ -9,8 +9,9 @@
 //!   header listing the OCI and Docker manifest types; requests per second, median.
 //! - Peak RSS (`VmHWM` of `/proc/PID/status`) of each server process over all of it.
 //! - Pull-through: Distribution in proxy mode (`proxy: remoteurl:`) and `berth serve` with
-//!   an upstream, both in front of the same upstream Distribution; `skopeo copy --all` of
-//!   every image of the set (tag addressing), cold (new proxy, empty storage) then warm.
+//!   an upstream, both in front of the same upstream Distribution; every image of the set
+//!   (tag addressing) pulled into an OCI layout, by `berth copy` and by `skopeo copy --all`
+//!   (the same client for both servers), cold (new proxy, empty storage) then warm.
 //!
 //! Both servers are plain HTTP on 127.0.0.1 with their shipped logging (info, one line per
 //! request, to a file); both are seeded by `skopeo copy --all --preserve-digests` from the
@@ -92,7 +93,9 @@ impl BerthServe {
         let mut stdout = BufReader::new(child.stdout.take().unwrap());
         let mut line = String::new();
         // "berth: serving http://127.0.0.1:PORT" once it listens.
-        stdout.read_line(&mut line).expect("read berth serve stdout");
+        stdout
+            .read_line(&mut line)
+            .expect("read berth serve stdout");
         let host = line
             .trim()
             .strip_prefix("berth: serving http://")
@@ -151,7 +154,14 @@ fn order(rep: usize) -> [Server; 2] {
 /// `curl` GET of `url` to /dev/null: (bytes, seconds by curl's own clock).
 fn curl_spawn(curl: &Path, url: &str) -> Child {
     Command::new(curl)
-        .args(["-sS", "-f", "-o", "/dev/null", "-w", "%{size_download} %{time_total}"])
+        .args([
+            "-sS",
+            "-f",
+            "-o",
+            "/dev/null",
+            "-w",
+            "%{size_download} %{time_total}",
+        ])
         .arg(url)
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -215,26 +225,62 @@ fn wrk(bin: &Path, url: &str, threads: usize, conns: usize, secs: usize) -> (f64
     (rps, latency)
 }
 
-/// `skopeo copy --all` of every ref from `prefix` (`docker://HOST/PATH`, then
-/// `/NAME:TAG`) into new directories under `out`: wall seconds.
-fn pull_all(prefix: &str, refs: &[&FixtureRef], out: &Path) -> f64 {
+/// The client that pulls through the proxies (the same for both).
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+enum Client {
+    /// `skopeo copy --all --preserve-digests` into `oci:` (Docker-typed refs: `dir:`).
+    Skopeo,
+    /// `berth copy` into `oci:` (checks every digest it writes).
+    BerthCopy,
+}
+
+impl Client {
+    fn name(self) -> &'static str {
+        match self {
+            Client::Skopeo => "skopeo copy --all",
+            Client::BerthCopy => "berth copy",
+        }
+    }
+}
+
+/// Pulls every ref from `prefix` (`docker://HOST/PATH`, then `/NAME:TAG`) into new
+/// directories under `out`, one image after the other: wall seconds.
+fn pull_all(client: Client, prefix: &str, refs: &[&FixtureRef], out: &Path) -> f64 {
     let o = SkopeoOpts::insecure();
     let start = Instant::now();
     for r in refs {
         let dir = out.join(&r.ref_name);
         std::fs::create_dir_all(&dir).unwrap();
-        let dst = if r.kind.is_docker() {
-            format!("dir:{}", dir.display())
-        } else {
-            skopeo::oci_ref(&dir, "x")
-        };
-        skopeo::copy(
-            &format!("{prefix}/{}:{}", r.name, r.tag),
-            &o,
-            &dst,
-            &o,
-            &[],
-        );
+        let src = format!("{prefix}/{}:{}", r.name, r.tag);
+        match client {
+            Client::Skopeo => {
+                let dst = if r.kind.is_docker() {
+                    format!("dir:{}", dir.display())
+                } else {
+                    skopeo::oci_ref(&dir, "x")
+                };
+                skopeo::copy(&src, &o, &dst, &o, &[]);
+            }
+            Client::BerthCopy => {
+                let out = Command::new(berth_bin())
+                    .env_clear()
+                    .env("PATH", "/usr/sbin:/usr/bin:/sbin:/bin")
+                    .env("HOME", "/nonexistent")
+                    .arg("copy")
+                    .arg("--src-tls-verify=false")
+                    .args(["--output", "json"])
+                    .arg(&src)
+                    .arg(format!("oci:{}:x", dir.display()))
+                    .output()
+                    .expect("run berth copy");
+                let text = String::from_utf8_lossy(&out.stdout);
+                assert!(
+                    out.status.success() && text.contains(&r.digest),
+                    "berth copy {src}: {text}\n{}",
+                    String::from_utf8_lossy(&out.stderr)
+                );
+            }
+        }
     }
     start.elapsed().as_secs_f64()
 }
@@ -329,7 +375,13 @@ fn bench_serve() {
         .max_by_key(|l| l.size)
         .unwrap()
         .clone();
-    let blob_url = |s: Server| format!("http://{}/v2/library/big/blobs/{}", host_of(s), layer.digest);
+    let blob_url = |s: Server| {
+        format!(
+            "http://{}/v2/library/big/blobs/{}",
+            host_of(s),
+            layer.digest
+        )
+    };
     for s in [Server::Distribution, Server::Berth] {
         // the whole blob, byte for byte (this also warms the page cache)
         assert_eq!(curl_digest(&blob_url(s)), layer.digest, "{}", s.name());
@@ -342,8 +394,10 @@ fn bench_serve() {
     for rep in 1..=reps {
         for s in order(rep) {
             let url = blob_url(s);
-            let secs = curl_wait(curl_spawn(&curl, &url), &url, layer.size);
-            single.push(s, mb / secs);
+            for _ in 0..3 {
+                let secs = curl_wait(curl_spawn(&curl, &url), &url, layer.size);
+                single.push(s, mb / secs);
+            }
             let t = Instant::now();
             let cs: Vec<Child> = (0..conc).map(|_| curl_spawn(&curl, &url)).collect();
             for c in cs {
@@ -370,7 +424,10 @@ fn bench_serve() {
                 ("tag", base.tag.as_str(), &mut by_tag),
                 ("digest", base.digest.as_str(), &mut by_digest),
             ] {
-                let url = format!("http://{}/v2/library/base/manifests/{reference}", host_of(s));
+                let url = format!(
+                    "http://{}/v2/library/base/manifests/{reference}",
+                    host_of(s)
+                );
                 let (rps, latency) = wrk(&wrk_bin, &url, wrk_t, wrk_c, wrk_d);
                 pair.push(s, rps);
                 let line = format!(
@@ -385,10 +442,7 @@ fn bench_serve() {
     // a manifest served under load is still the right one
     let m = std::process::Command::new(&curl)
         .args(["-sS", "-f", "-H", ACCEPT])
-        .arg(format!(
-            "http://{}/v2/library/base/manifests/1",
-            berth.host
-        ))
+        .arg(format!("http://{}/v2/library/base/manifests/1", berth.host))
         .output()
         .unwrap();
     assert_eq!(sha256_digest(&m.stdout), base.digest);
@@ -397,48 +451,55 @@ fn bench_serve() {
     drop(berth);
     drop(dist);
 
-    // ---- pull-through: cold (new proxy, empty storage), then warm ----
-    let mut cold = Pair::default();
-    let mut warm = Pair::default();
+    // ---- pull-through: cold (new proxy, empty storage), then warm; for each client ----
+    let clients = [Client::BerthCopy, Client::Skopeo];
+    let mut cold: Vec<Pair> = clients.iter().map(|_| Pair::default()).collect();
+    let mut warm: Vec<Pair> = clients.iter().map(|_| Pair::default()).collect();
     let mut proxy_rss = Pair::default();
     let mut runs: Vec<String> = vec![];
     for rep in 1..=reps {
         for s in order(rep) {
-            let dir = scratch.path().join(format!("pull-{rep}-{s:?}"));
-            let (prefix, pid, guard): (String, u32, Box<dyn std::any::Any>) = match s {
-                Server::Distribution => {
-                    let p = Distribution::proxy(&upstream.url());
-                    (
-                        format!("docker://{}/library", p.host()),
-                        p.pid().unwrap(),
-                        Box::new(p),
-                    )
-                }
-                Server::Berth => {
-                    let b = BerthServe::start(&dir.join("serve"), Some(&upstream));
-                    (
-                        format!(
-                            "docker://{}/spectro-images/{}/library",
-                            b.host,
-                            upstream.host().replace(':', "_")
-                        ),
-                        b.pid(),
-                        Box::new(b),
-                    )
-                }
-            };
-            let c = pull_all(&prefix, &all, &dir.join("cold"));
-            let w = pull_all(&prefix, &all, &dir.join("warm"));
-            check_refs(&prefix, &all);
-            let rss = peak_rss_kib(pid) as f64 / 1024.0;
-            drop(guard);
-            cold.push(s, c);
-            warm.push(s, w);
-            proxy_rss.push(s, rss);
-            let line = format!("| {rep} | {} | {c:.3} | {w:.3} | {rss:.1} |", s.name());
-            eprintln!("{line}");
-            runs.push(line);
-            let _ = std::fs::remove_dir_all(&dir);
+            for (ci, &client) in clients.iter().enumerate() {
+                let dir = scratch.path().join(format!("pull-{rep}-{s:?}-{client:?}"));
+                let (prefix, pid, guard): (String, u32, Box<dyn std::any::Any>) = match s {
+                    Server::Distribution => {
+                        let p = Distribution::proxy(&upstream.url());
+                        (
+                            format!("docker://{}/library", p.host()),
+                            p.pid().unwrap(),
+                            Box::new(p),
+                        )
+                    }
+                    Server::Berth => {
+                        let b = BerthServe::start(&dir.join("serve"), Some(&upstream));
+                        (
+                            format!(
+                                "docker://{}/spectro-images/{}/library",
+                                b.host,
+                                upstream.host().replace(':', "_")
+                            ),
+                            b.pid(),
+                            Box::new(b),
+                        )
+                    }
+                };
+                let c = pull_all(client, &prefix, &all, &dir.join("cold"));
+                let w = pull_all(client, &prefix, &all, &dir.join("warm"));
+                check_refs(&prefix, &all);
+                let rss = peak_rss_kib(pid) as f64 / 1024.0;
+                drop(guard);
+                cold[ci].push(s, c);
+                warm[ci].push(s, w);
+                proxy_rss.push(s, rss);
+                let line = format!(
+                    "| {rep} | {} | {} | {c:.3} | {w:.3} | {rss:.1} |",
+                    s.name(),
+                    client.name()
+                );
+                eprintln!("{line}");
+                runs.push(line);
+                let _ = std::fs::remove_dir_all(&dir);
+            }
         }
     }
     let load_end = loadavg();
@@ -471,14 +532,15 @@ fn bench_serve() {
          --preserve-digests` from an upstream Distribution holding the image set of the mirror \
          benchmark plus `big:1` ({big_mib} MiB incompressible layer). Client and servers share \
          the same cores. Blob GET: `curl -o /dev/null` of the {:.1} MB layer (MB = 10^6 bytes; \
-         curl's own time), alone and {conc} at once (aggregate). Manifest GET: `wrk -t{wrk_t} \
+         curl's own time), alone (3 downloads per repetition) and {conc} at once (aggregate). Manifest GET: `wrk -t{wrk_t} \
          -c{wrk_c} -d{wrk_d}s` with an `Accept` header listing the OCI and Docker manifest \
          types, on the OCI manifest `library/base:1`. Peak RSS: `VmHWM` of the server process \
          over all GET runs. Pull-through: Distribution in proxy mode (`proxy: remoteurl:`) vs \
          `berth serve` with the same upstream (path addressing \
-         `/spectro-images/HOST_PORT/...`); `skopeo copy --all` of the {} images one after \
-         another into local directories; cold = a new proxy with empty storage, warm = the \
-         same pulls again.\n",
+         `/spectro-images/HOST_PORT/...`); each image of the set ({}) pulled one after another \
+         into a local OCI layout by the same client for both, `berth copy` (a light client: \
+         what the proxy costs shows) and `skopeo copy --all` (a heavier one); cold = a new \
+         proxy with empty storage, warm = the same pulls again.\n",
         layer.size as f64 / 1e6,
         all.len()
     );
@@ -491,24 +553,108 @@ fn bench_serve() {
     let (dn, bn) = multi.med();
     let (dt, bt) = by_tag.med();
     let (dd, bd) = by_digest.med();
-    let (dc, bc) = cold.med();
-    let (dw, bw) = warm.med();
     let (dr, br) = proxy_rss.med();
-    let row = |t: &mut String, m: &str, d: f64, b: f64, prec: usize, ratio: f64, target: &str, ok: Option<bool>| {
+    let row = |t: &mut String,
+               m: &str,
+               d: f64,
+               b: f64,
+               prec: usize,
+               ratio: f64,
+               target: &str,
+               ok: Option<bool>| {
         let _ = writeln!(
             t,
             "| {m} | {d:.prec$} | {b:.prec$} | **{ratio:.2}×** | {target} | {} |",
             ok.map(verdict).unwrap_or("–")
         );
     };
-    row(&mut t, "blob GET, one stream, MB/s", d1, b1, 0, b1 / d1, "≥ 1.2×", Some(b1 / d1 >= 1.2));
-    row(&mut t, &format!("blob GET, {conc} streams, aggregate MB/s"), dn, bn, 0, bn / dn, "≥ 1.2×", Some(bn / dn >= 1.2));
-    row(&mut t, "manifest GET by tag, requests/s", dt, bt, 0, bt / dt, "≥ 2×", Some(bt / dt >= 2.0));
-    row(&mut t, "manifest GET by digest, requests/s", dd, bd, 0, bd / dd, "≥ 2×", Some(bd / dd >= 2.0));
-    row(&mut t, "peak RSS of the server over all GET runs, MB", rss_dist, rss_berth, 1, rss_berth / rss_dist, "≤ 1× (no more than Distribution's)", Some(rss_berth <= rss_dist));
-    row(&mut t, "pull-through cold, wall s (speed-up = Distribution / berth)", dc, bc, 3, dc / bc, "≥ 1.5× faster", Some(dc / bc >= 1.5));
-    row(&mut t, "pull-through warm, wall s (speed-up)", dw, bw, 3, dw / bw, "–", None);
-    row(&mut t, "peak RSS of the proxy over cold + warm, MB (median)", dr, br, 1, br / dr, "–", None);
+    row(
+        &mut t,
+        "blob GET, one stream, MB/s",
+        d1,
+        b1,
+        0,
+        b1 / d1,
+        "≥ 1.2×",
+        Some(b1 / d1 >= 1.2),
+    );
+    row(
+        &mut t,
+        &format!("blob GET, {conc} streams, aggregate MB/s"),
+        dn,
+        bn,
+        0,
+        bn / dn,
+        "≥ 1.2×",
+        Some(bn / dn >= 1.2),
+    );
+    row(
+        &mut t,
+        "manifest GET by tag, requests/s",
+        dt,
+        bt,
+        0,
+        bt / dt,
+        "≥ 2×",
+        Some(bt / dt >= 2.0),
+    );
+    row(
+        &mut t,
+        "manifest GET by digest, requests/s",
+        dd,
+        bd,
+        0,
+        bd / dd,
+        "≥ 2×",
+        Some(bd / dd >= 2.0),
+    );
+    row(
+        &mut t,
+        "peak RSS of the server over all GET runs, MB",
+        rss_dist,
+        rss_berth,
+        1,
+        rss_berth / rss_dist,
+        "≤ 1× (no more than Distribution's)",
+        Some(rss_berth <= rss_dist),
+    );
+    for (ci, client) in clients.iter().enumerate() {
+        let (dc, bc) = cold[ci].med();
+        let (dw, bw) = warm[ci].med();
+        row(
+            &mut t,
+            &format!(
+                "pull-through cold, `{}`, wall s (speed-up = Distribution / berth)",
+                client.name()
+            ),
+            dc,
+            bc,
+            3,
+            dc / bc,
+            "≥ 1.5× faster",
+            Some(dc / bc >= 1.5),
+        );
+        row(
+            &mut t,
+            &format!("pull-through warm, `{}`, wall s (speed-up)", client.name()),
+            dw,
+            bw,
+            3,
+            dw / bw,
+            "–",
+            None,
+        );
+    }
+    row(
+        &mut t,
+        "peak RSS of the proxy over cold + warm, MB (median)",
+        dr,
+        br,
+        1,
+        br / dr,
+        "–",
+        None,
+    );
     let _ = writeln!(
         t,
         "\n<details><summary>Every run</summary>\n\n\
@@ -525,7 +671,7 @@ fn bench_serve() {
     }
     let _ = writeln!(
         t,
-        "\n| rep | proxy | cold s | warm s | peak RSS MB |\n|---|---|---|---|---|"
+        "\n| rep | proxy | client | cold s | warm s | peak RSS MB |\n|---|---|---|---|---|---|"
     );
     for l in &runs {
         let _ = writeln!(t, "{l}");

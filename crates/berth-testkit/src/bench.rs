@@ -132,7 +132,11 @@ mod tests {
     fn write_section_replaces_only_its_markers() {
         let dir = tempfile::tempdir().unwrap();
         let p = dir.path().join("B.md");
-        std::fs::write(&p, "# B\n\n## A\n\n<!-- a:begin -->\nold\n<!-- a:end -->\n\n## C\nc\n").unwrap();
+        std::fs::write(
+            &p,
+            "# B\n\n## A\n\n<!-- a:begin -->\nold\n<!-- a:end -->\n\n## C\nc\n",
+        )
+        .unwrap();
         write_section(&p, "A", "<!-- a:begin -->", "<!-- a:end -->", "new\n");
         write_section(&p, "D", "<!-- d:begin -->", "<!-- d:end -->", "d\n");
         assert_eq!(

@@ -52,7 +52,11 @@ impl Distribution {
     /// basic auth (bcrypt, `htpasswd -Bbn`). `/v2/` answers 401 without credentials.
     pub fn tls_htpasswd(user: &str, pass: &str) -> Distribution {
         let certs = Certs::generate(&["127.0.0.1", "localhost"]);
-        Self::launch(Some(certs), Some((user.to_string(), pass.to_string())), None)
+        Self::launch(
+            Some(certs),
+            Some((user.to_string(), pass.to_string())),
+            None,
+        )
     }
 
     fn launch(
