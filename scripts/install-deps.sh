@@ -2,7 +2,7 @@
 # Installs what Berth's tests need on a fresh Debian machine (root, package registries only):
 # the real peers the tests start on 127.0.0.1, and protoc for containerd's gRPC client.
 set -euo pipefail
-PKGS=(docker-registry skopeo podman containerd apache2-utils protobuf-compiler openssl curl ca-certificates time busybox-static zstd)
+PKGS=(docker-registry skopeo podman containerd apache2-utils protobuf-compiler openssl curl ca-certificates time busybox-static zstd wrk)
 missing=()
 for p in "${PKGS[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

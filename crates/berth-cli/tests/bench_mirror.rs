@@ -22,6 +22,9 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Instant;
 
+use berth_testkit::bench::{
+    cmd_line, distribution_version, env_usize, loadavg, machine, median, verdict, write_section,
+};
 use berth_testkit::images::{self, Fixture, FixtureRef};
 use berth_testkit::skopeo::{self, SkopeoOpts};
 use berth_testkit::{Distribution, require_tool};
@@ -35,13 +38,6 @@ const DEST_PREFIX: &str = "edge/library";
 const SKOPEO_BLOB_CACHE: &str = "/var/lib/containers/cache/blob-info-cache-v1.boltdb";
 const BEGIN: &str = "<!-- bench-mirror:begin -->";
 const END: &str = "<!-- bench-mirror:end -->";
-
-fn env_usize(name: &str, default: usize) -> usize {
-    std::env::var(name)
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
-}
 
 /// One measured process.
 #[derive(Clone, Copy, Debug)]
@@ -247,17 +243,6 @@ fn distinct_bytes(refs: &[&FixtureRef]) -> u64 {
     seen.values().sum()
 }
 
-fn median(v: &[f64]) -> f64 {
-    let mut s = v.to_vec();
-    s.sort_by(|a, b| a.total_cmp(b));
-    let n = s.len();
-    if n % 2 == 1 {
-        s[n / 2]
-    } else {
-        (s[n / 2 - 1] + s[n / 2]) / 2.0
-    }
-}
-
 #[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Debug)]
 enum Tool {
     Skopeo,
@@ -447,61 +432,6 @@ fn ingest_ceiling(time: &Path, scratch: &Path, blob: &Path, digest: &str) -> Sam
     timed(time, scratch, put, "curl PUT").0
 }
 
-fn cmd_line(program: &str, args: &[&str]) -> String {
-    let out = Command::new(program).args(args).output();
-    match out {
-        Ok(o) => String::from_utf8_lossy(&o.stdout)
-            .lines()
-            .next()
-            .unwrap_or_default()
-            .trim()
-            .to_string(),
-        Err(_) => String::new(),
-    }
-}
-
-fn machine() -> String {
-    let cpu = std::fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
-    let model = cpu
-        .lines()
-        .find_map(|l| l.strip_prefix("model name"))
-        .map(|l| l.trim_start_matches([' ', '\t', ':']).to_string())
-        .unwrap_or_default();
-    let sha_ni = cpu.contains(" sha_ni");
-    let os = std::fs::read_to_string("/etc/os-release")
-        .unwrap_or_default()
-        .lines()
-        .find_map(|l| {
-            l.strip_prefix("PRETTY_NAME=")
-                .map(|s| s.trim_matches('"').to_string())
-        })
-        .unwrap_or_default();
-    format!(
-        "{os}, {} CPU(s) \"{model}\"{}, {}",
-        std::thread::available_parallelism()
-            .map(|n| n.get())
-            .unwrap_or(0),
-        if sha_ni { " with sha_ni" } else { "" },
-        cmd_line(
-            "sh",
-            &["-c", "free -g | awk '/Mem:/{print $2\" GiB RAM\"}'"]
-        ),
-    )
-}
-
-fn loadavg() -> String {
-    std::fs::read_to_string("/proc/loadavg")
-        .unwrap_or_default()
-        .split_whitespace()
-        .take(3)
-        .collect::<Vec<_>>()
-        .join(" ")
-}
-
-fn verdict(ok: bool) -> &'static str {
-    if ok { "**met**" } else { "**missed**" }
-}
-
 #[test]
 #[ignore = "benchmark: run bench/mirror.sh (release build, several minutes)"]
 fn bench_mirror() {
@@ -581,10 +511,7 @@ fn bench_mirror() {
         started.elapsed().as_secs_f64(),
         machine(),
         cmd_line("skopeo", &["--version"]),
-        cmd_line("/usr/bin/docker-registry", &["--version"])
-            .split_whitespace()
-            .nth(2)
-            .unwrap_or("?"),
+        distribution_version(),
     );
     let _ = writeln!(
         t,
@@ -683,13 +610,6 @@ fn bench_mirror() {
     );
 
     eprintln!("\n{t}");
-    let old = std::fs::read_to_string(&out_path).unwrap_or_default();
-    let new = match (old.find(BEGIN), old.find(END)) {
-        (Some(a), Some(z)) if a < z => {
-            format!("{}{BEGIN}\n{t}{END}{}", &old[..a], &old[z + END.len()..])
-        }
-        _ => format!("{old}\n## Mirror\n\n{BEGIN}\n{t}{END}\n"),
-    };
-    std::fs::write(&out_path, new).unwrap_or_else(|e| panic!("write {}: {e}", out_path.display()));
+    write_section(&out_path, "Mirror", BEGIN, END, &t);
     eprintln!("results written to {}", out_path.display());
 }

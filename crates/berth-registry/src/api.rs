@@ -13,7 +13,6 @@ use berth_reference::Digest;
 use berth_store::{BlobWriter, ManifestPush, manifest};
 use futures_util::StreamExt;
 use serde_json::json;
-use tokio::io::{AsyncReadExt, AsyncSeekExt};
 
 use crate::auth::Action;
 use crate::metrics::Metrics;
@@ -522,6 +521,21 @@ async fn get_manifest(
     serve_manifest(st, name, &digest, reference, headers, head).await
 }
 
+/// `MANIFEST_UNKNOWN` when the request's Accept header does not list `media_type`.
+pub(crate) fn check_accept(
+    headers: &HeaderMap,
+    name: &str,
+    reference: &str,
+    media_type: &str,
+) -> Result<(), ApiError> {
+    if accepts(headers, media_type) {
+        return Ok(());
+    }
+    Err(ApiError::manifest_unknown(name, reference).detail(json!({
+        "reason": format!("the manifest is {media_type}, which the request's Accept header does not list"),
+    })))
+}
+
 /// Serves stored manifest `digest` of `name` (requested as `reference`).
 pub(crate) async fn serve_manifest(
     st: &State,
@@ -535,11 +549,7 @@ pub(crate) async fn serve_manifest(
         .store
         .manifest_type(name, digest)
         .ok_or_else(|| ApiError::manifest_unknown(name, reference))?;
-    if !accepts(headers, &media_type) {
-        return Err(ApiError::manifest_unknown(name, reference).detail(json!({
-            "reason": format!("the manifest is {media_type}, which the request's Accept header does not list"),
-        })));
-    }
+    check_accept(headers, name, reference, &media_type)?;
     let bytes = read_manifest(st, digest).await?;
     Ok(manifest_response(st, digest, &media_type, bytes, head))
 }
@@ -827,22 +837,60 @@ pub(crate) async fn serve_blob_file(
                 .collect::<Vec<_>>(),
         ));
     }
-    let path = st.store.blob_path(d);
-    let mut f = tokio::fs::File::open(&path)
-        .await
-        .map_err(|_| ApiError::blob_unknown("", d))?;
-    if start > 0 {
-        f.seek(std::io::SeekFrom::Start(start))
-            .await
-            .map_err(ApiError::internal)?;
-    }
+    let f =
+        std::fs::File::open(st.store.blob_path(d)).map_err(|_| ApiError::blob_unknown("", d))?;
     Metrics::add(&st.metrics.bytes_served, len);
-    let stream = tokio_util::io::ReaderStream::with_capacity(f.take(len), 256 << 10);
+    let stream = file_stream(f, start, len);
     let mut r = (status, Body::from_stream(stream)).into_response();
     for (k, v) in hdrs {
         r.headers_mut().insert(k, hv(&v));
     }
     Ok(r)
+}
+
+/// The size of the reads that feed a blob's body: large, so that a blob takes few trips to
+/// the blocking pool and few socket writes, yet small enough that a download holds little
+/// memory (the chunk being sent and the one read ahead).
+const BLOB_CHUNK: u64 = 1 << 20;
+
+/// `len` bytes of `file` from `start`, in chunks of [`BLOB_CHUNK`] read with `pread` on the
+/// blocking pool straight into the buffers that are sent, the next chunk read while the
+/// current one is written. A file shorter than `len` ends the stream with an error (the
+/// client sees a truncated body, never a short blob as a whole one).
+fn file_stream(
+    file: std::fs::File,
+    start: u64,
+    len: u64,
+) -> impl futures_util::Stream<Item = std::io::Result<bytes::Bytes>> + Send + 'static {
+    type Read = tokio::task::JoinHandle<std::io::Result<bytes::Bytes>>;
+    fn read(file: &Arc<std::fs::File>, pos: u64, left: u64) -> Option<Read> {
+        if left == 0 {
+            return None;
+        }
+        let n = left.min(BLOB_CHUNK) as usize;
+        let f = file.clone();
+        // Allocated here, on a runtime thread, where hyper frees it once sent: buffers
+        // allocated on the many blocking-pool threads would each grow an allocator arena.
+        let mut b = vec![0u8; n];
+        Some(tokio::task::spawn_blocking(move || {
+            std::os::unix::fs::FileExt::read_exact_at(&*f, &mut b, pos)?;
+            Ok(bytes::Bytes::from(b))
+        }))
+    }
+    let file = Arc::new(file);
+    let first = read(&file, start, len);
+    futures_util::stream::try_unfold(
+        (file, first, start, len),
+        |(file, pending, pos, left)| async move {
+            let Some(pending) = pending else {
+                return Ok(None);
+            };
+            let chunk = pending.await.map_err(std::io::Error::other)??;
+            let n = chunk.len() as u64;
+            let next = read(&file, pos + n, left - n);
+            Ok(Some((chunk, (file, next, pos + n, left - n))))
+        },
+    )
 }
 
 fn upload_headers(name: &str, id: &str, size: u64) -> Vec<(&'static str, String)> {
@@ -869,6 +917,8 @@ async fn pump(st: &State, body: Body, w: &mut BlobWriter) -> Result<u64, ApiErro
         n += c.len() as u64;
         Metrics::add(&st.metrics.bytes_received, c.len() as u64);
     }
+    // An upload session keeps no buffer between its requests.
+    w.flush().await.map_err(ApiError::internal)?;
     Ok(n)
 }
 

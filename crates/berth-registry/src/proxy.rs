@@ -280,14 +280,12 @@ fn upstream_error(st: &State, u: &UpstreamRoute, e: &ClientError) -> ApiError {
     }
 }
 
-/// Stores a fetched manifest (and, for an index, every child manifest) in `u.local_name`.
-async fn store_manifest(
-    st: &Arc<State>,
-    p: &Proxy,
+/// The references of a manifest fetched from upstream; `MANIFEST_INVALID` (502) when it is
+/// not a manifest this registry stores.
+fn check_manifest(
     u: &UpstreamRoute,
-    m: berth_client::Manifest,
-    tag: Option<&str>,
-) -> Result<(), ApiError> {
+    m: &berth_client::Manifest,
+) -> Result<manifest::ManifestRefs, ApiError> {
     let refs = manifest::references(&m.bytes).map_err(|e| {
         ApiError::new(
             StatusCode::BAD_GATEWAY,
@@ -305,6 +303,83 @@ async fn store_manifest(
             ),
         ));
     }
+    Ok(refs)
+}
+
+/// Whether manifest `d` is in `name`, once a store of it in progress has finished.
+async fn stored(st: &State, p: &Proxy, name: &str, d: &Digest) -> bool {
+    if st.store.manifest_type(name, d).is_some() {
+        return true;
+    }
+    let pending = p.flights.lock().expect("lock").get(d).cloned();
+    if let Some(f) = pending {
+        let _done = f.lock().await;
+    }
+    st.store.manifest_type(name, d).is_some()
+}
+
+/// Answers with a manifest fetched from upstream, from memory (its digest is that of these
+/// bytes: computed for a tag, checked for a digest), and stores it (an index with its child
+/// manifests, a tag with its digest) in the background, so the client does not wait for
+/// the store's fsyncs. Requests for the digest meanwhile wait for the store to finish; a
+/// tag counts as re-checked once it is stored.
+#[allow(clippy::too_many_arguments)]
+fn answer_and_store(
+    st: &Arc<State>,
+    p: &Proxy,
+    u: &UpstreamRoute,
+    m: berth_client::Manifest,
+    tag: Option<&str>,
+    reference: &str,
+    headers: &HeaderMap,
+    head: bool,
+) -> Result<Response, ApiError> {
+    check_manifest(u, &m)?;
+    crate::api::check_accept(headers, &u.local_name, reference, &m.media_type)?;
+    let r = crate::api::manifest_response(st, &m.digest, &m.media_type, m.bytes.to_vec(), head);
+    let flight = p.flight(&m.digest);
+    // Taken now (it is new, or the one of a store in progress), so that a request that
+    // comes after this answer waits for this store.
+    let guard = flight.clone().try_lock_owned();
+    let st = st.clone();
+    let u = u.clone();
+    let tag = tag.map(String::from);
+    tokio::spawn(async move {
+        let _guard = match guard {
+            Ok(g) => g,
+            Err(_) => flight.lock_owned().await,
+        };
+        let Some(p) = st.proxy.as_ref() else {
+            return;
+        };
+        let d = m.digest.clone();
+        match store_manifest(&st, p, &u, m, tag.as_deref()).await {
+            Ok(()) => {
+                if let Some(t) = tag {
+                    p.checked
+                        .lock()
+                        .expect("lock")
+                        .insert((u.local_name.clone(), t), Instant::now());
+                }
+            }
+            Err(e) => {
+                tracing::warn!(repository = %u.local_name, digest = %d, error = %e.message, "storing a pulled-through manifest failed")
+            }
+        }
+        p.flights.lock().expect("lock").remove(&d);
+    });
+    Ok(r)
+}
+
+/// Stores a fetched manifest (and, for an index, every child manifest) in `u.local_name`.
+async fn store_manifest(
+    st: &Arc<State>,
+    p: &Proxy,
+    u: &UpstreamRoute,
+    m: berth_client::Manifest,
+    tag: Option<&str>,
+) -> Result<(), ApiError> {
+    let refs = check_manifest(u, &m)?;
     let (reg, repo) = p.upstream(u);
     for child in &refs.manifests {
         if st.store.manifest_type(&u.local_name, child).is_some() {
@@ -355,7 +430,7 @@ pub(crate) async fn get_manifest(
     let p = proxy_of(st)?;
     let name = &u.local_name;
     if let Ok(d) = Digest::parse(reference) {
-        if st.store.manifest_type(name, &d).is_some() {
+        if stored(st, p, name, &d).await {
             Metrics::add(&st.metrics.cache_hits, 1);
             return crate::api::serve_manifest(st, name, &d, reference, headers, head).await;
         }
@@ -365,8 +440,14 @@ pub(crate) async fn get_manifest(
             .get_manifest(&repo, reference, MANIFEST_ACCEPT)
             .await
             .map_err(|e| upstream_error(st, u, &e))?;
-        store_manifest(st, p, u, m, None).await?;
-        return crate::api::serve_manifest(st, name, &d, reference, headers, head).await;
+        if m.digest != d {
+            return Err(ApiError::new(
+                StatusCode::BAD_GATEWAY,
+                "MANIFEST_INVALID",
+                format!("upstream {} served {} for {d}", u.registry, m.digest),
+            ));
+        }
+        return answer_and_store(st, p, u, m, None, reference, headers, head);
     }
     berth_store::validate_tag(reference)
         .map_err(|reason| ApiError::new(StatusCode::BAD_REQUEST, "TAG_INVALID", reason))?;
@@ -388,14 +469,13 @@ pub(crate) async fn get_manifest(
     match reg.get_manifest(&repo, reference, MANIFEST_ACCEPT).await {
         Ok(m) => {
             let d = m.digest.clone();
-            if cached.as_ref() == Some(&d) && st.store.manifest_type(name, &d).is_some() {
+            if cached.as_ref() == Some(&d) && stored(st, p, name, &d).await {
                 Metrics::add(&st.metrics.cache_hits, 1);
-            } else {
-                Metrics::add(&st.metrics.cache_misses, 1);
-                store_manifest(st, p, u, m, Some(reference)).await?;
+                p.checked.lock().expect("lock").insert(key, Instant::now());
+                return crate::api::serve_manifest(st, name, &d, reference, headers, head).await;
             }
-            p.checked.lock().expect("lock").insert(key, Instant::now());
-            crate::api::serve_manifest(st, name, &d, reference, headers, head).await
+            Metrics::add(&st.metrics.cache_misses, 1);
+            answer_and_store(st, p, u, m, Some(reference), reference, headers, head)
         }
         Err(e) => {
             let err = upstream_error(st, u, &e);
@@ -448,8 +528,10 @@ pub(crate) async fn get_blob(
 }
 
 /// Streams a blob from the upstream to the client while it is written to the store. The
-/// last chunk is held back until the stored blob has been verified against its digest, so
-/// a client never receives the whole of a damaged blob; the body then ends with an error.
+/// last chunk is held back until the blob has been verified against its digest, so a
+/// client never receives the whole of a damaged blob; the body then ends with an error.
+/// (For sha256 the hash of the bytes as they arrived decides, before the store's fsync and
+/// rename; other algorithms wait for the commit, which reads the file back.)
 /// The fetch continues (and is stored) if the client goes away; concurrent requests for
 /// the digest wait on `guard` until it is stored.
 async fn tee_blob(
@@ -496,6 +578,14 @@ async fn tee_blob(
                         break;
                     }
                 }
+            }
+            // The whole blob is hashed: once it is known to match, the client gets its
+            // last chunk without waiting for the store to make the blob durable.
+            if failed.is_none()
+                && matches!(w.matches(&d).await, Ok(Some(true)))
+                && let Some(last) = pending.take()
+            {
+                let _ = tx.send(Ok(last)).await;
             }
             let failed = match failed {
                 Some(f) => Some(f),

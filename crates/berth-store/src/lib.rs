@@ -33,7 +33,6 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use berth_reference::{Algorithm, Digest};
-use tokio::io::AsyncWriteExt;
 
 pub use error::{Result, StoreError};
 pub use gc::{FsckFinding, FsckReport, GcOptions, GcReport};
@@ -522,30 +521,53 @@ pub struct ManifestPush<'a> {
     pub manifests: &'a [Digest],
 }
 
+/// Writes reach the file in batches of this size, hashed and written on the blocking pool
+/// while the next batch fills.
+const WRITE_BATCH: usize = 1 << 20;
+
+/// The file and the running hash: owned by the batch being written, if any.
+type Sink = (File, Hasher);
+
+/// A batch being hashed and written; it gives back the sink and the buffer.
+type Batch = tokio::task::JoinHandle<std::io::Result<(Sink, Vec<u8>)>>;
+
 /// A blob being written: a temporary file created with `O_EXCL`, hashed while it is
 /// written. Dropped without [`BlobWriter::commit`], the file is removed.
+///
+/// Chunks are collected into batches of 1 MiB that are hashed and written on the blocking
+/// pool while the next batch fills (at most two batches in memory), so the task that
+/// feeds the writer only copies; [`flush`](Self::flush) writes what is collected and frees
+/// the buffers.
 pub struct BlobWriter {
     store: Store,
     path: PathBuf,
-    file: Option<tokio::fs::File>,
-    hasher: Hasher,
+    /// The file and hash, when no batch is being written.
+    sink: Option<Sink>,
+    /// The batch being written.
+    inflight: Option<Batch>,
+    buf: Vec<u8>,
     size: u64,
+    /// `commit` took over the file (it removes it on failure).
+    committing: bool,
 }
 
 impl BlobWriter {
     async fn create(store: Store, path: PathBuf) -> Result<BlobWriter> {
-        let file = tokio::fs::OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .open(&path)
-            .await
-            .map_err(StoreError::io("create temporary file", &path))?;
+        let p = path.clone();
+        let file = tokio::task::spawn_blocking(move || {
+            OpenOptions::new().write(true).create_new(true).open(&p)
+        })
+        .await
+        .expect("the open task does not panic")
+        .map_err(StoreError::io("create temporary file", &path))?;
         Ok(BlobWriter {
             store,
             path,
-            file: Some(file),
-            hasher: Hasher::sha256(),
+            sink: Some((file, Hasher::sha256())),
+            inflight: None,
+            buf: Vec::new(),
             size: 0,
+            committing: false,
         })
     }
 
@@ -554,31 +576,85 @@ impl BlobWriter {
         self.size
     }
 
-    pub async fn write(&mut self, chunk: &[u8]) -> Result<()> {
-        let f = self
-            .file
-            .as_mut()
-            .expect("a writer has its file until commit");
-        f.write_all(chunk)
+    /// Waits for the batch being written; returns its (emptied) buffer.
+    async fn settle(&mut self) -> Result<Option<Vec<u8>>> {
+        let Some(h) = self.inflight.take() else {
+            return Ok(None);
+        };
+        let (sink, mut spare) = h
             .await
+            .expect("a write task does not panic")
             .map_err(StoreError::io("write", &self.path))?;
-        self.hasher.update(chunk);
-        self.size += chunk.len() as u64;
+        self.sink = Some(sink);
+        spare.clear();
+        Ok(Some(spare))
+    }
+
+    /// Starts hashing and writing what is collected (after the batch before it).
+    async fn send(&mut self) -> Result<()> {
+        let spare = self.settle().await?;
+        let Some((mut f, mut h)) = self.sink.take() else {
+            return Err(StoreError::io("write", &self.path)(std::io::Error::other(
+                "an earlier write to this file failed",
+            )));
+        };
+        if self.buf.is_empty() {
+            self.sink = Some((f, h));
+            return Ok(());
+        }
+        let batch = std::mem::replace(&mut self.buf, spare.unwrap_or_default());
+        self.inflight = Some(tokio::task::spawn_blocking(move || {
+            h.update(&batch);
+            f.write_all(&batch)?;
+            Ok(((f, h), batch))
+        }));
         Ok(())
+    }
+
+    pub async fn write(&mut self, chunk: &[u8]) -> Result<()> {
+        self.size += chunk.len() as u64;
+        if self.buf.capacity() < WRITE_BATCH {
+            self.buf.reserve(WRITE_BATCH - self.buf.len());
+        }
+        self.buf.extend_from_slice(chunk);
+        if self.buf.len() >= WRITE_BATCH {
+            self.send().await?;
+        }
+        Ok(())
+    }
+
+    /// Writes everything collected to the file and frees the buffers (e.g. between the
+    /// chunks of an upload session).
+    pub async fn flush(&mut self) -> Result<()> {
+        self.send().await?;
+        self.settle().await?;
+        self.buf = Vec::new();
+        Ok(())
+    }
+
+    /// Whether the bytes written so far have digest `expected`, when that is known without
+    /// reading the file back (sha256, hashed as written): `None` for other algorithms.
+    /// Writes what is collected first; nothing is stored: [`commit`](Self::commit) checks
+    /// again.
+    pub async fn matches(&mut self, expected: &Digest) -> Result<Option<bool>> {
+        self.flush().await?;
+        Ok(match (expected.algorithm(), &self.sink) {
+            (Algorithm::Sha256, Some((_, h))) => Some(&h.clone().finish() == expected),
+            _ => None,
+        })
     }
 
     /// Verifies the content against `expected`, makes it durable and moves it into place
     /// (or keeps the copy already stored); links it into `repo` when given, all while gc
     /// is held off. On a mismatch, the temporary file is removed and nothing is visible.
     pub async fn commit(mut self, expected: &Digest, repo: Option<&str>) -> Result<u64> {
-        let mut file = self.file.take().expect("commit once");
-        file.flush()
-            .await
-            .map_err(StoreError::io("write", &self.path))?;
-        let std_file = file.into_std().await;
+        self.flush().await?;
+        let Some((std_file, hasher)) = self.sink.take() else {
+            unreachable!("flush succeeds only with the file back")
+        };
+        self.committing = true;
         let store = self.store.clone();
         let path = self.path.clone();
-        let hasher = self.hasher.clone();
         let size = self.size;
         let expected = expected.clone();
         let repo = repo.map(String::from);
@@ -639,7 +715,7 @@ impl BlobWriter {
 
 impl Drop for BlobWriter {
     fn drop(&mut self) {
-        if self.file.is_some() {
+        if !self.committing {
             let _ = fs::remove_file(&self.path);
         }
     }

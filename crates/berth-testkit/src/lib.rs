@@ -13,7 +13,9 @@
 //!   isolated configuration (own policy, authfile, registries.conf, registries.d).
 //! - [`podman`]: an isolated `podman` (own storage, config, authfile) as a registry client.
 //! - [`images`]: deterministic OCI image layouts built from real system directories.
+//! - [`bench`]: helpers of the benchmarks (medians, machine description, BENCHMARKS.md).
 
+pub mod bench;
 mod certs;
 pub mod images;
 pub mod podman;

@@ -26,6 +26,7 @@ pub struct Distribution {
     port: u16,
     certs: Option<Certs>,
     creds: Option<(String, String)>,
+    proxy: Option<String>,
     child: Option<Child>,
     watchdog: Option<Child>,
 }
@@ -37,17 +38,32 @@ enum StartError {
 impl Distribution {
     /// Plain HTTP, no authentication. `/v2/` answers 200.
     pub fn plain() -> Distribution {
-        Self::launch(None, None)
+        Self::launch(None, None, None)
+    }
+
+    /// Plain HTTP, no authentication, in pull-through cache mode (`proxy: remoteurl:`) in
+    /// front of `remote_url` (e.g. another registry's [`url`](Self::url)). Pulls of
+    /// anything missing go to the remote and are kept in its storage; pushes are refused.
+    pub fn proxy(remote_url: &str) -> Distribution {
+        Self::launch(None, None, Some(remote_url.to_string()))
     }
 
     /// HTTPS with a fresh [`Certs::generate`] (trust [`Certs::ca_path`]) and htpasswd
     /// basic auth (bcrypt, `htpasswd -Bbn`). `/v2/` answers 401 without credentials.
     pub fn tls_htpasswd(user: &str, pass: &str) -> Distribution {
         let certs = Certs::generate(&["127.0.0.1", "localhost"]);
-        Self::launch(Some(certs), Some((user.to_string(), pass.to_string())))
+        Self::launch(
+            Some(certs),
+            Some((user.to_string(), pass.to_string())),
+            None,
+        )
     }
 
-    fn launch(certs: Option<Certs>, creds: Option<(String, String)>) -> Distribution {
+    fn launch(
+        certs: Option<Certs>,
+        creds: Option<(String, String)>,
+        proxy: Option<String>,
+    ) -> Distribution {
         let registry = require_tool("/usr/bin/docker-registry", "docker-registry");
         let root = tempfile::Builder::new()
             .prefix("berth-registry-")
@@ -71,6 +87,7 @@ impl Distribution {
             port: 0,
             certs,
             creds,
+            proxy,
             child: None,
             watchdog: None,
         };
@@ -113,6 +130,9 @@ impl Distribution {
                 "auth:\n  htpasswd:\n    realm: berth-testkit\n    path: {}\n",
                 self.root.path().join("htpasswd").display()
             ));
+        }
+        if let Some(remote) = &self.proxy {
+            y.push_str(&format!("proxy:\n  remoteurl: {remote}\n"));
         }
         std::fs::write(&self.config_path, y).expect("write registry config");
     }
@@ -252,6 +272,11 @@ impl Distribution {
             Some((u, p)) => auth_json(&self.host(), u, p),
             None => "{\"auths\":{}}".to_string(),
         }
+    }
+
+    /// The registry process's id while it runs (e.g. for `/proc/PID/status`).
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().map(Child::id)
     }
 
     /// Whether the process is running.
