@@ -72,6 +72,10 @@ pub struct Containerd {
     channel: Channel,
     opts: ContainerdOptions,
     lease: Mutex<Option<String>>,
+    /// One unpack per chain ID at a time in this process: images sharing layers, imported
+    /// concurrently, would otherwise each prepare a snapshot and apply the same layer
+    /// (with the native snapshotter a full copy each) only for all commits but one to fail.
+    unpacking: Mutex<HashMap<String, std::sync::Arc<tokio::sync::Mutex<()>>>>,
 }
 
 impl std::fmt::Debug for Containerd {
@@ -94,6 +98,18 @@ fn valid_namespace(ns: &str) -> bool {
 }
 
 impl Containerd {
+    /// Holds the unpack of chain `chain` in this process until the guard is dropped.
+    pub(crate) async fn lock_chain(&self, chain: &str) -> tokio::sync::OwnedMutexGuard<()> {
+        let m = self
+            .unpacking
+            .lock()
+            .expect("lock")
+            .entry(chain.to_string())
+            .or_default()
+            .clone();
+        m.lock_owned().await
+    }
+
     /// Connects and checks that containerd answers (its version).
     pub async fn connect(opts: ContainerdOptions) -> Result<Containerd, ContainerdError> {
         if !valid_namespace(&opts.namespace) {
@@ -118,6 +134,7 @@ impl Containerd {
             channel,
             opts,
             lease: Mutex::new(None),
+            unpacking: Mutex::new(HashMap::new()),
         };
         let mut v =
             containerd_client::services::v1::version_client::VersionClient::new(cd.channel.clone());

@@ -265,6 +265,9 @@ pub async fn unpack(
     for (i, layer) in parts.layers.iter().enumerate() {
         let chain = chains[i].to_string();
         let diff_id = &parts.diff_ids[i];
+        // Another image of this run may be unpacking the same chain: wait for it, then
+        // find the snapshot committed.
+        let _chain_guard = cd.lock_chain(&chain).await;
         if !cd.snapshot_exists(&chain).await? {
             let nanos = SystemTime::now()
                 .duration_since(UNIX_EPOCH)
