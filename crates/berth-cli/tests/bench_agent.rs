@@ -114,11 +114,11 @@ fn berth_apply(cd: &TestContainerd, ud: &Path, profile: &Path, extra: &[&str]) -
     c
 }
 
-/// `ctr images pull` of `target` from `reg` (its CA through a hosts.toml, basic auth).
-fn ctr_pull(cd: &TestContainerd, reg: &Distribution, target: &str) -> Command {
-    let hosts = hosts_dir(cd, reg);
+/// `ctr images pull` of `target` (the registry's CA through the hosts.toml files in
+/// `hosts`, see [`hosts_dir`]; basic auth).
+fn ctr_pull(cd: &TestContainerd, hosts: &str, target: &str) -> Command {
     let user = format!("{USER}:{PASS}");
-    let args = ["images", "pull", "--hosts-dir", &hosts, "--user", &user];
+    let args = ["images", "pull", "--hosts-dir", hosts, "--user", &user];
     let mut c = ctr_cmd(cd, &args);
     c.args(["--snapshotter", "native", target]);
     c
@@ -256,20 +256,22 @@ fn bench_agent() {
                     berth_pull.push(s);
                 }
                 1 => {
+                    let hosts = hosts_dir(&cd, &reg);
                     let t = Instant::now();
                     for (target, _) in &set.names {
-                        timed(ctr_pull(&cd, &reg, target), "ctr images pull");
+                        timed(ctr_pull(&cd, &hosts, target), "ctr images pull");
                     }
                     ctr_seq.push(t.elapsed().as_secs_f64());
                     check(&cd, &want_ctr);
                 }
                 _ => {
+                    let hosts = hosts_dir(&cd, &reg);
                     let t = Instant::now();
                     let children: Vec<_> = set
                         .names
                         .iter()
                         .map(|(target, _)| {
-                            ctr_pull(&cd, &reg, target)
+                            ctr_pull(&cd, &hosts, target)
                                 .stdout(Stdio::null())
                                 .stderr(Stdio::piped())
                                 .spawn()
