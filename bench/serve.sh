@@ -11,7 +11,9 @@
 # Knobs: BERTH_BENCH_REPS (default 5, min 3), BERTH_BENCH_BIG_MIB (256),
 # BERTH_BENCH_CONCURRENCY (4 concurrent blob GETs), BERTH_BENCH_WRK_THREADS (2),
 # BERTH_BENCH_WRK_CONNS (32), BERTH_BENCH_WRK_SECS (10), BERTH_BENCH_OUT (BENCHMARKS.md),
-# BERTH_BENCH_BERTH (another berth binary than this build's, e.g. an older one to compare).
+# BERTH_BENCH_BERTH (another berth binary than this build's, e.g. an older one to compare),
+# BERTH_BENCH_PULL_ONLY (only the pull-through part, nothing written; `berth`: only the
+# `berth copy` client).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 for t in /usr/bin/docker-registry /usr/bin/skopeo /usr/bin/curl /usr/bin/wrk; do

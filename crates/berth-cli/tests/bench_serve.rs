@@ -19,7 +19,10 @@
 //! (`BERTH_BENCH_REPS`, default 5, at least 3). `BERTH_BENCH_OUT` names the Markdown file
 //! whose `<!-- bench-serve:begin -->`…`<!-- bench-serve:end -->` section is replaced
 //! (default the workspace's `BENCHMARKS.md`); `BERTH_BENCH_BERTH` runs another berth
-//! binary than this build's (e.g. to compare with an older build).
+//! binary than this build's (e.g. to compare with an older build). `BERTH_BENCH_PULL_ONLY`
+//! runs only the pull-through part and writes nothing (`berth`: only the `berth copy`
+//! client), for iterating on the proxy; `BERTH_BENCH_KEEP_LOGS=DIR` keeps berth serve's
+//! logs of the pull-through runs there.
 
 use std::fmt::Write as _;
 use std::io::{BufRead, BufReader};
@@ -320,6 +323,88 @@ fn fmt_list(v: &[f64], prec: usize) -> String {
         .join(", ")
 }
 
+/// Pull-through results: per client, cold and warm wall seconds; the proxies' peak RSS; a
+/// table row per run.
+struct Pulls {
+    cold: Vec<Pair>,
+    warm: Vec<Pair>,
+    proxy_rss: Pair,
+    runs: Vec<String>,
+}
+
+/// Pulls `all` through a new proxy of each kind (cold, then warm), `reps` times per client.
+fn pull_through(
+    reps: usize,
+    clients: &[Client],
+    upstream: &Distribution,
+    all: &[&FixtureRef],
+    scratch: &Path,
+) -> Pulls {
+    let mut cold: Vec<Pair> = clients.iter().map(|_| Pair::default()).collect();
+    let mut warm: Vec<Pair> = clients.iter().map(|_| Pair::default()).collect();
+    let mut proxy_rss = Pair::default();
+    let mut runs: Vec<String> = vec![];
+    for rep in 1..=reps {
+        for s in order(rep) {
+            for (ci, &client) in clients.iter().enumerate() {
+                let dir = scratch.join(format!("pull-{rep}-{s:?}-{client:?}"));
+                let (prefix, pid, guard): (String, u32, Box<dyn std::any::Any>) = match s {
+                    Server::Distribution => {
+                        let p = Distribution::proxy(&upstream.url());
+                        (
+                            format!("docker://{}/library", p.host()),
+                            p.pid().unwrap(),
+                            Box::new(p),
+                        )
+                    }
+                    Server::Berth => {
+                        let b = BerthServe::start(&dir.join("serve"), Some(upstream));
+                        (
+                            format!(
+                                "docker://{}/spectro-images/{}/library",
+                                b.host,
+                                upstream.host().replace(':', "_")
+                            ),
+                            b.pid(),
+                            Box::new(b),
+                        )
+                    }
+                };
+                let c = pull_all(client, &prefix, all, &dir.join("cold"));
+                let w = pull_all(client, &prefix, all, &dir.join("warm"));
+                check_refs(&prefix, all);
+                let rss = peak_rss_kib(pid) as f64 / 1024.0;
+                drop(guard);
+                cold[ci].push(s, c);
+                warm[ci].push(s, w);
+                proxy_rss.push(s, rss);
+                let line = format!(
+                    "| {rep} | {} | {} | {c:.3} | {w:.3} | {rss:.1} |",
+                    s.name(),
+                    client.name()
+                );
+                eprintln!("{line}");
+                runs.push(line);
+                if let Some(keep) = std::env::var_os("BERTH_BENCH_KEEP_LOGS") {
+                    let keep = Path::new(&keep);
+                    let _ = std::fs::create_dir_all(keep);
+                    let _ = std::fs::copy(
+                        dir.join("serve/serve.log"),
+                        keep.join(format!("pull-{rep}-{client:?}.log")),
+                    );
+                }
+                let _ = std::fs::remove_dir_all(&dir);
+            }
+        }
+    }
+    Pulls {
+        cold,
+        warm,
+        proxy_rss,
+        runs,
+    }
+}
+
 #[test]
 #[ignore = "benchmark: run bench/serve.sh (release build, several minutes)"]
 fn bench_serve() {
@@ -348,6 +433,31 @@ fn bench_serve() {
     images::push_with_skopeo(&set, &upstream, "library");
     images::push_with_skopeo(&big, &upstream, "library");
     let up = format!("docker://{}/library", upstream.host());
+    if let Ok(only) = std::env::var("BERTH_BENCH_PULL_ONLY") {
+        // Iterating on the proxy: only the pull-through part, nothing written.
+        let clients: &[Client] = if only == "berth" {
+            &[Client::BerthCopy]
+        } else {
+            &[Client::BerthCopy, Client::Skopeo]
+        };
+        let pulls = pull_through(reps, clients, &upstream, &all, scratch.path());
+        for (ci, client) in clients.iter().enumerate() {
+            let (dc, bc) = pulls.cold[ci].med();
+            let (dw, bw) = pulls.warm[ci].med();
+            let per_rep: Vec<f64> = (pulls.cold[ci].dist.iter())
+                .zip(&pulls.cold[ci].berth)
+                .map(|(d, b)| d / b)
+                .collect();
+            eprintln!(
+                "{}: cold {dc:.3} / {bc:.3} s = {:.2}x (per rep {}), warm {dw:.3} / {bw:.3} s = {:.2}x",
+                client.name(),
+                dc / bc,
+                fmt_list(&per_rep, 2),
+                dw / bw
+            );
+        }
+        return;
+    }
 
     // ---- the two GET servers, seeded alike from the upstream ----
     let dist = Distribution::plain();
@@ -453,55 +563,12 @@ fn bench_serve() {
 
     // ---- pull-through: cold (new proxy, empty storage), then warm; for each client ----
     let clients = [Client::BerthCopy, Client::Skopeo];
-    let mut cold: Vec<Pair> = clients.iter().map(|_| Pair::default()).collect();
-    let mut warm: Vec<Pair> = clients.iter().map(|_| Pair::default()).collect();
-    let mut proxy_rss = Pair::default();
-    let mut runs: Vec<String> = vec![];
-    for rep in 1..=reps {
-        for s in order(rep) {
-            for (ci, &client) in clients.iter().enumerate() {
-                let dir = scratch.path().join(format!("pull-{rep}-{s:?}-{client:?}"));
-                let (prefix, pid, guard): (String, u32, Box<dyn std::any::Any>) = match s {
-                    Server::Distribution => {
-                        let p = Distribution::proxy(&upstream.url());
-                        (
-                            format!("docker://{}/library", p.host()),
-                            p.pid().unwrap(),
-                            Box::new(p),
-                        )
-                    }
-                    Server::Berth => {
-                        let b = BerthServe::start(&dir.join("serve"), Some(&upstream));
-                        (
-                            format!(
-                                "docker://{}/spectro-images/{}/library",
-                                b.host,
-                                upstream.host().replace(':', "_")
-                            ),
-                            b.pid(),
-                            Box::new(b),
-                        )
-                    }
-                };
-                let c = pull_all(client, &prefix, &all, &dir.join("cold"));
-                let w = pull_all(client, &prefix, &all, &dir.join("warm"));
-                check_refs(&prefix, &all);
-                let rss = peak_rss_kib(pid) as f64 / 1024.0;
-                drop(guard);
-                cold[ci].push(s, c);
-                warm[ci].push(s, w);
-                proxy_rss.push(s, rss);
-                let line = format!(
-                    "| {rep} | {} | {} | {c:.3} | {w:.3} | {rss:.1} |",
-                    s.name(),
-                    client.name()
-                );
-                eprintln!("{line}");
-                runs.push(line);
-                let _ = std::fs::remove_dir_all(&dir);
-            }
-        }
-    }
+    let Pulls {
+        cold,
+        warm,
+        proxy_rss,
+        runs,
+    } = pull_through(reps, &clients, &upstream, &all, scratch.path());
     let load_end = loadavg();
 
     // ---- the report ----

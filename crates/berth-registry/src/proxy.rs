@@ -527,11 +527,50 @@ pub(crate) async fn get_blob(
     crate::api::serve_blob_file(st, d, size, headers, head).await
 }
 
-/// Streams a blob from the upstream to the client while it is written to the store. The
-/// last chunk is held back until the blob has been verified against its digest, so a
-/// client never receives the whole of a damaged blob; the body then ends with an error.
-/// (For sha256 the hash of the bytes as they arrived decides, before the store's fsync and
-/// rename; other algorithms wait for the commit, which reads the file back.)
+/// Bytes of a pull-through blob that may wait in memory for the store's writes.
+const WRITE_LAG: usize = 8 << 20;
+
+/// What the forwarding task hands the task that stores a blob.
+enum ToStore {
+    /// Bytes to write; the permit bounds what waits ([`WRITE_LAG`]).
+    Chunk(bytes::Bytes, tokio::sync::OwnedSemaphorePermit),
+    /// Everything was written and it hashed to `expected`: commit.
+    End(Digest),
+}
+
+/// Writes what the forwarding task hands over and commits it (fsync, rename) once told that
+/// the whole blob hashed to its digest. Anything else (the sender gone without
+/// [`ToStore::End`], a failed write) leaves nothing visible: the temporary file goes with
+/// the writer.
+async fn store_behind(
+    mut w: berth_store::BlobWriter,
+    mut rx: tokio::sync::mpsc::UnboundedReceiver<ToStore>,
+    d: Digest,
+    repo: String,
+) -> Result<u64, String> {
+    while let Some(m) = rx.recv().await {
+        match m {
+            ToStore::Chunk(c, _permit) => w
+                .write(&c)
+                .await
+                .map_err(|e| format!("storing blob {d}: {e}"))?,
+            ToStore::End(actual) => {
+                return w
+                    .commit_hashed(&d, actual, Some(&repo))
+                    .await
+                    .map_err(|e| format!("storing blob {d}: {e}"));
+            }
+        }
+    }
+    Err(format!("storing blob {d}: cancelled"))
+}
+
+/// Streams a blob from the upstream to the client while it is stored. The forwarding task
+/// hashes each chunk and passes it on at once; a second task writes it to the store,
+/// lagging at most [`WRITE_LAG`] bytes behind. The last chunk is held back until the whole
+/// blob has hashed to its digest, so a client never receives the whole of a damaged blob
+/// (the body then ends with an error); the blob becomes visible in the store only after its
+/// own fsync and rename, and a failed write leaves nothing behind.
 /// The fetch continues (and is stored) if the client goes away; concurrent requests for
 /// the digest wait on `guard` until it is stored.
 async fn tee_blob(
@@ -541,12 +580,17 @@ async fn tee_blob(
     d: &Digest,
     guard: tokio::sync::OwnedMutexGuard<()>,
 ) -> Result<Response, ApiError> {
+    let mut hasher = berth_store::Hasher::for_algorithm(d).map_err(ApiError::internal)?;
     let (reg, repo) = p.upstream(u);
     let dl = reg
         .get_blob(&repo, d)
         .await
         .map_err(|e| upstream_error(st, u, &e))?;
-    let w = st.store.writer().await.map_err(ApiError::internal)?;
+    let w = st
+        .store
+        .writer_unhashed()
+        .await
+        .map_err(ApiError::internal)?;
     let (tx, rx) = tokio::sync::mpsc::channel::<Result<bytes::Bytes, std::io::Error>>(8);
     let size = dl.size;
     {
@@ -554,15 +598,24 @@ async fn tee_blob(
         let u = u.clone();
         let d = d.clone();
         tokio::spawn(async move {
+            let lag = Arc::new(tokio::sync::Semaphore::new(WRITE_LAG));
+            let (wtx, wrx) = tokio::sync::mpsc::unbounded_channel();
+            let writer = tokio::spawn(store_behind(w, wrx, d.clone(), u.local_name.clone()));
             let mut stream = dl.stream;
-            let mut w = w;
             let mut pending: Option<bytes::Bytes> = None;
             let mut failed: Option<String> = None;
             while let Some(c) = stream.next().await {
                 match c {
                     Ok(c) => {
-                        if let Err(e) = w.write(&c).await {
-                            failed = Some(format!("storing blob {d}: {e}"));
+                        hasher.update(&c);
+                        let n = u32::try_from(c.len().min(WRITE_LAG)).expect("WRITE_LAG fits");
+                        let permit = lag
+                            .clone()
+                            .acquire_many_owned(n)
+                            .await
+                            .expect("the semaphore is never closed");
+                        if wtx.send(ToStore::Chunk(c.clone(), permit)).is_err() {
+                            // The writer failed; its error is collected below.
                             break;
                         }
                         if let Some(prev) = pending.replace(c) {
@@ -579,39 +632,43 @@ async fn tee_blob(
                     }
                 }
             }
-            // The whole blob is hashed: once it is known to match, the client gets its
-            // last chunk without waiting for the store to make the blob durable.
-            if failed.is_none()
-                && matches!(w.matches(&d).await, Ok(Some(true)))
-                && let Some(last) = pending.take()
-            {
-                let _ = tx.send(Ok(last)).await;
-            }
-            let failed = match failed {
-                Some(f) => Some(f),
-                None => match w.commit(&d, Some(&u.local_name)).await {
-                    Ok(_) => None,
-                    Err(e) => {
-                        Metrics::add(&st.metrics.upstream_errors, 1);
-                        Some(format!("blob {d} from upstream {}: {e}", u.registry))
+            if failed.is_none() && !wtx.is_closed() {
+                let actual = hasher.finish();
+                if actual == d {
+                    // Verified: the store commits, and the client gets its last chunk
+                    // without waiting for the blob to become durable.
+                    let _ = wtx.send(ToStore::End(actual));
+                    if let Some(last) = pending.take() {
+                        let _ = tx.send(Ok(last)).await;
                     }
-                },
+                } else {
+                    Metrics::add(&st.metrics.upstream_errors, 1);
+                    failed = Some(format!(
+                        "blob {d} from upstream {}: the content has digest {actual}",
+                        u.registry
+                    ));
+                }
+            }
+            drop(wtx);
+            let stored = writer
+                .await
+                .unwrap_or_else(|e| Err(format!("storing blob {d}: {e}")));
+            let failed = match (failed, stored) {
+                (Some(f), _) => Some(f),
+                (None, Ok(_)) => None,
+                (None, Err(e)) => {
+                    Metrics::add(&st.metrics.upstream_errors, 1);
+                    Some(e)
+                }
             };
             // Stored (or given up): waiting requests go on without the slow first client.
             if let Some(p) = st.proxy.as_ref() {
                 p.flights.lock().expect("lock").remove(&d);
             }
             drop(guard);
-            match failed {
-                None => {
-                    if let Some(last) = pending {
-                        let _ = tx.send(Ok(last)).await;
-                    }
-                }
-                Some(f) => {
-                    tracing::warn!(error = %f, "pull-through blob fetch failed");
-                    let _ = tx.send(Err(std::io::Error::other(f))).await;
-                }
+            if let Some(f) = failed {
+                tracing::warn!(error = %f, "pull-through blob fetch failed");
+                let _ = tx.send(Err(std::io::Error::other(f))).await;
             }
         });
     }

@@ -271,12 +271,29 @@ impl Store {
 
     /// A writer for a new blob in `tmp/`.
     pub async fn writer(&self) -> Result<BlobWriter> {
-        BlobWriter::create(self.clone(), self.root().join("tmp").join(random_id())).await
+        BlobWriter::create(
+            self.clone(),
+            self.root().join("tmp").join(random_id()),
+            true,
+        )
+        .await
+    }
+
+    /// A writer for a new blob in `tmp/` that only writes: the caller hashes the same bytes
+    /// itself (e.g. while it forwards them) and hands its digest to
+    /// [`BlobWriter::commit_hashed`]. (A plain [`BlobWriter::commit`] reads the file back.)
+    pub async fn writer_unhashed(&self) -> Result<BlobWriter> {
+        BlobWriter::create(
+            self.clone(),
+            self.root().join("tmp").join(random_id()),
+            false,
+        )
+        .await
     }
 
     /// A writer for an upload session `id` in `uploads/`.
     pub async fn upload_writer(&self, id: &str) -> Result<BlobWriter> {
-        BlobWriter::create(self.clone(), self.root().join("uploads").join(id)).await
+        BlobWriter::create(self.clone(), self.root().join("uploads").join(id), true).await
     }
 
     // ---- repositories ----
@@ -526,7 +543,8 @@ pub struct ManifestPush<'a> {
 const WRITE_BATCH: usize = 1 << 20;
 
 /// The file and the running hash: owned by the batch being written, if any.
-type Sink = (File, Hasher);
+/// The file, and its hash unless the caller hashes ([`Store::writer_unhashed`]).
+type Sink = (File, Option<Hasher>);
 
 /// A batch being hashed and written; it gives back the sink and the buffer.
 type Batch = tokio::task::JoinHandle<std::io::Result<(Sink, Vec<u8>)>>;
@@ -552,7 +570,7 @@ pub struct BlobWriter {
 }
 
 impl BlobWriter {
-    async fn create(store: Store, path: PathBuf) -> Result<BlobWriter> {
+    async fn create(store: Store, path: PathBuf, hash: bool) -> Result<BlobWriter> {
         let p = path.clone();
         let file = tokio::task::spawn_blocking(move || {
             OpenOptions::new().write(true).create_new(true).open(&p)
@@ -563,7 +581,7 @@ impl BlobWriter {
         Ok(BlobWriter {
             store,
             path,
-            sink: Some((file, Hasher::sha256())),
+            sink: Some((file, hash.then(Hasher::sha256))),
             inflight: None,
             buf: Vec::new(),
             size: 0,
@@ -603,9 +621,13 @@ impl BlobWriter {
             return Ok(());
         }
         let batch = std::mem::replace(&mut self.buf, spare.unwrap_or_default());
+        let offset = self.size - batch.len() as u64;
         self.inflight = Some(tokio::task::spawn_blocking(move || {
-            h.update(&batch);
+            if let Some(h) = h.as_mut() {
+                h.update(&batch);
+            }
             f.write_all(&batch)?;
+            start_writeback(&f, offset, batch.len());
             Ok(((f, h), batch))
         }));
         Ok(())
@@ -639,7 +661,7 @@ impl BlobWriter {
     pub async fn matches(&mut self, expected: &Digest) -> Result<Option<bool>> {
         self.flush().await?;
         Ok(match (expected.algorithm(), &self.sink) {
-            (Algorithm::Sha256, Some((_, h))) => Some(&h.clone().finish() == expected),
+            (Algorithm::Sha256, Some((_, Some(h)))) => Some(&h.clone().finish() == expected),
             _ => None,
         })
     }
@@ -647,7 +669,27 @@ impl BlobWriter {
     /// Verifies the content against `expected`, makes it durable and moves it into place
     /// (or keeps the copy already stored); links it into `repo` when given, all while gc
     /// is held off. On a mismatch, the temporary file is removed and nothing is visible.
-    pub async fn commit(mut self, expected: &Digest, repo: Option<&str>) -> Result<u64> {
+    pub async fn commit(self, expected: &Digest, repo: Option<&str>) -> Result<u64> {
+        self.finish(expected, None, repo).await
+    }
+
+    /// [`commit`](Self::commit) of bytes the caller hashed itself as it wrote them:
+    /// `actual` is the digest it got (in `expected`'s algorithm); the file is not read back.
+    pub async fn commit_hashed(
+        self,
+        expected: &Digest,
+        actual: Digest,
+        repo: Option<&str>,
+    ) -> Result<u64> {
+        self.finish(expected, Some(actual), repo).await
+    }
+
+    async fn finish(
+        mut self,
+        expected: &Digest,
+        hashed: Option<Digest>,
+        repo: Option<&str>,
+    ) -> Result<u64> {
         self.flush().await?;
         let Some((std_file, hasher)) = self.sink.take() else {
             unreachable!("flush succeeds only with the file back")
@@ -663,8 +705,9 @@ impl BlobWriter {
                 .sync_all()
                 .map_err(StoreError::io("fsync", &path))?;
             drop(std_file);
-            let actual = match expected.algorithm() {
-                Algorithm::Sha256 => hasher.finish(),
+            let actual = match (hashed, hasher, expected.algorithm()) {
+                (Some(d), _, _) => d,
+                (None, Some(h), Algorithm::Sha256) => h.finish(),
                 _ => {
                     let mut h = Hasher::for_algorithm(&expected)?;
                     let mut f = File::open(&path).map_err(StoreError::io("read", &path))?;
@@ -712,6 +755,29 @@ impl BlobWriter {
         r
     }
 }
+
+/// Starts writing `len` bytes at `offset` of `f` to the disk without waiting for it, so
+/// that the fsync of the commit finds little left to do and a large blob does not reach the
+/// disk all at once then (competing with whatever else flushes at that moment, e.g. the
+/// client's copy of the same blob). Only a hint: errors are ignored, the fsync decides.
+#[cfg(target_os = "linux")]
+fn start_writeback(f: &File, offset: u64, len: usize) {
+    use std::os::fd::AsRawFd;
+    let (Ok(offset), Ok(len)) = (
+        libc::off64_t::try_from(offset),
+        libc::off64_t::try_from(len),
+    ) else {
+        return;
+    };
+    // SAFETY: `f` is an open file for the duration of the call; sync_file_range reads no
+    // memory of this process.
+    unsafe {
+        libc::sync_file_range(f.as_raw_fd(), offset, len, libc::SYNC_FILE_RANGE_WRITE);
+    }
+}
+
+#[cfg(not(target_os = "linux"))]
+fn start_writeback(_f: &File, _offset: u64, _len: usize) {}
 
 impl Drop for BlobWriter {
     fn drop(&mut self) {

@@ -95,6 +95,47 @@ async fn mismatched_stream_leaves_nothing_visible() {
 }
 
 #[tokio::test]
+async fn unhashed_writer_commits_only_what_the_caller_hashed_to_the_digest() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open_server(dir.path()).unwrap();
+    let content = vec![7u8; (3 << 20) + 5];
+    let d = sha256(&content);
+    // The caller's digest of other bytes than the claimed ones: refused, nothing visible.
+    let mut w = store.writer_unhashed().await.unwrap();
+    w.write(&content).await.unwrap();
+    let err = w
+        .commit_hashed(&d, sha256(b"other"), Some("a/b"))
+        .await
+        .unwrap_err();
+    assert!(matches!(err, StoreError::DigestMismatch { .. }), "{err}");
+    assert!(files_under(&dir.path().join("blobs")).is_empty());
+    assert!(files_under(&dir.path().join("tmp")).is_empty());
+    // A plain commit of an unhashed writer reads the file back: damaged content is refused.
+    let mut w = store.writer_unhashed().await.unwrap();
+    w.write(&content[1..]).await.unwrap();
+    let err = w.commit(&d, Some("a/b")).await.unwrap_err();
+    assert!(matches!(err, StoreError::DigestMismatch { .. }), "{err}");
+    assert!(files_under(&dir.path().join("blobs")).is_empty());
+    // The right digest: stored (in 1 MiB batches, written back as they go) and linked.
+    let mut w = store.writer_unhashed().await.unwrap();
+    for c in content.chunks(100_000) {
+        w.write(c).await.unwrap();
+    }
+    assert_eq!(
+        w.matches(&d).await.unwrap(),
+        None,
+        "an unhashed writer cannot tell"
+    );
+    assert_eq!(
+        w.commit_hashed(&d, d.clone(), Some("a/b")).await.unwrap(),
+        content.len() as u64
+    );
+    assert!(store.has_layer("a/b", &d));
+    assert_eq!(fs::read(store.blob_path(&d)).unwrap(), content);
+    assert!(files_under(&dir.path().join("tmp")).is_empty());
+}
+
+#[tokio::test]
 async fn stale_temp_files_are_cleaned_at_open_and_a_second_server_is_refused() {
     let dir = tempfile::tempdir().unwrap();
     drop(Store::open_server(dir.path()).unwrap());
