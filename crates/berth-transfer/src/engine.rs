@@ -109,6 +109,16 @@ impl Endpoint {
         }
     }
 
+    /// [`Self::target_reference`] when it does not depend on the digest (a tag, a ref name).
+    fn fixed_target_reference(&self) -> Option<String> {
+        match self {
+            Endpoint::Registry(r) => r.tag().map(str::to_string),
+            Endpoint::Layout { reference, .. } | Endpoint::Ends { reference, .. } => {
+                Some(reference.clone())
+            }
+        }
+    }
+
     fn expected_digest(&self) -> Option<Digest> {
         match self {
             Endpoint::Registry(r) => r.digest().cloned(),
@@ -552,20 +562,27 @@ async fn copy_one(
     let source = engine.source(src).map_err(|e| (None, e))?;
     let dest = engine.destination(dst).map_err(|e| (None, e))?;
     let reference = src.reference();
-    let top = source
-        .get_manifest(&reference)
-        .await
-        .map_err(|e| (None, e))?
-        .ok_or_else(|| {
-            (
-                None,
-                TransferError::BadManifest {
-                    source_name: source.name(),
-                    reference: reference.clone(),
-                    detail: "not found at the source".into(),
-                },
-            )
-        })?;
+    // Where the target points now is asked at the same time as the source's manifest when
+    // the target's reference is known (a tag): a rerun's answer in one round trip, and the
+    // two registries' first requests (their `/v2/` probes) overlap.
+    let fixed = dst.fixed_target_reference();
+    let (top, early) = match &fixed {
+        Some(r) => {
+            let (top, at) = tokio::join!(source.get_manifest(&reference), dest.manifest_digest(r));
+            (top, Some(at))
+        }
+        None => (source.get_manifest(&reference).await, None),
+    };
+    let top = top.map_err(|e| (None, e))?.ok_or_else(|| {
+        (
+            None,
+            TransferError::BadManifest {
+                source_name: source.name(),
+                reference: reference.clone(),
+                detail: "not found at the source".into(),
+            },
+        )
+    })?;
     let digest = top.digest.clone();
     let fail = |e: TransferError| (Some(top.digest.clone()), e);
     if let Some(want) = dst.expected_digest()
@@ -578,7 +595,11 @@ async fn copy_one(
         }));
     }
     let target_ref = dst.target_reference(&digest);
-    if dest.manifest_digest(&target_ref).await.map_err(fail)? == Some(digest.clone()) {
+    let at_target = match early {
+        Some(at) => at,
+        None => dest.manifest_digest(&target_ref).await,
+    };
+    if at_target.map_err(fail)? == Some(digest.clone()) {
         engine.emit(Event::ImageStarted {
             image,
             source: src.to_string(),
