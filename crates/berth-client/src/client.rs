@@ -372,23 +372,11 @@ impl Registry {
         // request carries Basic credentials (to this host only), and a Bearer challenge in a
         // 401 answer switches to the token flow (`send`). One round trip less per host.
         if !insecure && cfg.as_ref().is_some_and(|c| c.credentials.is_some()) {
-            let base = Url::parse(&format!("https://{}/", self.host)).map_err(|e| {
-                ClientError::Protocol {
-                    registry: self.name.clone(),
-                    what: "registry address".into(),
-                    detail: e.to_string(),
-                }
-            })?;
-            let info = HostInfo {
+            let base = self.base_url("https")?;
+            return Ok(self.learned(HostInfo {
                 base,
                 challenge: Some(Challenge::Basic),
-            };
-            self.inner()
-                .hosts
-                .lock()
-                .expect("lock")
-                .insert(self.host.clone(), info.clone());
-            return Ok(info);
+            }));
         }
         let http = self.http(&key);
         let retry = self.inner().retry;
@@ -402,13 +390,7 @@ impl Registry {
                 schemes.push("http");
             }
             for scheme in schemes {
-                let base = Url::parse(&format!("{scheme}://{}/", self.host)).map_err(|e| {
-                    ClientError::Protocol {
-                        registry: self.name.clone(),
-                        what: "registry address".into(),
-                        detail: e.to_string(),
-                    }
-                })?;
+                let base = self.base_url(scheme)?;
                 let url = base.join("v2/").expect("valid url");
                 match http.get(url).send().await {
                     Ok(resp) => {
@@ -435,13 +417,7 @@ impl Registry {
                                 detail: status.canonical_reason().unwrap_or("").into(),
                             });
                         };
-                        let info = HostInfo { base, challenge };
-                        self.inner()
-                            .hosts
-                            .lock()
-                            .expect("lock")
-                            .insert(self.host.clone(), info.clone());
-                        return Ok(info);
+                        return Ok(self.learned(HostInfo { base, challenge }));
                     }
                     Err(e) => {
                         let err = map_send_error(&self.name, &e);
@@ -455,6 +431,25 @@ impl Registry {
             }
         }
         Err(last.expect("at least one attempt"))
+    }
+
+    /// `SCHEME://HOST/`.
+    fn base_url(&self, scheme: &str) -> Result<Url, ClientError> {
+        Url::parse(&format!("{scheme}://{}/", self.host)).map_err(|e| ClientError::Protocol {
+            registry: self.name.clone(),
+            what: "registry address".into(),
+            detail: e.to_string(),
+        })
+    }
+
+    /// Remembers what `/v2/` (or the configuration) said of this host.
+    fn learned(&self, info: HostInfo) -> HostInfo {
+        self.inner()
+            .hosts
+            .lock()
+            .expect("lock")
+            .insert(self.host.clone(), info.clone());
+        info
     }
 
     fn forget_host(&self) {
@@ -622,11 +617,7 @@ impl Registry {
                                 != Some(std::mem::discriminant(&ch));
                             if changed || info.challenge.is_none() {
                                 info.challenge = Some(ch);
-                                self.inner()
-                                    .hosts
-                                    .lock()
-                                    .expect("lock")
-                                    .insert(self.host.clone(), info.clone());
+                                info = self.learned(info);
                             }
                         }
                         let fresh = self
