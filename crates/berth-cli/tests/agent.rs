@@ -203,18 +203,12 @@ fn agent_apply_imports_preloaded_and_registry_images_then_status_and_rerun() {
         listed.get("registry.k8s.io/pause:3.9"),
         Some(&s.busybox.manifest_digest)
     );
-    if support::ctr_run_enabled() {
-        let out = c.ctr_ok(
-            NS,
-            &[
-                "run",
-                "--rm",
-                "--snapshotter",
-                "native",
-                "registry.example.com/library/busybox:1",
-                "agent-t1",
-            ],
-        );
+    if let Some(out) = c.run(
+        NS,
+        "registry.example.com/library/busybox:1",
+        "agent-t1",
+        &[],
+    ) {
         assert!(out.contains("hello from berth"), "{out}");
     }
 

@@ -324,35 +324,15 @@ fn registry_images_land_in_containerd_unpacked_and_run_then_a_rerun_moves_nothin
     c.ctr_ok(NS, &["images", "check"]);
 
     // ctr runs a container from the imported image: our snapshots, no unpack by ctr.
-    if support::ctr_run_enabled() {
-        let out = c.ctr_ok(
-            NS,
-            &[
-                "run",
-                "--rm",
-                "--snapshotter",
-                "native",
-                "docker.io/library/busybox:1",
-                "berth-t1",
-            ],
-        );
+    if let Some(out) = c.run(NS, "docker.io/library/busybox:1", "berth-t1", &[]) {
         assert!(out.contains("hello from berth"), "{out}");
     }
-    if support::ctr_run_enabled() {
-        let out = c.ctr_ok(
-            NS,
-            &[
-                "run",
-                "--rm",
-                "--snapshotter",
-                "native",
-                "docker.io/library/busybox:1",
-                "berth-t2",
-                "/bin/sh",
-                "-c",
-                "echo sh works; ls /bin",
-            ],
-        );
+    if let Some(out) = c.run(
+        NS,
+        "docker.io/library/busybox:1",
+        "berth-t2",
+        &["/bin/sh", "-c", "echo sh works; ls /bin"],
+    ) {
         assert!(out.contains("sh works") && out.contains("busybox"), "{out}");
     }
 
@@ -518,18 +498,7 @@ fn preloaded_archives_and_layouts_are_imported_under_their_names_without_a_regis
     assert_eq!(listed.get("docker.io/library/multi:1"), Some(&multi.digest));
     // docker-archive holds no manifest: the digest is that of the synthesized one.
     assert!(listed.contains_key("quay.io/team/app:1"), "{listed:?}");
-    if support::ctr_run_enabled() {
-        let out = c.ctr_ok(
-            NS,
-            &[
-                "run",
-                "--rm",
-                "--snapshotter",
-                "native",
-                "registry.k8s.io/pause:3.9",
-                "berth-pre",
-            ],
-        );
+    if let Some(out) = c.run(NS, "registry.k8s.io/pause:3.9", "berth-pre", &[]) {
         assert!(out.contains("hello from berth"), "{out}");
     }
     c.ctr_ok(NS, &["images", "check"]);

@@ -2,8 +2,9 @@
 //! CA + htpasswd, `copy --all` in and back out with equal digests), the berth transfer
 //! engine, curl for blob throughput, and a registry process killed with SIGKILL mid-push.
 
+mod support;
+
 use std::io::{BufRead, BufReader};
-use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -15,59 +16,14 @@ use berth_testkit::images::{self, FixtureRef};
 use berth_testkit::sha256_digest;
 use berth_testkit::skopeo::{self, SkopeoOpts};
 use berth_transfer::{CopyOptions, Endpoint, ImageStatus, copy_images};
+use support::Running;
 
 const USER: &str = "edge";
 const PASS: &str = "Edge-Registry-Pw1";
 
-struct Running {
-    addr: SocketAddr,
-    data: PathBuf,
-    stop: Option<tokio::sync::oneshot::Sender<()>>,
-    thread: Option<std::thread::JoinHandle<()>>,
-}
-
-impl Drop for Running {
-    fn drop(&mut self) {
-        if let Some(s) = self.stop.take() {
-            let _ = s.send(());
-        }
-        if let Some(t) = self.thread.take() {
-            let _ = t.join();
-        }
-    }
-}
-
-/// A server in this process on a real socket (its own runtime thread).
+/// `berth serve` in this process (2 runtime threads).
 fn start(cfg: Config) -> Running {
-    let data = cfg.data.clone();
-    let (tx, rx) = tokio::sync::oneshot::channel();
-    let (atx, arx) = std::sync::mpsc::channel();
-    let thread = std::thread::spawn(move || {
-        let rt = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(2)
-            .enable_all()
-            .build()
-            .unwrap();
-        rt.block_on(async move {
-            let server = Server::bind(cfg).await.expect("bind");
-            atx.send(server.local_addr()).unwrap();
-            server
-                .run(async {
-                    let _ = rx.await;
-                })
-                .await
-                .unwrap();
-        });
-    });
-    let addr = arx
-        .recv_timeout(Duration::from_secs(60))
-        .expect("server started");
-    Running {
-        addr,
-        data,
-        stop: Some(tx),
-        thread: Some(thread),
-    }
+    support::start(cfg, 2)
 }
 
 fn htpasswd(dir: &Path) -> PathBuf {

@@ -3,63 +3,24 @@
 //! counting reverse proxy in front of Distribution for single-flight blob fetches and
 //! containerd's `?ns=` addressing.
 
+mod support;
+
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
-use berth_registry::{Config, ProxyConfig, Server, Upstream};
+use berth_registry::{Config, ProxyConfig, Upstream};
 use berth_testkit::Distribution;
 use berth_testkit::images::{self, FixtureRef};
 use berth_testkit::sha256_digest;
 use berth_testkit::skopeo::{self, SkopeoOpts};
+use support::Running;
 
-struct Running {
-    addr: SocketAddr,
-    stop: Option<tokio::sync::oneshot::Sender<()>>,
-    thread: Option<std::thread::JoinHandle<()>>,
-}
-
-impl Drop for Running {
-    fn drop(&mut self) {
-        if let Some(s) = self.stop.take() {
-            let _ = s.send(());
-        }
-        if let Some(t) = self.thread.take() {
-            let _ = t.join();
-        }
-    }
-}
-
+/// `berth serve` in this process (4 runtime threads).
 fn start(cfg: Config) -> Running {
-    let (tx, rx) = tokio::sync::oneshot::channel();
-    let (atx, arx) = std::sync::mpsc::channel();
-    let thread = std::thread::spawn(move || {
-        let rt = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(4)
-            .enable_all()
-            .build()
-            .unwrap();
-        rt.block_on(async move {
-            let server = Server::bind(cfg).await.expect("bind");
-            atx.send(server.local_addr()).unwrap();
-            server
-                .run(async {
-                    let _ = rx.await;
-                })
-                .await
-                .unwrap();
-        });
-    });
-    let addr = arx
-        .recv_timeout(Duration::from_secs(60))
-        .expect("server started");
-    Running {
-        addr,
-        stop: Some(tx),
-        thread: Some(thread),
-    }
+    support::start(cfg, 4)
 }
 
 fn config(data: PathBuf, upstream: Upstream, tag_ttl_seconds: u64) -> Config {

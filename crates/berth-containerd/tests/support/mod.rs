@@ -111,6 +111,17 @@ disabled_plugins = ["io.containerd.grpc.v1.cri"]
         String::from_utf8_lossy(&o.stdout).to_string()
     }
 
+    /// `ctr run --rm --snapshotter native IMAGE ID CMD...`, which must succeed: its output,
+    /// or `None` when container starts are off ([`ctr_run_enabled`]).
+    pub fn run(&self, ns: &str, image: &str, id: &str, cmd: &[&str]) -> Option<String> {
+        if !ctr_run_enabled() {
+            return None;
+        }
+        let mut args = vec!["run", "--rm", "--snapshotter", "native", image, id];
+        args.extend_from_slice(cmd);
+        Some(self.ctr_ok(ns, &args))
+    }
+
     /// `ctr images ls` as (name, digest) pairs.
     pub fn images(&self, ns: &str) -> Vec<(String, String)> {
         self.ctr_ok(ns, &["images", "ls"])
