@@ -101,15 +101,11 @@ impl Endpoint {
 
     /// Where the top manifest goes: the tag (ref name) if there is one, else the digest.
     fn target_reference(&self, digest: &Digest) -> String {
-        match self {
-            Endpoint::Registry(r) => r.tag().map_or_else(|| digest.to_string(), str::to_string),
-            Endpoint::Layout { reference, .. } | Endpoint::Ends { reference, .. } => {
-                reference.clone()
-            }
-        }
+        self.fixed_target_reference()
+            .unwrap_or_else(|| digest.to_string())
     }
 
-    /// [`Self::target_reference`] when it does not depend on the digest (a tag, a ref name).
+    /// The tag or ref name the top manifest goes to, when it does not depend on the digest.
     fn fixed_target_reference(&self) -> Option<String> {
         match self {
             Endpoint::Registry(r) => r.tag().map(str::to_string),
