@@ -68,6 +68,13 @@ pub struct ImageRecord {
 }
 
 /// A connection to one containerd namespace.
+/// What [`Containerd::hold`] puts into a lease.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Held {
+    Content,
+    Snapshot,
+}
+
 pub struct Containerd {
     channel: Channel,
     opts: ContainerdOptions,
@@ -239,6 +246,30 @@ impl Containerd {
             .await
             .map_err(|s| ContainerdError::rpc(format!("deleting lease {id}"), s))?;
         }
+        Ok(())
+    }
+
+    /// Puts `id` (content: a digest; a snapshot: its key) into the running import's lease,
+    /// so that what the import found already there and relies on is not garbage-collected
+    /// before the image that references it is recorded. No-op without a lease.
+    pub async fn hold(&self, kind: Held, id: &str) -> Result<(), ContainerdError> {
+        let Some(lease) = self.lease.lock().expect("lock").clone() else {
+            return Ok(());
+        };
+        let r#type = match kind {
+            Held::Content => "content".to_string(),
+            Held::Snapshot => format!("snapshots/{}", self.opts.snapshotter),
+        };
+        let mut c = api::leases_client::LeasesClient::new(self.channel.clone());
+        c.add_resource(self.req(api::AddResourceRequest {
+            id: lease.clone(),
+            resource: Some(api::Resource {
+                id: id.to_string(),
+                r#type,
+            }),
+        }))
+        .await
+        .map_err(|s| ContainerdError::rpc(format!("adding {id} to lease {lease}"), s))?;
         Ok(())
     }
 

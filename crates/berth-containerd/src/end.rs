@@ -10,7 +10,7 @@ use berth_transfer::manifest::Descriptor;
 use berth_transfer::{Destination, TransferError};
 
 use crate::unpack::{self, LABEL_DISTRIBUTION_SOURCE};
-use crate::{Containerd, ContainerdError, ImageRecord};
+use crate::{Containerd, ContainerdError, Held, ImageRecord};
 
 /// One image's way into containerd. The engine writes blobs (`Content.Write`, verified
 /// by digest and size), then child manifests, then the top manifest under the image name:
@@ -199,6 +199,8 @@ impl Destination for ContainerdEnd {
     }
 
     async fn has_blob(&self, digest: &Digest) -> Result<bool, TransferError> {
+        // Held first: a blob found here is skipped, so it must outlive a concurrent GC.
+        self.cd.hold(Held::Content, &digest.to_string()).await?;
         Ok(self.cd.content_info(digest).await?.is_some())
     }
 

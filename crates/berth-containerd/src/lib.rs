@@ -36,7 +36,7 @@ pub mod unpack;
 
 pub use berth_transfer::Platform;
 pub use client::{
-    Containerd, ContainerdOptions, DEFAULT_NAMESPACE, DEFAULT_SNAPSHOTTER, DEFAULT_SOCKET,
+    Containerd, ContainerdOptions, DEFAULT_NAMESPACE, DEFAULT_SNAPSHOTTER, DEFAULT_SOCKET, Held,
     ImageRecord, LEASE_EXPIRY, MAX_DOCUMENT_BYTES,
 };
 pub use end::{ContainerdEnd, ImageState, image_state};

@@ -9,7 +9,7 @@ use berth_reference::Digest;
 use bytes::Bytes;
 use serde::Deserialize;
 
-use crate::{Containerd, ContainerdError};
+use crate::{Containerd, ContainerdError, Held};
 use berth_transfer::Platform;
 
 /// containerd's label: content referenced by this content (`.config`, `.l.<i>`, `.m.<i>`).
@@ -268,6 +268,7 @@ pub async fn unpack(
         // Another image of this run may be unpacking the same chain: wait for it, then
         // find the snapshot committed.
         let _chain_guard = cd.lock_chain(&chain).await;
+        cd.hold(Held::Snapshot, &chain).await?;
         if !cd.snapshot_exists(&chain).await? {
             let nanos = SystemTime::now()
                 .duration_since(UNIX_EPOCH)
