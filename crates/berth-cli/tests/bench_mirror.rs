@@ -1,13 +1,15 @@
 //! The mirror benchmark: `berth mirror` against `skopeo sync --all` on the same image set,
 //! cold and warm, into a CNCF Distribution with TLS (CA + leaf) and htpasswd; plus the peak
-//! RSS of `berth mirror` copying only a 500 MiB image. Ignored by default; run it with
+//! RSS of `berth mirror` copying only a 500 MiB image; plus a profile-shaped set (18 images
+//! of 1–80 MiB, `images::build_profile`), cold and warm. Ignored by default; run it with
 //! `bench/mirror.sh` (a release build), which writes the results into `BENCHMARKS.md`.
 //!
 //! Knobs (environment): `BERTH_BENCH_REPS` (repetitions, default 5, at least 3),
 //! `BERTH_BENCH_BIG_MIB` (size of the big layer, default 500), `BERTH_BENCH_ALT_JOBS`
 //! (the second `--jobs` value, default 1), `BERTH_BENCH_OUT` (the Markdown file whose
 //! `<!-- bench-mirror:begin -->`…`<!-- bench-mirror:end -->` section is replaced; default
-//! the workspace's `BENCHMARKS.md`).
+//! the workspace's `BENCHMARKS.md`), `BERTH_BENCH_SETS` (which sets to run, default
+//! `main,big,profile`; the report needs all three, a subset only prints its runs).
 //!
 //! Every tool runs under `/usr/bin/time -f "%e %M %U %S"` (peak RSS in KB, user and system
 //! CPU); the wall time is measured around that process with a monotonic clock (ms).
@@ -255,6 +257,14 @@ enum Run {
     Cold,
     Warm,
     BigCold,
+    ProfileCold,
+    ProfileWarm,
+}
+
+impl Run {
+    fn warm(self) -> bool {
+        matches!(self, Run::Warm | Run::ProfileWarm)
+    }
 }
 
 struct Bench {
@@ -290,26 +300,20 @@ impl Bench {
         }
     }
 
-    /// A cold run into a new registry, then (unless `big_only`) the warm rerun.
-    fn cold_warm(&mut self, tool: Tool, refs: &[&FixtureRef], rep: usize, big_only: bool) {
+    /// A cold run into a new registry, then (unless `runs` is only a cold one) the warm rerun.
+    fn cold_warm(&mut self, tool: Tool, refs: &[&FixtureRef], rep: usize, runs: &[Run]) {
         let dst = Distribution::tls_htpasswd(USER, PASS);
         let dir = self
             .scratch
             .path()
-            .join(format!("{tool:?}-{rep}-{big_only}"));
+            .join(format!("{tool:?}-{rep}-{:?}", runs[0]));
         std::fs::create_dir_all(&dir).unwrap();
-        let cold = if big_only { Run::BigCold } else { Run::Cold };
-        let runs: &[Run] = if big_only {
-            &[cold]
-        } else {
-            &[Run::Cold, Run::Warm]
-        };
         match tool {
             Tool::Skopeo => {
                 let yaml = dir.join("sync.yaml");
                 write_sync_yaml(&yaml, &self.src, refs);
                 for &run in runs {
-                    if run != Run::Warm {
+                    if !run.warm() {
                         match std::fs::remove_file(SKOPEO_BLOB_CACHE) {
                             Ok(()) => {}
                             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
@@ -322,7 +326,7 @@ impl Bench {
                         self.skopeo.sync(&yaml, &dst),
                         "skopeo sync",
                     );
-                    if run != Run::Warm {
+                    if !run.warm() {
                         check_targets(&dst, refs);
                     }
                     self.record(tool, run, rep, s, "");
@@ -342,17 +346,13 @@ impl Bench {
                         "berth mirror",
                     );
                     let v: Value = serde_json::from_slice(&out).expect("berth mirror JSON");
-                    let want = if run == Run::Warm {
-                        "present"
-                    } else {
-                        "copied"
-                    };
+                    let want = if run.warm() { "present" } else { "copied" };
                     let imgs = v["images"].as_array().expect("images");
                     assert_eq!(imgs.len(), refs.len(), "{v}");
                     for i in imgs {
                         assert_eq!(i["status"], want, "{run:?}: {i}");
                     }
-                    if run != Run::Warm {
+                    if !run.warm() {
                         check_targets(&dst, refs);
                     }
                     let note = format!(
@@ -385,6 +385,8 @@ fn run_name(r: Run) -> &'static str {
         Run::Cold => "cold",
         Run::Warm => "warm",
         Run::BigCold => "cold, big:1 only",
+        Run::ProfileCold => "cold, profile set",
+        Run::ProfileWarm => "warm, profile set",
     }
 }
 
@@ -451,9 +453,15 @@ fn bench_mirror() {
         .unwrap();
     let set: Fixture = images::build_set(&scratch.path().join("set"));
     let big: Fixture = images::build_big(&scratch.path().join("big"), big_mib);
+    let profile: Fixture = images::build_profile(&scratch.path().join("profile"));
     let src = Distribution::plain();
     images::push_with_skopeo(&set, &src, "library");
     images::push_with_skopeo(&big, &src, "library");
+    images::push_with_skopeo(&profile, &src, "library");
+    let sets = std::env::var("BERTH_BENCH_SETS").unwrap_or_else(|_| "main,big,profile".into());
+    let run_set = |name: &str| sets.split(',').any(|s| s.trim() == name);
+    let profile_refs: Vec<&FixtureRef> = profile.refs.iter().collect();
+    let profile_bytes = distinct_bytes(&profile_refs);
     let all: Vec<&FixtureRef> = set.refs.iter().chain(big.refs.iter()).collect();
     let big_ref = big.get("big", "1");
     let big_only = vec![big_ref];
@@ -478,14 +486,52 @@ fn bench_mirror() {
     let tools = [Tool::Skopeo, Tool::Berth, Tool::BerthAltJobs];
     for rep in 1..=reps {
         // rotate the order: each tool goes first, second and third in turn
-        for k in 0..tools.len() {
-            let tool = tools[(k + rep - 1) % tools.len()];
-            b.cold_warm(tool, &all, rep, false);
+        if run_set("main") {
+            for k in 0..tools.len() {
+                let tool = tools[(k + rep - 1) % tools.len()];
+                b.cold_warm(tool, &all, rep, &[Run::Cold, Run::Warm]);
+            }
         }
-        for k in 0..2 {
-            let tool = [Tool::Skopeo, Tool::Berth][(k + rep - 1) % 2];
-            b.cold_warm(tool, &big_only, rep, true);
+        if run_set("big") {
+            for k in 0..2 {
+                let tool = [Tool::Skopeo, Tool::Berth][(k + rep - 1) % 2];
+                b.cold_warm(tool, &big_only, rep, &[Run::BigCold]);
+            }
         }
+        if run_set("profile") {
+            for k in 0..tools.len() {
+                let tool = tools[(k + rep - 1) % tools.len()];
+                b.cold_warm(
+                    tool,
+                    &profile_refs,
+                    rep,
+                    &[Run::ProfileCold, Run::ProfileWarm],
+                );
+            }
+        }
+    }
+    if ["main", "big", "profile"].iter().any(|s| !run_set(s)) {
+        for run in [
+            Run::Cold,
+            Run::Warm,
+            Run::BigCold,
+            Run::ProfileCold,
+            Run::ProfileWarm,
+        ] {
+            let sk = b.med(Tool::Skopeo, run, |s| s.wall);
+            for tool in tools {
+                if let (Some(w), Some(sk)) = (b.med(tool, run, |s| s.wall), sk) {
+                    eprintln!(
+                        "{} {}: {w:.3} s, skopeo {sk:.3} s = {:.2}x",
+                        b.tool_name(tool),
+                        run_name(run),
+                        sk / w
+                    );
+                }
+            }
+        }
+        eprintln!("BERTH_BENCH_SETS={sets}: a subset, nothing written");
+        return;
     }
     let mut ceiling = Vec::new();
     for _ in 0..reps {
@@ -525,14 +571,44 @@ fn bench_mirror() {
     );
     let _ = writeln!(
         t,
+        "Profile set (`images::build_profile`, shaped like an edge cluster profile: many small \
+         images, most bytes in a few large layers): {} images ({} of them two-platform OCI \
+         indexes), application layers of {} MiB, each over a shared base layer of real files \
+         and a small layer of real files: **{:.1} MB of distinct blobs**, the largest blob {:.0}% \
+         of them.\n",
+        profile_refs.len(),
+        images::PROFILE_IMAGES.iter().filter(|p| p.2).count(),
+        images::PROFILE_IMAGES
+            .iter()
+            .map(|p| p.1.to_string())
+            .collect::<Vec<_>>()
+            .join(", "),
+        profile_bytes as f64 / 1e6,
+        100.0
+            * images::PROFILE_IMAGES
+                .iter()
+                .map(|p| p.1)
+                .max()
+                .unwrap_or(0) as f64
+            * 1048576.0
+            / profile_bytes as f64,
+    );
+    let _ = writeln!(
+        t,
         "| tool | run | median wall s | MB/s | peak RSS MB (max of runs) | CPU s (user+sys) | skopeo / berth |"
     );
     let _ = writeln!(t, "|---|---|---|---|---|---|---|");
-    for run in [Run::Cold, Run::Warm, Run::BigCold] {
-        let bytes = if run == Run::BigCold {
-            big_bytes
-        } else {
-            all_bytes
+    for run in [
+        Run::Cold,
+        Run::Warm,
+        Run::BigCold,
+        Run::ProfileCold,
+        Run::ProfileWarm,
+    ] {
+        let bytes = match run {
+            Run::BigCold => big_bytes,
+            Run::ProfileCold | Run::ProfileWarm => profile_bytes,
+            _ => all_bytes,
         };
         let sk = b.med(Tool::Skopeo, run, |s| s.wall);
         for tool in tools {
@@ -544,7 +620,7 @@ fn bench_mirror() {
                 (_, Some(s)) => format!("**{:.2}×**", s / w),
                 _ => "–".into(),
             };
-            let rate = if run == Run::Warm {
+            let rate = if run.warm() {
                 "– (nothing moves)".to_string()
             } else {
                 format!("{:.0}", mbps(bytes, w))
@@ -570,18 +646,36 @@ fn bench_mirror() {
     let w = |tool, run| b.med(tool, run, |s| s.wall).unwrap();
     let cold_ratio = w(Tool::Skopeo, Run::Cold) / w(Tool::Berth, Run::Cold);
     let warm_ratio = w(Tool::Skopeo, Run::Warm) / w(Tool::Berth, Run::Warm);
+    let pcold_ratio = w(Tool::Skopeo, Run::ProfileCold) / w(Tool::Berth, Run::ProfileCold);
+    let pwarm_ratio = w(Tool::Skopeo, Run::ProfileWarm) / w(Tool::Berth, Run::ProfileWarm);
     let big_rss = b.max_rss_mb(Tool::Berth, Run::BigCold).unwrap();
     let _ = writeln!(t, "| target | measured | result |\n|---|---|---|");
     let _ = writeln!(
         t,
-        "| cold: ≥ 1.5× faster than skopeo | {cold_ratio:.2}× (berth {:.0} MB/s, skopeo {:.0} MB/s, ingest ceiling {ceiling_mbps:.0} MB/s) | {} |",
+        "| cold: ≥ 1.5× faster than skopeo, profile set ({} images) | {pcold_ratio:.2}× (berth {:.0} MB/s, skopeo {:.0} MB/s) | {} |",
+        profile_refs.len(),
+        mbps(profile_bytes, w(Tool::Berth, Run::ProfileCold)),
+        mbps(profile_bytes, w(Tool::Skopeo, Run::ProfileCold)),
+        verdict(pcold_ratio >= 1.5)
+    );
+    let _ = writeln!(
+        t,
+        "| cold: ≥ 1.5× faster than skopeo, small set + {big_mib} MiB image (one blob is {:.0}% of the bytes: one upload stream) | {cold_ratio:.2}× (berth {:.0} MB/s, skopeo {:.0} MB/s, ingest ceiling {ceiling_mbps:.0} MB/s) | {} |",
+        100.0 * big_layer.size as f64 / all_bytes as f64,
         mbps(all_bytes, w(Tool::Berth, Run::Cold)),
         mbps(all_bytes, w(Tool::Skopeo, Run::Cold)),
         verdict(cold_ratio >= 1.5)
     );
     let _ = writeln!(
         t,
-        "| warm: ≥ 5× faster than skopeo | {warm_ratio:.2}× ({:.3} s vs {:.3} s) | {} |",
+        "| warm: ≥ 5× faster than skopeo, profile set | {pwarm_ratio:.2}× ({:.3} s vs {:.3} s) | {} |",
+        w(Tool::Berth, Run::ProfileWarm),
+        w(Tool::Skopeo, Run::ProfileWarm),
+        verdict(pwarm_ratio >= 5.0)
+    );
+    let _ = writeln!(
+        t,
+        "| warm: ≥ 5× faster than skopeo, small set + {big_mib} MiB image | {warm_ratio:.2}× ({:.3} s vs {:.3} s) | {} |",
         w(Tool::Berth, Run::Warm),
         w(Tool::Skopeo, Run::Warm),
         verdict(warm_ratio >= 5.0)

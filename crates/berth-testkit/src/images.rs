@@ -844,6 +844,95 @@ pub fn build_big(dir: &Path, mib: usize) -> Fixture {
     Fixture { layout, refs }
 }
 
+/// The images of a profile-shaped set: name, the size in MiB of its own application layer
+/// (incompressible), and whether it is a two-platform OCI index.
+pub const PROFILE_IMAGES: &[(&str, usize, bool)] = &[
+    ("cni-agent", 80, false),
+    ("csi-node", 60, false),
+    ("ingress", 45, true),
+    ("monitoring", 40, false),
+    ("logging", 30, false),
+    ("cni-operator", 25, false),
+    ("registry-ui", 20, false),
+    ("kube-vip", 18, false),
+    ("coredns", 15, true),
+    ("metrics-server", 12, false),
+    ("local-path", 10, false),
+    ("webhook", 8, false),
+    ("snapshot-ctl", 6, false),
+    ("node-exporter", 5, true),
+    ("cert-manager", 4, false),
+    ("klipper-lb", 3, false),
+    ("sidecar", 2, false),
+    ("pause", 1, false),
+];
+
+/// A set shaped like an edge cluster profile ([`PROFILE_IMAGES`]): 18 images of 1–80 MiB
+/// (three of them two-platform OCI indexes), every one on a shared base layer of real files
+/// (zoneinfo, licenses, mime) plus a small layer of real files and its own incompressible
+/// application layer (seeded, the same bytes every build; the arm64 children get their own).
+/// About 430 MB of distinct blobs; most bytes in a few large layers, most images small.
+pub fn build_profile(dir: &Path) -> Fixture {
+    let layout = OciLayout::create(dir);
+    let py = python_lib();
+    let lvl = Compression::new(6);
+    let base = build_layer(
+        &layout,
+        "os",
+        &Source::Paths(&[
+            "usr/share/zoneinfo",
+            "usr/share/common-licenses",
+            "usr/share/mime",
+        ]),
+        lvl,
+    );
+    let extras = ["json", "email", "asyncio", "unittest", "logging", "http"];
+    let extra_layers: Vec<Layer> = extras
+        .iter()
+        .map(|e| {
+            build_layer(
+                &layout,
+                &format!("py-{e}"),
+                &Source::Paths(&[&format!("{py}/{e}")]),
+                lvl,
+            )
+        })
+        .collect();
+    let mut refs = Vec::new();
+    for (i, &(name, mib, multi)) in PROFILE_IMAGES.iter().enumerate() {
+        let extra = &extra_layers[i % extra_layers.len()];
+        let own = |seed: u64| {
+            build_layer(
+                &layout,
+                &format!("{name}-{mib}mib-{seed}"),
+                &Source::Random { mib, seed },
+                Compression::none(),
+            )
+        };
+        let amd = own(1000 + i as u64);
+        let title = format!("{name}:1");
+        if multi {
+            let arm = own(2000 + i as u64);
+            let ms = vec![
+                build_image(&layout, &title, "linux/amd64", &[&base, extra, &amd], false),
+                build_image(
+                    &layout,
+                    &title,
+                    "linux/arm64/v8",
+                    &[&base, extra, &arm],
+                    false,
+                ),
+            ];
+            refs.push(index(&layout, name, "1", Kind::OciIndex, ms));
+        } else {
+            let m = build_image(&layout, &title, "linux/amd64", &[&base, extra, &amd], false);
+            refs.push(single(name, "1", Kind::OciManifest, m));
+        }
+    }
+    write_index_json(&layout, &refs);
+    Fixture { layout, refs }
+}
+
 /// Push every ref of `f` to `reg` as `HOST/PREFIX/NAME:TAG` (no prefix when empty) with
 /// `skopeo copy --all --preserve-digests`, byte for byte (Docker-typed refs stay Docker;
 /// they are copied from a temporary `dir:` export, see [`Fixture::skopeo_source`]).
