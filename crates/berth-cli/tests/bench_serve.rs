@@ -428,10 +428,13 @@ fn bench_serve() {
         .unwrap();
     let set: Fixture = images::build_set(&scratch.path().join("set"));
     let big: Fixture = images::build_big(&scratch.path().join("big"), big_mib);
+    let profile: Fixture = images::build_profile(&scratch.path().join("profile"));
     let all: Vec<&FixtureRef> = set.refs.iter().chain(big.refs.iter()).collect();
+    let profile_refs: Vec<&FixtureRef> = profile.refs.iter().collect();
     let upstream = Distribution::plain();
     images::push_with_skopeo(&set, &upstream, "library");
     images::push_with_skopeo(&big, &upstream, "library");
+    images::push_with_skopeo(&profile, &upstream, "library");
     let up = format!("docker://{}/library", upstream.host());
     if let Ok(only) = std::env::var("BERTH_BENCH_PULL_ONLY") {
         // Iterating on the proxy: only the pull-through part, nothing written.
@@ -440,7 +443,12 @@ fn bench_serve() {
         } else {
             &[Client::BerthCopy, Client::Skopeo]
         };
-        let pulls = pull_through(reps, clients, &upstream, &all, scratch.path());
+        let refs = if std::env::var("BERTH_BENCH_PULL_SET").as_deref() == Ok("profile") {
+            &profile_refs
+        } else {
+            &all
+        };
+        let pulls = pull_through(reps, clients, &upstream, refs, scratch.path());
         for (ci, client) in clients.iter().enumerate() {
             let (dc, bc) = pulls.cold[ci].med();
             let (dw, bw) = pulls.warm[ci].med();
@@ -569,6 +577,12 @@ fn bench_serve() {
         proxy_rss,
         runs,
     } = pull_through(reps, &clients, &upstream, &all, scratch.path());
+    let Pulls {
+        cold: pcold,
+        warm: pwarm,
+        proxy_rss: _,
+        runs: pruns,
+    } = pull_through(reps, &clients, &upstream, &profile_refs, scratch.path());
     let load_end = loadavg();
 
     // ---- the report ----
@@ -607,9 +621,20 @@ fn bench_serve() {
          `/spectro-images/HOST_PORT/...`); each image of the set ({}) pulled one after another \
          into a local OCI layout by the same client for both, `berth copy` (a light client: \
          what the proxy costs shows) and `skopeo copy --all` (a heavier one); cold = a new \
-         proxy with empty storage, warm = the same pulls again.\n",
+         proxy with empty storage, warm = the same pulls again. The same for the mirror \
+         benchmark's profile set ({} images of 1–80 MiB, {:.0} MB).\n",
         layer.size as f64 / 1e6,
-        all.len()
+        all.len(),
+        profile_refs.len(),
+        profile
+            .refs
+            .iter()
+            .flat_map(|r| r.blobs())
+            .collect::<std::collections::BTreeSet<_>>()
+            .into_iter()
+            .map(|d| std::fs::metadata(profile.layout.blob_path(&d)).map_or(0, |m| m.len()))
+            .sum::<u64>() as f64
+            / 1e6,
     );
     let _ = writeln!(
         t,
@@ -685,32 +710,40 @@ fn bench_serve() {
         "≤ 1× (no more than Distribution's)",
         Some(rss_berth <= rss_dist),
     );
-    for (ci, client) in clients.iter().enumerate() {
-        let (dc, bc) = cold[ci].med();
-        let (dw, bw) = warm[ci].med();
-        row(
-            &mut t,
-            &format!(
-                "pull-through cold, `{}`, wall s (speed-up = Distribution / berth)",
-                client.name()
-            ),
-            dc,
-            bc,
-            3,
-            dc / bc,
-            "≥ 1.5× faster",
-            Some(dc / bc >= 1.5),
-        );
-        row(
-            &mut t,
-            &format!("pull-through warm, `{}`, wall s (speed-up)", client.name()),
-            dw,
-            bw,
-            3,
-            dw / bw,
-            "–",
-            None,
-        );
+    for (set, cold, warm) in [
+        ("profile set", &pcold, &pwarm),
+        ("small set + big:1", &cold, &warm),
+    ] {
+        for (ci, client) in clients.iter().enumerate() {
+            let (dc, bc) = cold[ci].med();
+            let (dw, bw) = warm[ci].med();
+            row(
+                &mut t,
+                &format!(
+                    "pull-through cold, {set}, `{}`, wall s (speed-up = Distribution / berth)",
+                    client.name()
+                ),
+                dc,
+                bc,
+                3,
+                dc / bc,
+                "≥ 1.5× faster",
+                Some(dc / bc >= 1.5),
+            );
+            row(
+                &mut t,
+                &format!(
+                    "pull-through warm, {set}, `{}`, wall s (speed-up)",
+                    client.name()
+                ),
+                dw,
+                bw,
+                3,
+                dw / bw,
+                "–",
+                None,
+            );
+        }
     }
     row(
         &mut t,
@@ -741,6 +774,13 @@ fn bench_serve() {
         "\n| rep | proxy | client | cold s | warm s | peak RSS MB |\n|---|---|---|---|---|---|"
     );
     for l in &runs {
+        let _ = writeln!(t, "{l}");
+    }
+    let _ = writeln!(
+        t,
+        "\nProfile set:\n\n| rep | proxy | client | cold s | warm s | peak RSS MB |\n|---|---|---|---|---|---|"
+    );
+    for l in &pruns {
         let _ = writeln!(t, "{l}");
     }
     let _ = writeln!(t, "\n</details>");

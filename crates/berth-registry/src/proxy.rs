@@ -534,19 +534,22 @@ const WRITE_LAG: usize = 8 << 20;
 enum ToStore {
     /// Bytes to write; the permit bounds what waits ([`WRITE_LAG`]).
     Chunk(bytes::Bytes, tokio::sync::OwnedSemaphorePermit),
-    /// Everything was written and it hashed to `expected`: commit.
-    End(Digest),
+    /// Everything was handed over: say whether it hashed to the digest, then commit.
+    End(tokio::sync::oneshot::Sender<Result<(), String>>),
 }
 
-/// Writes what the forwarding task hands over and commits it (fsync, rename) once told that
-/// the whole blob hashed to its digest. Anything else (the sender gone without
-/// [`ToStore::End`], a failed write) leaves nothing visible: the temporary file goes with
-/// the writer.
+/// Hashes and writes what the forwarding task hands over (in batches on the blocking pool,
+/// so the hashing runs beside the forwarding instead of in its way). At the end it tells
+/// the forwarding task whether the whole blob hashed to `d` (before the fsync: the client
+/// need not wait for durability), then commits it (fsync, rename). Anything else (the
+/// sender gone without [`ToStore::End`], a failed write, a mismatch) leaves nothing
+/// visible: the temporary file goes with the writer.
 async fn store_behind(
     mut w: berth_store::BlobWriter,
     mut rx: tokio::sync::mpsc::UnboundedReceiver<ToStore>,
     d: Digest,
     repo: String,
+    upstream: String,
 ) -> Result<u64, String> {
     while let Some(m) = rx.recv().await {
         match m {
@@ -554,11 +557,38 @@ async fn store_behind(
                 .write(&c)
                 .await
                 .map_err(|e| format!("storing blob {d}: {e}"))?,
-            ToStore::End(actual) => {
-                return w
-                    .commit_hashed(&d, actual, Some(&repo))
-                    .await
-                    .map_err(|e| format!("storing blob {d}: {e}"));
+            ToStore::End(verdict) => {
+                let (cd, repo) = (d.clone(), repo.clone());
+                let commit = |w: berth_store::BlobWriter| async move {
+                    w.commit(&cd, Some(&repo))
+                        .await
+                        .map_err(|e| format!("storing blob {cd}: {e}"))
+                };
+                return match w.matches(&d).await {
+                    Ok(Some(true)) => {
+                        let _ = verdict.send(Ok(()));
+                        commit(w).await
+                    }
+                    Ok(Some(false)) => {
+                        let e = format!(
+                            "blob {d} from upstream {upstream}: the content does not match the digest"
+                        );
+                        let _ = verdict.send(Err(e.clone()));
+                        Err(e)
+                    }
+                    // Not sha256: the commit reads the file back and decides, before the
+                    // client gets its last chunk.
+                    Ok(None) => {
+                        let r = commit(w).await;
+                        let _ = verdict.send(r.as_ref().map(|_| ()).map_err(Clone::clone));
+                        r
+                    }
+                    Err(e) => {
+                        let e = format!("storing blob {d}: {e}");
+                        let _ = verdict.send(Err(e.clone()));
+                        Err(e)
+                    }
+                };
             }
         }
     }
@@ -566,8 +596,8 @@ async fn store_behind(
 }
 
 /// Streams a blob from the upstream to the client while it is stored. The forwarding task
-/// hashes each chunk and passes it on at once; a second task writes it to the store,
-/// lagging at most [`WRITE_LAG`] bytes behind. The last chunk is held back until the whole
+/// passes each chunk on at once; a second task hashes and writes it to the store, lagging
+/// at most [`WRITE_LAG`] bytes behind. The last chunk is held back until the whole
 /// blob has hashed to its digest, so a client never receives the whole of a damaged blob
 /// (the body then ends with an error); the blob becomes visible in the store only after its
 /// own fsync and rename, and a failed write leaves nothing behind.
@@ -580,17 +610,12 @@ async fn tee_blob(
     d: &Digest,
     guard: tokio::sync::OwnedMutexGuard<()>,
 ) -> Result<Response, ApiError> {
-    let mut hasher = berth_store::Hasher::for_algorithm(d).map_err(ApiError::internal)?;
     let (reg, repo) = p.upstream(u);
     let dl = reg
         .get_blob(&repo, d)
         .await
         .map_err(|e| upstream_error(st, u, &e))?;
-    let w = st
-        .store
-        .writer_unhashed()
-        .await
-        .map_err(ApiError::internal)?;
+    let w = st.store.writer().await.map_err(ApiError::internal)?;
     let (tx, rx) = tokio::sync::mpsc::channel::<Result<bytes::Bytes, std::io::Error>>(8);
     let size = dl.size;
     {
@@ -600,14 +625,19 @@ async fn tee_blob(
         tokio::spawn(async move {
             let lag = Arc::new(tokio::sync::Semaphore::new(WRITE_LAG));
             let (wtx, wrx) = tokio::sync::mpsc::unbounded_channel();
-            let writer = tokio::spawn(store_behind(w, wrx, d.clone(), u.local_name.clone()));
+            let writer = tokio::spawn(store_behind(
+                w,
+                wrx,
+                d.clone(),
+                u.local_name.clone(),
+                u.registry.clone(),
+            ));
             let mut stream = dl.stream;
             let mut pending: Option<bytes::Bytes> = None;
             let mut failed: Option<String> = None;
             while let Some(c) = stream.next().await {
                 match c {
                     Ok(c) => {
-                        hasher.update(&c);
                         let n = u32::try_from(c.len().min(WRITE_LAG)).expect("WRITE_LAG fits");
                         let permit = lag
                             .clone()
@@ -632,21 +662,23 @@ async fn tee_blob(
                     }
                 }
             }
-            if failed.is_none() && !wtx.is_closed() {
-                let actual = hasher.finish();
-                if actual == d {
-                    // Verified: the store commits, and the client gets its last chunk
-                    // without waiting for the blob to become durable.
-                    let _ = wtx.send(ToStore::End(actual));
-                    if let Some(last) = pending.take() {
-                        let _ = tx.send(Ok(last)).await;
+            if failed.is_none() {
+                let (vtx, vrx) = tokio::sync::oneshot::channel();
+                if wtx.send(ToStore::End(vtx)).is_ok() {
+                    match vrx.await {
+                        // Verified: the client gets its last chunk while the store commits.
+                        Ok(Ok(())) => {
+                            if let Some(last) = pending.take() {
+                                let _ = tx.send(Ok(last)).await;
+                            }
+                        }
+                        Ok(Err(e)) => {
+                            Metrics::add(&st.metrics.upstream_errors, 1);
+                            failed = Some(e);
+                        }
+                        // The writer failed first; its error is collected below.
+                        Err(_) => {}
                     }
-                } else {
-                    Metrics::add(&st.metrics.upstream_errors, 1);
-                    failed = Some(format!(
-                        "blob {d} from upstream {}: the content has digest {actual}",
-                        u.registry
-                    ));
                 }
             }
             drop(wtx);
