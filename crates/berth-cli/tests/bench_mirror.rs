@@ -262,6 +262,14 @@ enum Run {
 }
 
 impl Run {
+    const ALL: [Run; 5] = [
+        Run::Cold,
+        Run::Warm,
+        Run::BigCold,
+        Run::ProfileCold,
+        Run::ProfileWarm,
+    ];
+
     fn warm(self) -> bool {
         matches!(self, Run::Warm | Run::ProfileWarm)
     }
@@ -511,13 +519,7 @@ fn bench_mirror() {
         }
     }
     if ["main", "big", "profile"].iter().any(|s| !run_set(s)) {
-        for run in [
-            Run::Cold,
-            Run::Warm,
-            Run::BigCold,
-            Run::ProfileCold,
-            Run::ProfileWarm,
-        ] {
+        for run in Run::ALL {
             let sk = b.med(Tool::Skopeo, run, |s| s.wall);
             for tool in tools {
                 if let (Some(w), Some(sk)) = (b.med(tool, run, |s| s.wall), sk) {
@@ -598,13 +600,7 @@ fn bench_mirror() {
         "| tool | run | median wall s | MB/s | peak RSS MB (max of runs) | CPU s (user+sys) | skopeo / berth |"
     );
     let _ = writeln!(t, "|---|---|---|---|---|---|---|");
-    for run in [
-        Run::Cold,
-        Run::Warm,
-        Run::BigCold,
-        Run::ProfileCold,
-        Run::ProfileWarm,
-    ] {
+    for run in Run::ALL {
         let bytes = match run {
             Run::BigCold => big_bytes,
             Run::ProfileCold | Run::ProfileWarm => profile_bytes,

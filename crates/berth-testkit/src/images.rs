@@ -731,6 +731,20 @@ fn python_lib() -> String {
     }
 }
 
+/// The `os` layer both sets build on: zoneinfo, common-licenses, mime (≈ 1.2 MB gzip).
+fn os_layer(layout: &OciLayout, lvl: Compression) -> Layer {
+    build_layer(
+        layout,
+        "os",
+        &Source::Paths(&[
+            "usr/share/zoneinfo",
+            "usr/share/common-licenses",
+            "usr/share/mime",
+        ]),
+        lvl,
+    )
+}
+
 /// The small standard set, in the layout at `dir` (created if needed):
 ///
 /// | ref | kind | layers |
@@ -756,16 +770,7 @@ pub fn build_set(dir: &Path) -> Fixture {
         p("unittest"),
         p("logging"),
     );
-    let os = build_layer(
-        &layout,
-        "os",
-        &Source::Paths(&[
-            "usr/share/zoneinfo",
-            "usr/share/common-licenses",
-            "usr/share/mime",
-        ]),
-        lvl,
-    );
+    let os = os_layer(&layout, lvl);
     let libs = build_layer(&layout, "libs", &Source::Paths(&[&py_email, &py_json]), lvl);
     let app = build_layer(
         &layout,
@@ -876,16 +881,7 @@ pub fn build_profile(dir: &Path) -> Fixture {
     let layout = OciLayout::create(dir);
     let py = python_lib();
     let lvl = Compression::new(6);
-    let base = build_layer(
-        &layout,
-        "os",
-        &Source::Paths(&[
-            "usr/share/zoneinfo",
-            "usr/share/common-licenses",
-            "usr/share/mime",
-        ]),
-        lvl,
-    );
+    let base = os_layer(&layout, lvl);
     let extras = ["json", "email", "asyncio", "unittest", "logging", "http"];
     let extra_layers: Vec<Layer> = extras
         .iter()
