@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # The edge registry benchmark: `berth serve` against CNCF Distribution 2.8 on the same data,
 # in the same run: blob GET throughput (curl), manifest GET requests per second under load
-# (wrk), peak RSS of each server, and pull-through pulls of the image set (skopeo copy --all)
-# cold and warm against Distribution's proxy mode. Writes the results section of
+# (wrk), peak RSS of each server, and pull-through pulls of both image sets of the mirror
+# benchmark (the small set + big:1, and the profile set; clients berth copy and skopeo copy
+# --all) cold and warm against Distribution's proxy mode. Writes the results section of
 # BENCHMARKS.md.
 #
 # Needs (Debian): docker-registry skopeo curl wrk. Everything listens on 127.0.0.1 only,

@@ -11,7 +11,8 @@
 //! - Pull-through: Distribution in proxy mode (`proxy: remoteurl:`) and `berth serve` with
 //!   an upstream, both in front of the same upstream Distribution; every image of the set
 //!   (tag addressing) pulled into an OCI layout, by `berth copy` and by `skopeo copy --all`
-//!   (the same client for both servers), cold (new proxy, empty storage) then warm.
+//!   (the same client for both servers), cold (new proxy, empty storage) then warm; for the
+//!   small set + big:1 and for the profile set (`images::build_profile`).
 //!
 //! Both servers are plain HTTP on 127.0.0.1 with their shipped logging (info, one line per
 //! request, to a file); both are seeded by `skopeo copy --all --preserve-digests` from the
@@ -21,8 +22,9 @@
 //! (default the workspace's `BENCHMARKS.md`); `BERTH_BENCH_BERTH` runs another berth
 //! binary than this build's (e.g. to compare with an older build). `BERTH_BENCH_PULL_ONLY`
 //! runs only the pull-through part and writes nothing (`berth`: only the `berth copy`
-//! client), for iterating on the proxy; `BERTH_BENCH_KEEP_LOGS=DIR` keeps berth serve's
-//! logs of the pull-through runs there.
+//! client; with `BERTH_BENCH_PULL_SET=profile`, on the profile set), for iterating on the
+//! proxy; `BERTH_BENCH_KEEP_LOGS=DIR` keeps berth serve's logs of the pull-through runs
+//! there.
 
 use std::fmt::Write as _;
 use std::io::{BufRead, BufReader};
