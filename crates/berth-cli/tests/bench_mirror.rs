@@ -94,65 +94,21 @@ fn timed(time: &Path, scratch: &Path, cmd: Command, what: &str) -> (Sample, Vec<
     )
 }
 
-/// A private skopeo configuration (policy, empty registries.conf and authfile), so nothing
-/// of the host's leaks in.
-struct SkopeoEnv {
-    dir: tempfile::TempDir,
-    bin: PathBuf,
-}
-
-impl SkopeoEnv {
-    fn new() -> SkopeoEnv {
-        let bin = require_tool("skopeo", "skopeo");
-        let dir = tempfile::Builder::new()
-            .prefix("berth-bench-skopeo-")
-            .tempdir()
-            .unwrap();
-        let d = dir.path();
-        std::fs::write(
-            d.join("policy.json"),
-            r#"{"default":[{"type":"insecureAcceptAnything"}]}"#,
-        )
-        .unwrap();
-        std::fs::write(d.join("registries.conf"), "").unwrap();
-        std::fs::write(d.join("containers.conf"), "").unwrap();
-        std::fs::write(d.join("auth.json"), "{\"auths\":{}}").unwrap();
-        std::fs::create_dir(d.join("registries.d")).unwrap();
-        std::fs::create_dir(d.join("tmp")).unwrap();
-        SkopeoEnv { dir, bin }
-    }
-
-    /// `skopeo sync --all --src yaml --dest docker … SYNC_YAML DST/edge/library`.
-    fn sync(&self, yaml: &Path, dst: &Distribution) -> Command {
-        let d = self.dir.path();
-        let mut c = Command::new(&self.bin);
-        c.env_clear()
-            .env("PATH", "/usr/sbin:/usr/bin:/sbin:/bin")
-            .env("HOME", d)
-            .env("LANG", "C.UTF-8")
-            .env("CONTAINERS_REGISTRIES_CONF", d.join("registries.conf"))
-            .env("CONTAINERS_CONF", d.join("containers.conf"))
-            .env("REGISTRY_AUTH_FILE", d.join("auth.json"))
-            .env("TMPDIR", d.join("tmp"))
-            .arg("--policy")
-            .arg(d.join("policy.json"))
-            .arg("--registries.d")
-            .arg(d.join("registries.d"))
-            .arg("--tmpdir")
-            .arg(d.join("tmp"))
-            .args(["sync", "--all", "--src", "yaml", "--dest", "docker"])
-            .arg("--dest-cert-dir")
-            .arg(&dst.certs().unwrap().cert_dir)
-            .arg("--dest-creds")
-            .arg(format!("{USER}:{PASS}"))
-            .arg("--dest-authfile")
-            .arg(d.join("auth.json"))
-            .arg("--src-authfile")
-            .arg(d.join("auth.json"))
-            .arg(yaml)
-            .arg(format!("{}/{DEST_PREFIX}", dst.host()));
-        c
-    }
+/// `skopeo sync --all --src yaml --dest docker … SYNC_YAML DST/edge/library`, isolated.
+fn skopeo_sync(iso: &skopeo::Isolated, yaml: &Path, dst: &Distribution) -> Command {
+    let mut c = iso.command("sync");
+    c.args(["--all", "--src", "yaml", "--dest", "docker"])
+        .arg("--dest-cert-dir")
+        .arg(&dst.certs().unwrap().cert_dir)
+        .arg("--dest-creds")
+        .arg(format!("{USER}:{PASS}"))
+        .arg("--dest-authfile")
+        .arg(iso.authfile())
+        .arg("--src-authfile")
+        .arg(iso.authfile())
+        .arg(yaml)
+        .arg(format!("{}/{DEST_PREFIX}", dst.host()));
+    c
 }
 
 /// The skopeo `--src yaml` file: every repository of `refs` at `src`, all tags.
@@ -279,7 +235,7 @@ struct Bench {
     time: PathBuf,
     scratch: tempfile::TempDir,
     src: Distribution,
-    skopeo: SkopeoEnv,
+    skopeo: skopeo::Isolated,
     alt_jobs: usize,
     samples: BTreeMap<(Tool, Run), Vec<Sample>>,
     log: Vec<String>,
@@ -331,7 +287,7 @@ impl Bench {
                     let (s, _) = timed(
                         &self.time,
                         &dir,
-                        self.skopeo.sync(&yaml, &dst),
+                        skopeo_sync(&self.skopeo, &yaml, &dst),
                         "skopeo sync",
                     );
                     if !run.warm() {
@@ -486,7 +442,7 @@ fn bench_mirror() {
         time: time.clone(),
         scratch,
         src,
-        skopeo: SkopeoEnv::new(),
+        skopeo: skopeo::Isolated::new(),
         alt_jobs,
         samples: BTreeMap::new(),
         log: Vec::new(),

@@ -74,14 +74,22 @@ impl Side {
     }
 }
 
-/// An isolated skopeo invocation: clean env + private config files.
-struct Isolated {
+/// An isolated skopeo: a clean environment and private config files (accept-anything
+/// policy, empty registries.conf, containers.conf and authfile), so nothing of the host's
+/// leaks in. Removed on drop.
+pub struct Isolated {
     dir: TempDir,
     skopeo: PathBuf,
 }
 
+impl Default for Isolated {
+    fn default() -> Isolated {
+        Isolated::new()
+    }
+}
+
 impl Isolated {
-    fn new() -> Isolated {
+    pub fn new() -> Isolated {
         let skopeo = require_tool("skopeo", "skopeo");
         let dir = tempfile::Builder::new()
             .prefix("berth-skopeo-")
@@ -102,7 +110,7 @@ impl Isolated {
     }
 
     /// `skopeo --policy .. --registries.d .. --tmpdir .. <subcommand>`
-    fn command(&self, subcommand: &str) -> Command {
+    pub fn command(&self, subcommand: &str) -> Command {
         let d = self.dir.path();
         let mut c = clean_command(&self.skopeo, d);
         c.env("CONTAINERS_REGISTRIES_CONF", d.join("registries.conf"))
@@ -119,7 +127,8 @@ impl Isolated {
         c
     }
 
-    fn authfile(&self) -> PathBuf {
+    /// The private (empty) auth file.
+    pub fn authfile(&self) -> PathBuf {
         self.dir.path().join("auth.json")
     }
 }
