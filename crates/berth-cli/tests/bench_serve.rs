@@ -628,15 +628,7 @@ fn bench_serve() {
         layer.size as f64 / 1e6,
         all.len(),
         profile_refs.len(),
-        profile
-            .refs
-            .iter()
-            .flat_map(|r| r.blobs())
-            .collect::<std::collections::BTreeSet<_>>()
-            .into_iter()
-            .map(|d| std::fs::metadata(profile.layout.blob_path(&d)).map_or(0, |m| m.len()))
-            .sum::<u64>() as f64
-            / 1e6,
+        profile.total_blob_bytes() as f64 / 1e6,
     );
     let _ = writeln!(
         t,
