@@ -6,10 +6,11 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
 use async_trait::async_trait;
-use berth_client::{ByteStream, DOCKER_MANIFEST, Manifest, sha256_of};
+use berth_ends::manifest::{Parsed, parse};
+use berth_ends::{Destination, Source, TransferError};
+use berth_oci::media::DOCKER_MANIFEST;
+use berth_oci::{ByteStream, Manifest, sha256_of};
 use berth_reference::{Digest, Reference};
-use berth_transfer::manifest::{Parsed, parse};
-use berth_transfer::{Destination, Source, TransferError};
 use bytes::Bytes;
 use serde_json::{Value, json};
 use sha2::Digest as _;

@@ -1,4 +1,5 @@
-use berth_transfer::TransferError;
+use berth_ends::TransferError;
+use berth_oci::Fault;
 
 /// Why an archive could not be read or written. `archive` is the transport and file
 /// (`oci-archive:/path/x.tar`).
@@ -62,11 +63,15 @@ impl ArchiveError {
     }
 }
 
-/// `TransferError` has no variant for other ends yet (see the crate's report): the full
-/// message travels as `TransferError::Shared`, which is not retryable, as none of these
-/// errors is.
+/// An archive is a file on this machine: no archive error goes away by trying again.
+impl Fault for ArchiveError {
+    fn is_retryable(&self) -> bool {
+        false
+    }
+}
+
 impl From<ArchiveError> for TransferError {
     fn from(e: ArchiveError) -> TransferError {
-        TransferError::Shared(e.to_string())
+        TransferError::end(e)
     }
 }

@@ -53,12 +53,15 @@
 
 mod docker;
 mod error;
+mod layout;
 mod oci;
+pub mod preload;
 mod tarindex;
 mod writer;
 
 pub use docker::{DockerArchive, DockerArchiveWriter};
 pub use error::ArchiveError;
+pub use layout::{OciLayout, REF_NAME};
 pub use oci::{OciArchive, OciArchiveWriter};
 
 use std::path::PathBuf;

@@ -5,12 +5,12 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
 use async_trait::async_trait;
-use berth_client::{
-    ByteStream, MAX_MANIFEST_BYTES, Manifest, OCI_INDEX, OCI_MANIFEST, VerifyError, digest_of,
-    media_type_from_json,
-};
+use berth_ends::{Destination, Source, TransferError};
+use berth_oci::media::{MAX_MANIFEST_BYTES, OCI_INDEX, OCI_MANIFEST};
+use berth_oci::{ByteStream, Manifest, VerifyError, digest_of, media_type_from_json};
 use berth_reference::Digest;
-use berth_transfer::{Destination, REF_NAME, Source, TransferError};
+
+use crate::REF_NAME;
 use bytes::Bytes;
 use serde_json::{Value, json};
 use tokio::sync::OnceCell;

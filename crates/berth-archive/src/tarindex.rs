@@ -6,7 +6,7 @@ use std::io::{self, Read, Seek, SeekFrom};
 use std::path::Path;
 use std::sync::Arc;
 
-use berth_client::ByteStream;
+use berth_oci::ByteStream;
 use bytes::Bytes;
 use futures_util::StreamExt;
 

@@ -7,9 +7,9 @@ use std::io::{self, BufWriter, Read};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, OnceLock};
 
-use berth_client::{ByteStream, VerifyError};
+use berth_ends::TransferError;
+use berth_oci::{ByteStream, VerifyError};
 use berth_reference::Digest;
-use berth_transfer::TransferError;
 use futures_util::StreamExt;
 use tokio::io::AsyncWriteExt;
 

@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use std::io::Read;
 
 use berth_archive::{DockerArchive, OciArchive};
-use berth_client::DOCKER_MANIFEST;
+use berth_oci::media::DOCKER_MANIFEST;
 use berth_testkit::images::build_set;
 use berth_transfer::{Destination, OciLayout, Source};
 use common::{copy, skopeo};

@@ -12,9 +12,10 @@ use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
 use anyhow::{Context, anyhow};
+use berth_archive::preload;
 use berth_client::{Client, Credentials, RegistryConfig, RegistryConfigs};
 use berth_containerd::{
-    Containerd, ContainerdEnd, ContainerdOptions, LABEL_CRI_MANAGED, Platform, image_state, preload,
+    Containerd, ContainerdEnd, ContainerdOptions, LABEL_CRI_MANAGED, Platform, image_state,
 };
 use berth_node::registries::{self, EdgeRegistry};
 use berth_profile::Role;
@@ -322,8 +323,8 @@ fn apply(a: ApplyArgs) -> Result<ExitCode, Failure> {
             preload_jobs.push(Job {
                 name: i.names[0].clone(),
                 also: i.names[1..].to_vec(),
+                source: Endpoint::preloaded(&i),
                 from: i.origin,
-                source: i.source,
                 distribution: None,
             });
         }

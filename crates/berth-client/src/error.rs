@@ -3,7 +3,7 @@
 
 use berth_reference::Digest;
 
-use crate::verify::VerifyError;
+use berth_oci::{Fault, VerifyError};
 
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
@@ -104,6 +104,16 @@ pub enum ClientError {
         "invalid TLS settings for `{key}`: {detail}; fix the CA certificates configured for it"
     )]
     Config { key: String, detail: String },
+}
+
+impl Fault for ClientError {
+    fn is_retryable(&self) -> bool {
+        ClientError::is_retryable(self)
+    }
+
+    fn verify_error(&self) -> Option<&VerifyError> {
+        ClientError::verify_error(self)
+    }
 }
 
 impl ClientError {

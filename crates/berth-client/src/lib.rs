@@ -13,9 +13,9 @@ mod error;
 pub mod loaders;
 mod retry;
 mod tls;
-mod verify;
 
 pub use auth::{Challenge, parse_www_authenticate};
+pub use berth_oci::{ByteStream, VerifyError, VerifyingStream, digest_of, sha256_of};
 pub use client::{
     BlobDownload, CHUNK_SIZE, Client, DOCKER_LIST, DOCKER_MANIFEST, DOCKER_SCHEMA1,
     DOCKER_SCHEMA1_SIGNED, MANIFEST_ACCEPT, MAX_MANIFEST_BYTES, Manifest, ManifestHead,
@@ -24,4 +24,3 @@ pub use client::{
 pub use config::{Credentials, RegistryConfig, RegistryConfigs, normalize_key};
 pub use error::ClientError;
 pub use retry::{RetryPolicy, parse_retry_after};
-pub use verify::{ByteStream, VerifyError, VerifyingStream, digest_of, sha256_of};

@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use berth_client::ByteStream;
+use berth_oci::ByteStream;
 use berth_reference::Digest;
 use bytes::{Bytes, BytesMut};
 use containerd_client::services::v1 as api;
@@ -17,7 +17,7 @@ use tonic::transport::Channel;
 use tonic::{Code, Request};
 
 use crate::ContainerdError;
-use berth_transfer::Platform;
+use berth_oci::Platform;
 
 /// The biggest chunk sent in one `Content.Write` message (containerd accepts 16 MiB).
 const WRITE_CHUNK: usize = 1 << 20;

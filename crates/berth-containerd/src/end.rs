@@ -4,10 +4,9 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use async_trait::async_trait;
-use berth_client::{ByteStream, Manifest, VerifyError};
+use berth_ends::{Destination, TransferError};
+use berth_oci::{ByteStream, Descriptor, Manifest, VerifyError};
 use berth_reference::Digest;
-use berth_transfer::manifest::Descriptor;
-use berth_transfer::{Destination, TransferError};
 
 use crate::unpack::{self, LABEL_DISTRIBUTION_SOURCE};
 use crate::{Containerd, ContainerdError, Held, ImageRecord};

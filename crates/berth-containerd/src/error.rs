@@ -1,6 +1,7 @@
 use std::path::PathBuf;
 
-use berth_transfer::TransferError;
+use berth_ends::TransferError;
+use berth_oci::Fault;
 
 /// Why talking to containerd failed. Every message names the socket, image, blob or
 /// snapshot involved, and where it can, the fix.
@@ -64,11 +65,14 @@ impl ContainerdError {
     }
 }
 
+impl Fault for ContainerdError {
+    fn is_retryable(&self) -> bool {
+        ContainerdError::is_retryable(self)
+    }
+}
+
 impl From<ContainerdError> for TransferError {
     fn from(e: ContainerdError) -> TransferError {
-        TransferError::End {
-            name: "containerd".into(),
-            detail: e.to_string(),
-        }
+        TransferError::end(e)
     }
 }

@@ -2,7 +2,7 @@
 //! images where the kubelet (CRI) finds them, through containerd's own gRPC API (never by
 //! running `ctr`).
 //!
-//! [`ContainerdEnd`] implements [`berth_transfer::Destination`]:
+//! [`ContainerdEnd`] implements [`berth_ends::Destination`]:
 //!
 //! - `has_blob` is `Content.Info`; `put_blob` is a `Content.Write` stream (ref
 //!   `berth-<digest>`, expected digest and total) committed only when the engine's
@@ -31,10 +31,9 @@
 mod client;
 mod end;
 mod error;
-pub mod preload;
 pub mod unpack;
 
-pub use berth_transfer::Platform;
+pub use berth_oci::Platform;
 pub use client::{
     Containerd, ContainerdOptions, DEFAULT_NAMESPACE, DEFAULT_SNAPSHOTTER, DEFAULT_SOCKET, Held,
     ImageRecord, LEASE_EXPIRY, MAX_DOCUMENT_BYTES,

@@ -4,13 +4,13 @@
 use std::collections::HashMap;
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use berth_client::sha256_of;
+use berth_oci::sha256_of;
 use berth_reference::Digest;
 use bytes::Bytes;
 use serde::Deserialize;
 
 use crate::{Containerd, ContainerdError, Held};
-use berth_transfer::Platform;
+use berth_oci::Platform;
 
 /// containerd's label: content referenced by this content (`.config`, `.l.<i>`, `.m.<i>`).
 pub const LABEL_GC_CONTENT: &str = "containerd.io/gc.ref.content";

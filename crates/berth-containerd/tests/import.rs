@@ -8,9 +8,10 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Instant;
 
+use berth_archive::preload;
 use berth_client::{Credentials, RegistryConfig, RegistryConfigs};
 use berth_containerd::{
-    Containerd, ContainerdEnd, ContainerdError, ContainerdOptions, Platform, image_state, preload,
+    Containerd, ContainerdEnd, ContainerdError, ContainerdOptions, Platform, image_state,
 };
 use berth_reference::{Digest, Reference};
 use berth_testkit::images::{self, Fixture};
@@ -481,7 +482,14 @@ fn preloaded_archives_and_layouts_are_imported_under_their_names_without_a_regis
     let pairs = scan
         .images
         .iter()
-        .map(|p| into_containerd(&cd, p.source.clone(), &p.names[0], p.names[1..].to_vec()))
+        .map(|p| {
+            into_containerd(
+                &cd,
+                Endpoint::preloaded(p),
+                &p.names[0],
+                p.names[1..].to_vec(),
+            )
+        })
         .collect();
     let report = rt().block_on(async {
         cd.begin_lease().await.unwrap();
@@ -576,7 +584,7 @@ fn bad_inputs_fail_cleanly_and_leave_nothing_half_imported() {
     let end = ContainerdEnd::new(cd.clone());
     let good = b"the right bytes".to_vec();
     let digest = Digest::parse(&sha256_digest(&good)).unwrap();
-    let wrong: berth_client::ByteStream = Box::pin(futures_util::stream::once(async {
+    let wrong: berth_oci::ByteStream = Box::pin(futures_util::stream::once(async {
         Ok(bytes::Bytes::from_static(b"the wrong bytes"))
     }));
     use berth_transfer::Destination;
@@ -587,7 +595,7 @@ fn bad_inputs_fail_cleanly_and_leave_nothing_half_imported() {
     assert!(!rt().block_on(end.has_blob(&digest)).unwrap());
     assert!(c.ctr_ok(NS, &["content", "active"]).lines().count() <= 1);
     // ...and the right bytes then go in.
-    let right: berth_client::ByteStream = Box::pin(futures_util::stream::once(async move {
+    let right: berth_oci::ByteStream = Box::pin(futures_util::stream::once(async move {
         Ok(bytes::Bytes::from(good))
     }));
     rt().block_on(end.put_blob(&digest, 15, right)).unwrap();

@@ -8,7 +8,7 @@ use std::time::{Duration, SystemTime};
 
 use berth_reference::Digest;
 
-use crate::{Hasher, Result, Store, StoreError, manifest, sync_dir};
+use crate::{Result, Store, StoreError, manifest, sync_dir};
 
 /// What gc may remove.
 #[derive(Debug, Clone)]
@@ -315,7 +315,7 @@ impl Store {
                 });
                 continue;
             };
-            let mut h = Hasher::for_algorithm(&d)?;
+            let mut h = crate::hash::hasher_for(&d)?;
             let mut f = File::open(&path).map_err(StoreError::io("read blob", &path))?;
             loop {
                 let n = f

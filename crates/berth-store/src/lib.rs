@@ -709,7 +709,7 @@ impl BlobWriter {
                 (Some(d), _, _) => d,
                 (None, Some(h), Algorithm::Sha256) => h.finish(),
                 _ => {
-                    let mut h = Hasher::for_algorithm(&expected)?;
+                    let mut h = crate::hash::hasher_for(&expected)?;
                     let mut f = File::open(&path).map_err(StoreError::io("read", &path))?;
                     let mut buf = vec![0u8; 1 << 20];
                     loop {

@@ -1,129 +1,21 @@
-//! `copy_images` and `verify`.
+//! `copy_images`: the copy itself.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
-use std::fmt;
-use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
-use berth_client::{Client, Manifest, RegistryConfigs, RetryPolicy, VerifyingStream};
-use berth_reference::{Digest, Reference};
+use berth_client::{Client, Manifest, RegistryConfigs, VerifyingStream};
+use berth_ends::{Destination, Source, TransferError};
+use berth_oci::RetryPolicy;
+use berth_reference::Digest;
 use futures_util::future::{BoxFuture, FutureExt, Shared};
 use futures_util::{StreamExt, TryStreamExt};
 use serde::Serialize;
 use tokio::sync::Semaphore;
 
 use crate::manifest::{Descriptor, Parsed, parse};
-use crate::{Destination, OciLayout, RegistryEnd, Source, TransferError};
-
-/// One end of a copy.
-#[derive(Clone)]
-pub enum Endpoint {
-    /// An image in a registry; its tag and/or digest select the manifest.
-    Registry(Reference),
-    /// An OCI image layout; `reference` is an `org.opencontainers.image.ref.name` or a digest.
-    Layout { dir: PathBuf, reference: String },
-    /// Any other end, given as trait objects (archives, containerd, a local store): the
-    /// engine does not need to know its type. `reference` addresses the manifest (a tag, a
-    /// ref name, a digest, or `""` for an end holding a single image).
-    Ends {
-        name: String,
-        reference: String,
-        source: Option<Arc<dyn Source>>,
-        destination: Option<Arc<dyn Destination>>,
-    },
-}
-
-impl PartialEq for Endpoint {
-    fn eq(&self, other: &Endpoint) -> bool {
-        match (self, other) {
-            (Endpoint::Registry(a), Endpoint::Registry(b)) => a == b,
-            (
-                Endpoint::Layout {
-                    dir: a,
-                    reference: r,
-                },
-                Endpoint::Layout {
-                    dir: b,
-                    reference: q,
-                },
-            ) => a == b && r == q,
-            (
-                Endpoint::Ends {
-                    name: a,
-                    reference: r,
-                    ..
-                },
-                Endpoint::Ends {
-                    name: b,
-                    reference: q,
-                    ..
-                },
-            ) => a == b && r == q,
-            _ => false,
-        }
-    }
-}
-
-impl Eq for Endpoint {}
-
-impl fmt::Debug for Endpoint {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "Endpoint({self})")
-    }
-}
-
-impl fmt::Display for Endpoint {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            Endpoint::Registry(r) => write!(f, "{r}"),
-            Endpoint::Layout { dir, reference } => write!(f, "oci:{}:{reference}", dir.display()),
-            Endpoint::Ends { name, .. } => f.write_str(name),
-        }
-    }
-}
-
-impl Endpoint {
-    /// The tag / ref name or digest used to address the manifest.
-    fn reference(&self) -> String {
-        match self {
-            Endpoint::Registry(r) => match (r.tag(), r.digest()) {
-                (_, Some(d)) => d.to_string(),
-                (Some(t), None) => t.to_string(),
-                (None, None) => "latest".into(),
-            },
-            Endpoint::Layout { reference, .. } | Endpoint::Ends { reference, .. } => {
-                reference.clone()
-            }
-        }
-    }
-
-    /// Where the top manifest goes: the tag (ref name) if there is one, else the digest.
-    fn target_reference(&self, digest: &Digest) -> String {
-        self.fixed_target_reference()
-            .unwrap_or_else(|| digest.to_string())
-    }
-
-    /// The tag or ref name the top manifest goes to, when it does not depend on the digest.
-    fn fixed_target_reference(&self) -> Option<String> {
-        match self {
-            Endpoint::Registry(r) => r.tag().map(str::to_string),
-            Endpoint::Layout { reference, .. } | Endpoint::Ends { reference, .. } => {
-                Some(reference.clone())
-            }
-        }
-    }
-
-    fn expected_digest(&self) -> Option<Digest> {
-        match self {
-            Endpoint::Registry(r) => r.digest().cloned(),
-            Endpoint::Layout { reference, .. } | Endpoint::Ends { reference, .. } => {
-                Digest::parse(reference).ok()
-            }
-        }
-    }
-}
+use crate::{Endpoint, OciLayout, RegistryEnd};
 
 /// A callback receiving progress [`Event`]s. It must be quick (e.g. update a bar).
 pub type EventSink = Arc<dyn Fn(Event) + Send + Sync>;
@@ -249,9 +141,9 @@ impl Report {
 }
 
 /// A target read as a source (manifests) and as a destination (blob checks).
-type Ends = (Arc<dyn Source>, Arc<dyn Destination>);
+pub(crate) type Ends = (Arc<dyn Source>, Arc<dyn Destination>);
 
-type SharedBlob = Shared<BoxFuture<'static, Result<(), String>>>;
+type SharedBlob = Shared<BoxFuture<'static, Result<(), Arc<TransferError>>>>;
 
 struct Engine {
     src_client: Client,
@@ -286,7 +178,7 @@ impl Engine {
             )),
             Endpoint::Layout { dir, .. } => Arc::new(OciLayout::open(dir.clone())?),
             Endpoint::Ends { name, source, .. } => {
-                source.clone().ok_or_else(|| TransferError::End {
+                source.clone().ok_or_else(|| TransferError::Usage {
                     name: name.clone(),
                     detail: "cannot be read from (it is a destination only)".into(),
                 })?
@@ -303,7 +195,7 @@ impl Engine {
             Endpoint::Layout { dir, .. } => Arc::new(OciLayout::create(dir.clone())?),
             Endpoint::Ends {
                 name, destination, ..
-            } => destination.clone().ok_or_else(|| TransferError::End {
+            } => destination.clone().ok_or_else(|| TransferError::Usage {
                 name: name.clone(),
                 detail: "cannot be written to (it is a source only)".into(),
             })?,
@@ -322,7 +214,7 @@ impl Engine {
 
 /// Fetches `top` and every manifest below it: returns the children in push order (children
 /// before their index) and the distinct blobs.
-async fn walk(
+pub(crate) async fn walk(
     source: &dyn Source,
     dest: &dyn Destination,
     top: &Manifest,
@@ -343,10 +235,9 @@ async fn walk(
             }
             Parsed::Index(ds) => {
                 if depth > 4 {
-                    return Err(TransferError::BadManifest {
-                        source_name: source.name(),
-                        reference: r,
-                        detail: "indexes nested more than 4 deep".into(),
+                    return Err(TransferError::Usage {
+                        name: format!("{}: manifest {r}", source.name()),
+                        detail: "indexes nested more than 4 deep are not copied".into(),
                     });
                 }
                 for d in ds {
@@ -495,7 +386,7 @@ async fn copy_blob(
             Some(s) => (s.clone(), false),
             None => {
                 let (e, s, d, b) = (engine.clone(), source.clone(), dest.clone(), blob.clone());
-                let fut: BoxFuture<'static, Result<(), String>> = async move {
+                let fut: BoxFuture<'static, Result<(), Arc<TransferError>>> = async move {
                     let r = transfer_blob(e.clone(), image, s, d.clone(), b.clone(), true).await;
                     match r {
                         Ok(o) => {
@@ -514,7 +405,7 @@ async fn copy_blob(
                             });
                             Ok(())
                         }
-                        Err(err) => Err(err.to_string()),
+                        Err(err) => Err(Arc::new(err)),
                     }
                 }
                 .boxed();
@@ -799,156 +690,5 @@ pub async fn copy_images(
         },
         bytes: engine.bytes.load(Ordering::Relaxed),
         seconds: started.elapsed().as_secs_f64(),
-    }
-}
-
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum VerifyStatus {
-    Present,
-    Missing,
-    Incomplete,
-}
-
-/// The state of one target, by [`verify`].
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
-pub struct VerifyResult {
-    pub source: String,
-    pub target: String,
-    pub status: VerifyStatus,
-    /// What is missing or wrong (manifests, blobs, a different digest), or why it could not
-    /// be checked.
-    pub missing: Vec<String>,
-}
-
-/// Checks targets: the tag must resolve (to the source's digest when the source can be
-/// read), every child manifest of an index must be there, and with `deep` every blob.
-pub async fn verify(
-    pairs: Vec<(Endpoint, Endpoint)>,
-    opts: &CopyOptions,
-    deep: bool,
-) -> Vec<VerifyResult> {
-    let (src_client, dst_client) = match (
-        Client::new(opts.source_registries.clone()),
-        Client::new(opts.destination_registries.clone()),
-    ) {
-        (Ok(s), Ok(d)) => (s.with_retry(opts.retry), d.with_retry(opts.retry)),
-        (Err(e), _) | (_, Err(e)) => {
-            return pairs
-                .iter()
-                .map(|(s, d)| VerifyResult {
-                    source: s.to_string(),
-                    target: d.to_string(),
-                    status: VerifyStatus::Missing,
-                    missing: vec![e.to_string()],
-                })
-                .collect();
-        }
-    };
-    let jobs = opts.jobs.max(1);
-    futures_util::stream::iter(pairs)
-        .map(|(src, dst)| {
-            let (sc, dc) = (src_client.clone(), dst_client.clone());
-            async move {
-                let (status, missing) = verify_one(&sc, &dc, &src, &dst, deep).await;
-                VerifyResult {
-                    source: src.to_string(),
-                    target: dst.to_string(),
-                    status,
-                    missing,
-                }
-            }
-        })
-        .buffered(jobs)
-        .collect()
-        .await
-}
-
-async fn verify_one(
-    sc: &Client,
-    dc: &Client,
-    src: &Endpoint,
-    dst: &Endpoint,
-    deep: bool,
-) -> (VerifyStatus, Vec<String>) {
-    let open = |client: &Client, e: &Endpoint| -> Result<Ends, TransferError> {
-        Ok(match e {
-            Endpoint::Registry(r) => {
-                let end = RegistryEnd::new(client.registry(r.domain()), r.path());
-                (Arc::new(end.clone()), Arc::new(end))
-            }
-            Endpoint::Layout { dir, .. } => {
-                let l = OciLayout::open(dir.clone())?;
-                (Arc::new(l.clone()), Arc::new(l))
-            }
-            Endpoint::Ends {
-                source: Some(s),
-                destination: Some(d),
-                ..
-            } => (s.clone(), d.clone()),
-            Endpoint::Ends { name, .. } => {
-                return Err(TransferError::End {
-                    name: name.clone(),
-                    detail: "cannot be checked: it is not readable and writable".into(),
-                });
-            }
-        })
-    };
-    let (target_src, target_dst) = match open(dc, dst) {
-        Ok(ends) => ends,
-        Err(e) => return (VerifyStatus::Missing, vec![e.to_string()]),
-    };
-    // The digest the target should have, when the source can be read.
-    let expected = match open(sc, src) {
-        Ok((s, _)) => match s.get_manifest(&src.reference()).await {
-            Ok(Some(m)) => Some(m.digest),
-            _ => None,
-        },
-        Err(_) => None,
-    };
-    let target_ref = match (&expected, dst) {
-        (Some(d), _) => dst.target_reference(d),
-        (None, Endpoint::Registry(r)) if r.tag().is_none() => {
-            r.digest().map(|d| d.to_string()).unwrap_or_default()
-        }
-        (None, _) => dst.reference(),
-    };
-    let top = match target_src.get_manifest(&target_ref).await {
-        Ok(Some(m)) => m,
-        Ok(None) => {
-            return (
-                VerifyStatus::Missing,
-                vec![format!("{dst}: manifest {target_ref} not found")],
-            );
-        }
-        Err(e) => return (VerifyStatus::Missing, vec![e.to_string()]),
-    };
-    let mut missing = Vec::new();
-    if let Some(exp) = &expected
-        && *exp != top.digest
-    {
-        missing.push(format!(
-            "{dst}: the tag points to {}, the source has {exp}",
-            top.digest
-        ));
-    }
-    match walk(target_src.as_ref(), target_dst.as_ref(), &top, &target_ref).await {
-        Ok((_, blobs)) => {
-            if deep {
-                for b in blobs {
-                    match target_dst.has_blob(&b.digest).await {
-                        Ok(true) => {}
-                        Ok(false) => missing.push(format!("blob {}", b.digest)),
-                        Err(e) => missing.push(format!("blob {}: {e}", b.digest)),
-                    }
-                }
-            }
-        }
-        Err(e) => missing.push(e.to_string()),
-    }
-    if missing.is_empty() {
-        (VerifyStatus::Present, missing)
-    } else {
-        (VerifyStatus::Incomplete, missing)
     }
 }

@@ -9,20 +9,18 @@
 //! The ends are the small object-safe traits [`Source`] and [`Destination`], implemented
 //! by [`RegistryEnd`] and [`OciLayout`].
 
-mod ends;
+mod endpoint;
 mod engine;
-mod error;
-mod layout;
-pub mod manifest;
-mod platform;
 mod registry_end;
+mod verify;
 
-pub use ends::{Destination, Source};
+pub use berth_archive::{OciLayout, REF_NAME};
+pub use berth_ends::{Destination, EndFailure, Source, TransferError, manifest};
+pub use berth_oci::Platform;
+pub use endpoint::Endpoint;
 pub use engine::{
-    BlobCounts, BlobOutcome, CopyOptions, Endpoint, Event, EventSink, ImageReport, ImageStatus,
-    Report, VerifyResult, VerifyStatus, copy_images, verify,
+    BlobCounts, BlobOutcome, CopyOptions, Event, EventSink, ImageReport, ImageStatus, Report,
+    copy_images,
 };
-pub use error::TransferError;
-pub use layout::{OciLayout, REF_NAME};
-pub use platform::Platform;
 pub use registry_end::RegistryEnd;
+pub use verify::{VerifyResult, VerifyStatus, verify};

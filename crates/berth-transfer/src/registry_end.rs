@@ -44,7 +44,7 @@ impl Source for RegistryEnd {
         {
             Ok(m) => Ok(Some(m)),
             Err(ClientError::ManifestNotFound { .. }) => Ok(None),
-            Err(e) => Err(e.into()),
+            Err(e) => Err(TransferError::end(e)),
         }
     }
 
@@ -52,7 +52,8 @@ impl Source for RegistryEnd {
         Ok(self
             .registry
             .get_blob(&self.repository, digest)
-            .await?
+            .await
+            .map_err(TransferError::end)?
             .stream)
     }
 
@@ -79,7 +80,8 @@ impl Destination for RegistryEnd {
         Ok(self
             .registry
             .head_blob(&self.repository, digest)
-            .await?
+            .await
+            .map_err(TransferError::end)?
             .is_some())
     }
 
@@ -87,7 +89,8 @@ impl Destination for RegistryEnd {
         Ok(self
             .registry
             .mount_blob(&self.repository, digest, from)
-            .await?
+            .await
+            .map_err(TransferError::end)?
             == MountResult::Mounted)
     }
 
@@ -100,14 +103,16 @@ impl Destination for RegistryEnd {
         Ok(self
             .registry
             .push_blob(&self.repository, digest, size, stream)
-            .await?)
+            .await
+            .map_err(TransferError::end)?)
     }
 
     async fn manifest_digest(&self, reference: &str) -> Result<Option<Digest>, TransferError> {
         let head = self
             .registry
             .head_manifest(&self.repository, reference)
-            .await?;
+            .await
+            .map_err(TransferError::end)?;
         Ok(match head {
             None => None,
             Some(h) => match (h.digest, Digest::parse(reference)) {
@@ -133,7 +138,8 @@ impl Destination for RegistryEnd {
                 manifest.bytes.clone(),
                 &manifest.media_type,
             )
-            .await?;
+            .await
+            .map_err(TransferError::end)?;
         Ok(())
     }
 }

@@ -8,11 +8,11 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use berth_client::{Manifest, VerifyingStream};
+use berth_ends::manifest::{Descriptor, Parsed, parse};
+use berth_ends::{Destination, Source, TransferError};
+use berth_oci::{Manifest, VerifyingStream};
 use berth_reference::Digest;
 use berth_testkit::images::Fixture;
-use berth_transfer::manifest::{Descriptor, Parsed, parse};
-use berth_transfer::{Destination, Source, TransferError};
 
 /// Copies `src_ref` of `source` to `dest` under `dst_ref`; returns the top digest.
 pub async fn copy(

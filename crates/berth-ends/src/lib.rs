@@ -1,12 +1,16 @@
-//! The two ends of a transfer. Small, object-safe traits, so that other ends (archives,
-//! containerd, a local store) can be added later.
+//! The two ends of a transfer: small, object-safe traits that every place content can come
+//! from or go to implements (a registry, an OCI layout, an archive, containerd, the edge
+//! registry's store), and [`TransferError`], the one error they return. No network: format
+//! and runtime crates implement these without the registry client.
+
+mod error;
+pub mod manifest;
 
 use async_trait::async_trait;
-use berth_client::{ByteStream, Manifest};
+use berth_oci::{ByteStream, Descriptor, Manifest};
 use berth_reference::Digest;
 
-use crate::TransferError;
-use crate::manifest::Descriptor;
+pub use error::{EndFailure, TransferError};
 
 /// Where images come from.
 #[async_trait]

@@ -1,13 +1,13 @@
 //! Platforms of index entries: which child of an index runs on a host (`linux/amd64`).
 
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
 /// An OS / architecture / variant triple as in OCI image indexes.
-#[derive(Clone, Debug, PartialEq, Eq, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Deserialize, Serialize)]
 pub struct Platform {
     pub os: String,
     pub architecture: String,
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub variant: Option<String>,
 }
 

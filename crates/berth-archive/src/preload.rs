@@ -6,20 +6,37 @@
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use berth_archive::{DockerArchive, OciArchive};
-use berth_transfer::{Endpoint, REF_NAME};
+use berth_ends::Source;
 
-use crate::image_name;
+use crate::{DockerArchive, OciArchive, OciLayout, REF_NAME};
+
+/// The image name containerd and the kubelet use for a reference: fully qualified, as
+/// `ctr images ls` shows it (`nginx:1` → `docker.io/library/nginx:1`).
+fn image_name(reference: &str) -> Result<String, berth_reference::ReferenceError> {
+    Ok(berth_reference::Reference::parse(reference)?.to_string())
+}
 
 /// One image found in the preload directory.
-#[derive(Clone, Debug)]
+#[derive(Clone)]
 pub struct Preloaded {
     /// Where it is: `oci-archive:FILE:REF`, `docker-archive:FILE:@N`, `oci:DIR:REF`.
     pub origin: String,
     /// containerd image names (normalized, deduplicated); the first is the main one.
     pub names: Vec<String>,
-    /// The engine's source for it.
-    pub source: Endpoint,
+    /// The layout or archive it is in, as a transfer source.
+    pub source: Arc<dyn Source>,
+    /// Its reference in that source (a ref name, `@N` for a docker-archive's N-th image).
+    pub reference: String,
+}
+
+impl std::fmt::Debug for Preloaded {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Preloaded")
+            .field("origin", &self.origin)
+            .field("names", &self.names)
+            .field("reference", &self.reference)
+            .finish_non_exhaustive()
+    }
 }
 
 /// A file or directory of the preload directory that could not be used.
@@ -97,6 +114,13 @@ fn layout(dir: &Path, images: &mut Vec<Preloaded>, problems: &mut Vec<String>) {
             return;
         }
     };
+    let layout: Arc<dyn Source> = match OciLayout::open(dir.to_path_buf()) {
+        Ok(l) => Arc::new(l),
+        Err(e) => {
+            problems.push(format!("OCI layout: {e}"));
+            return;
+        }
+    };
     for (i, m) in index["manifests"]
         .as_array()
         .into_iter()
@@ -117,10 +141,8 @@ fn layout(dir: &Path, images: &mut Vec<Preloaded>, problems: &mut Vec<String>) {
         images.push(Preloaded {
             origin,
             names: n,
-            source: Endpoint::Layout {
-                dir: dir.to_path_buf(),
-                reference: r.to_string(),
-            },
+            source: layout.clone(),
+            reference: r.to_string(),
         });
     }
 }
@@ -143,12 +165,8 @@ async fn archive(path: &Path, images: &mut Vec<Preloaded>, problems: &mut Vec<St
                     images.push(Preloaded {
                         origin: origin.clone(),
                         names: n,
-                        source: Endpoint::Ends {
-                            name: origin,
-                            reference: r.clone(),
-                            source: Some(a.clone()),
-                            destination: None,
-                        },
+                        source: a.clone(),
+                        reference: r.clone(),
                     });
                 }
                 return;
@@ -176,12 +194,8 @@ async fn archive(path: &Path, images: &mut Vec<Preloaded>, problems: &mut Vec<St
                     images.push(Preloaded {
                         origin: origin.clone(),
                         names: n,
-                        source: Endpoint::Ends {
-                            name: origin,
-                            reference: format!("@{i}"),
-                            source: Some(a.clone()),
-                            destination: None,
-                        },
+                        source: a.clone(),
+                        reference: format!("@{i}"),
                     });
                 }
                 return;

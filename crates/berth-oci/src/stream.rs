@@ -5,10 +5,11 @@
 use std::pin::Pin;
 use std::task::{Context, Poll};
 
-use berth_reference::{Algorithm, Digest};
+use berth_reference::Digest;
 use bytes::Bytes;
-use futures_util::Stream;
-use sha2::Digest as _;
+use futures_core::Stream;
+
+use crate::Hasher;
 
 /// A stream of blob bytes.
 pub type ByteStream = Pin<Box<dyn Stream<Item = Result<Bytes, std::io::Error>> + Send>>;
@@ -39,56 +40,6 @@ impl VerifyError {
     pub fn from_io(e: &std::io::Error) -> Option<&VerifyError> {
         e.get_ref().and_then(|i| i.downcast_ref::<VerifyError>())
     }
-}
-
-pub(crate) enum Hasher {
-    Sha256(sha2::Sha256),
-    Sha512(sha2::Sha512),
-}
-
-impl Hasher {
-    pub(crate) fn for_digest(d: &Digest) -> Result<Hasher, VerifyError> {
-        match d.algorithm() {
-            Algorithm::Sha256 => Ok(Hasher::Sha256(sha2::Sha256::new())),
-            Algorithm::Sha512 => Ok(Hasher::Sha512(sha2::Sha512::new())),
-            a => Err(VerifyError::Unsupported {
-                digest: d.clone(),
-                alg: a.as_str(),
-            }),
-        }
-    }
-    pub(crate) fn update(&mut self, b: &[u8]) {
-        match self {
-            Hasher::Sha256(h) => h.update(b),
-            Hasher::Sha512(h) => h.update(b),
-        }
-    }
-    pub(crate) fn finish(self) -> Digest {
-        let hex = |bytes: &[u8]| bytes.iter().map(|b| format!("{b:02x}")).collect::<String>();
-        match self {
-            Hasher::Sha256(h) => {
-                let out: [u8; 32] = h.finalize().into();
-                Digest::sha256_from_bytes(&out)
-            }
-            Hasher::Sha512(h) => {
-                let out = h.finalize();
-                Digest::parse(&format!("sha512:{}", hex(&out))).expect("valid sha512 digest")
-            }
-        }
-    }
-}
-
-/// The digest of `bytes` with the algorithm of `like` (sha256 or sha512).
-pub fn digest_of(bytes: &[u8], like: &Digest) -> Result<Digest, VerifyError> {
-    let mut h = Hasher::for_digest(like)?;
-    h.update(bytes);
-    Ok(h.finish())
-}
-
-/// The sha256 digest of `bytes`.
-pub fn sha256_of(bytes: &[u8]) -> Digest {
-    let out: [u8; 32] = sha2::Sha256::digest(bytes).into();
-    Digest::sha256_from_bytes(&out)
 }
 
 /// Wraps a byte stream: hashes it, holds back the last chunk until the end, and then
@@ -224,6 +175,7 @@ impl Stream for VerifyingStream {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::sha256_of;
     use futures_util::StreamExt;
 
     fn stream_of(parts: Vec<&'static [u8]>) -> ByteStream {

@@ -8,14 +8,14 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, OnceLock};
 
 use async_trait::async_trait;
-use berth_client::{ByteStream, Manifest, VerifyingStream, digest_of, media_type_from_json};
+use berth_oci::{ByteStream, Manifest, VerifyingStream, digest_of, media_type_from_json};
 use berth_reference::Digest;
 use bytes::Bytes;
 use futures_util::StreamExt;
 use serde_json::{Value, json};
 use tokio::io::AsyncWriteExt;
 
-use crate::{Destination, Source, TransferError};
+use berth_ends::{Destination, Source, TransferError};
 
 /// An `index.json` hit: digest, media type, size.
 type Found = (Digest, Option<String>, Option<u64>);
@@ -166,7 +166,7 @@ impl OciLayout {
                 .await
                 .map_err(|e| self.io(&what, e))?;
             while let Some(chunk) = stream.next().await {
-                let chunk = chunk.map_err(|e| match berth_client::VerifyError::from_io(&e) {
+                let chunk = chunk.map_err(|e| match berth_oci::VerifyError::from_io(&e) {
                     Some(v) => TransferError::Verify {
                         source_name: "stream".into(),
                         digest: digest.clone(),
@@ -222,7 +222,7 @@ impl Source for OciLayout {
             return Err(TransferError::Verify {
                 source_name: Source::name(self),
                 digest: digest.clone(),
-                error: berth_client::VerifyError::DigestMismatch {
+                error: berth_oci::VerifyError::DigestMismatch {
                     expected: digest,
                     actual,
                 },
@@ -238,7 +238,7 @@ impl Source for OciLayout {
         }
         let media_type = media_type
             .or_else(|| media_type_from_json(&bytes))
-            .unwrap_or_else(|| berth_client::OCI_MANIFEST.to_string());
+            .unwrap_or_else(|| berth_oci::media::OCI_MANIFEST.to_string());
         Ok(Some(Manifest {
             bytes: Bytes::from(bytes),
             media_type,
