@@ -73,6 +73,9 @@ struct Token {
 struct Inner {
     configs: RegistryConfigs,
     retry: RetryPolicy,
+    /// Reads (GET, HEAD) carry `Cache-Control: only-if-cached`: a caching registry (the
+    /// edge registry with pull-through) answers from what it stores, never from upstream.
+    local_only: bool,
     http: Mutex<HashMap<String, reqwest::Client>>,
     hosts: Mutex<HashMap<String, HostInfo>>,
     /// One probe of `/v2/` per host at a time: concurrent first requests wait for it.
@@ -197,6 +200,7 @@ impl Client {
             inner: Arc::new(Inner {
                 configs,
                 retry: RetryPolicy::default(),
+                local_only: false,
                 http: Mutex::new(http),
                 hosts: Mutex::new(HashMap::new()),
                 probing: Mutex::new(HashMap::new()),
@@ -208,18 +212,38 @@ impl Client {
 
     /// The same client with another retry policy (use before sharing it).
     pub fn with_retry(self, retry: RetryPolicy) -> Client {
-        let inner = Arc::try_unwrap(self.inner).unwrap_or_else(|arc| Inner {
+        let inner = self.unshared();
+        Client {
+            inner: Arc::new(Inner { retry, ..inner }),
+        }
+    }
+
+    /// The same client asking caches for what they store only: every read carries
+    /// `Cache-Control: only-if-cached` (RFC 9111), so a pull-through registry such as
+    /// `berth serve` answers "not found" for content it would fetch from upstream instead
+    /// of fetching it. Registries without a cache ignore the header. Mirror and verify
+    /// read their targets this way, so seeding the edge registry stores the images.
+    pub fn local_only(self) -> Client {
+        let inner = self.unshared();
+        Client {
+            inner: Arc::new(Inner {
+                local_only: true,
+                ..inner
+            }),
+        }
+    }
+
+    fn unshared(self) -> Inner {
+        Arc::try_unwrap(self.inner).unwrap_or_else(|arc| Inner {
             configs: arc.configs.clone(),
-            retry,
+            retry: arc.retry,
+            local_only: arc.local_only,
             http: Mutex::new(arc.http.lock().expect("lock").clone()),
             hosts: Mutex::new(HashMap::new()),
             probing: Mutex::new(HashMap::new()),
             tokens: Mutex::new(HashMap::new()),
             chunked: Mutex::new(HashMap::new()),
-        });
-        Client {
-            inner: Arc::new(Inner { retry, ..inner }),
-        }
+        })
     }
 
     pub fn configs(&self) -> &RegistryConfigs {
@@ -570,6 +594,9 @@ impl Registry {
         let mut attempt = 0;
         loop {
             let mut rb = http.request(method.clone(), url(&info.base));
+            if self.inner().local_only && (method == Method::GET || method == Method::HEAD) {
+                rb = rb.header(header::CACHE_CONTROL, "only-if-cached");
+            }
             if let Some(a) = &auth {
                 rb = rb.header(header::AUTHORIZATION, a.clone());
             }

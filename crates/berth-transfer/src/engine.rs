@@ -594,7 +594,9 @@ pub async fn copy_images(
     let clients = Client::new(opts.source_registries.clone()).and_then(|s| {
         Ok((
             s.with_retry(opts.retry),
-            Client::new(opts.destination_registries.clone())?.with_retry(opts.retry),
+            Client::new(opts.destination_registries.clone())?
+                .with_retry(opts.retry)
+                .local_only(),
         ))
     });
     let (src_client, dst_client) = match clients {

@@ -1,21 +1,40 @@
-//! `verify`: is every image at its target?
+//! `verify`: is every image at its target, and is it the source's image?
 
 use std::sync::Arc;
 
 use berth_client::Client;
 use berth_ends::TransferError;
+use berth_reference::Digest;
 use futures_util::StreamExt;
 use serde::Serialize;
 
 use crate::engine::{CopyOptions, Ends, walk};
 use crate::{Endpoint, OciLayout, RegistryEnd};
 
+/// The state of one target.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "lowercase")]
+#[serde(rename_all = "kebab-case")]
 pub enum VerifyStatus {
+    /// The tag resolves, every child manifest (and with `deep` every blob) is there.
     Present,
+    /// The target does not have the image.
     Missing,
+    /// The tag resolves, but child manifests or blobs are missing.
     Incomplete,
+    /// The tag points to another manifest than the source's.
+    Differs,
+    /// Only reachable through the registry's upstream (the edge registry's pull-through):
+    /// not stored there, so it is gone when the upstream is.
+    UpstreamOnly,
+    /// The target could not be checked (unreachable, TLS, credentials): see `error`.
+    Error,
+}
+
+impl VerifyStatus {
+    /// Whether the image is where it should be.
+    pub fn is_ok(self) -> bool {
+        self == VerifyStatus::Present
+    }
 }
 
 /// The state of one target, by [`verify`].
@@ -24,13 +43,25 @@ pub struct VerifyResult {
     pub source: String,
     pub target: String,
     pub status: VerifyStatus,
-    /// What is missing or wrong (manifests, blobs, a different digest), or why it could not
-    /// be checked.
+    /// What is missing or wrong (manifests, blobs).
     pub missing: Vec<String>,
+    /// The source's digest, when the source could be read.
+    pub expected: Option<Digest>,
+    /// The digest the target's tag resolves to, when it does.
+    pub found: Option<Digest>,
+    /// Whether the target was compared with the source. When not, `source_error` says why,
+    /// and a `present` only means "there", not "the same image".
+    pub compared: bool,
+    /// Why the source could not be read, if it could not.
+    pub source_error: Option<String>,
+    /// Why the target could not be checked (status `error`).
+    pub error: Option<String>,
 }
 
 /// Checks targets: the tag must resolve (to the source's digest when the source can be
 /// read), every child manifest of an index must be there, and with `deep` every blob.
+/// Targets are read as stored (`Cache-Control: only-if-cached`); one that a caching registry
+/// would only fetch from its upstream is [`VerifyStatus::UpstreamOnly`].
 pub async fn verify(
     pairs: Vec<(Endpoint, Endpoint)>,
     opts: &CopyOptions,
@@ -47,98 +78,126 @@ pub async fn verify(
                 .map(|(s, d)| VerifyResult {
                     source: s.to_string(),
                     target: d.to_string(),
-                    status: VerifyStatus::Missing,
-                    missing: vec![e.to_string()],
+                    status: VerifyStatus::Error,
+                    missing: Vec::new(),
+                    expected: None,
+                    found: None,
+                    compared: false,
+                    source_error: None,
+                    error: Some(e.to_string()),
                 })
                 .collect();
         }
     };
+    let clients = Clients {
+        source: src_client,
+        target_local: dst_client.clone().local_only(),
+        target: dst_client,
+    };
     let jobs = opts.jobs.max(1);
     futures_util::stream::iter(pairs)
         .map(|(src, dst)| {
-            let (sc, dc) = (src_client.clone(), dst_client.clone());
-            async move {
-                let (status, missing) = verify_one(&sc, &dc, &src, &dst, deep).await;
-                VerifyResult {
-                    source: src.to_string(),
-                    target: dst.to_string(),
-                    status,
-                    missing,
-                }
-            }
+            let clients = &clients;
+            async move { verify_one(clients, &src, &dst, deep).await }
         })
         .buffered(jobs)
         .collect()
         .await
 }
 
-async fn verify_one(
-    sc: &Client,
-    dc: &Client,
-    src: &Endpoint,
-    dst: &Endpoint,
-    deep: bool,
-) -> (VerifyStatus, Vec<String>) {
-    let open = |client: &Client, e: &Endpoint| -> Result<Ends, TransferError> {
-        Ok(match e {
-            Endpoint::Registry(r) => {
-                let end = RegistryEnd::new(client.registry(r.domain()), r.path());
-                (Arc::new(end.clone()), Arc::new(end))
-            }
-            Endpoint::Layout { dir, .. } => {
-                let l = OciLayout::open(dir.clone())?;
-                (Arc::new(l.clone()), Arc::new(l))
-            }
-            Endpoint::Ends {
-                source: Some(s),
-                destination: Some(d),
-                ..
-            } => (s.clone(), d.clone()),
-            Endpoint::Ends { name, .. } => {
-                return Err(TransferError::Usage {
-                    name: name.clone(),
-                    detail: "cannot be checked: it is not readable and writable".into(),
-                });
-            }
-        })
-    };
-    let (target_src, target_dst) = match open(dc, dst) {
-        Ok(ends) => ends,
-        Err(e) => return (VerifyStatus::Missing, vec![e.to_string()]),
+struct Clients {
+    source: Client,
+    /// The target read as stored.
+    target_local: Client,
+    /// The target read as any client would (through a cache's upstream).
+    target: Client,
+}
+
+fn open(client: &Client, e: &Endpoint) -> Result<Ends, TransferError> {
+    Ok(match e {
+        Endpoint::Registry(r) => {
+            let end = RegistryEnd::new(client.registry(r.domain()), r.path());
+            (Arc::new(end.clone()), Arc::new(end))
+        }
+        Endpoint::Layout { dir, .. } => {
+            let l = OciLayout::open(dir.clone())?;
+            (Arc::new(l.clone()), Arc::new(l))
+        }
+        Endpoint::Ends {
+            source: Some(s),
+            destination: Some(d),
+            ..
+        } => (s.clone(), d.clone()),
+        Endpoint::Ends { name, .. } => {
+            return Err(TransferError::Usage {
+                name: name.clone(),
+                detail: "cannot be checked: it is not readable and writable".into(),
+            });
+        }
+    })
+}
+
+async fn verify_one(c: &Clients, src: &Endpoint, dst: &Endpoint, deep: bool) -> VerifyResult {
+    let mut r = VerifyResult {
+        source: src.to_string(),
+        target: dst.to_string(),
+        status: VerifyStatus::Missing,
+        missing: Vec::new(),
+        expected: None,
+        found: None,
+        compared: false,
+        source_error: None,
+        error: None,
     };
     // The digest the target should have, when the source can be read.
-    let expected = match open(sc, src) {
+    match open(&c.source, src) {
         Ok((s, _)) => match s.get_manifest(&src.reference()).await {
-            Ok(Some(m)) => Some(m.digest),
-            _ => None,
+            Ok(Some(m)) => r.expected = Some(m.digest),
+            Ok(None) => r.source_error = Some(format!("{src}: not found at the source")),
+            Err(e) => r.source_error = Some(e.to_string()),
         },
-        Err(_) => None,
+        Err(e) => r.source_error = Some(e.to_string()),
+    }
+    r.compared = r.expected.is_some();
+    let (target_src, target_dst) = match open(&c.target_local, dst) {
+        Ok(ends) => ends,
+        Err(e) => {
+            r.status = VerifyStatus::Error;
+            r.error = Some(e.to_string());
+            return r;
+        }
     };
-    let target_ref = match (&expected, dst) {
+    let target_ref = match (&r.expected, dst) {
         (Some(d), _) => dst.target_reference(d),
-        (None, Endpoint::Registry(r)) if r.tag().is_none() => {
-            r.digest().map(|d| d.to_string()).unwrap_or_default()
+        (None, Endpoint::Registry(reg)) if reg.tag().is_none() => {
+            reg.digest().map(|d| d.to_string()).unwrap_or_default()
         }
         (None, _) => dst.reference(),
     };
     let top = match target_src.get_manifest(&target_ref).await {
         Ok(Some(m)) => m,
         Ok(None) => {
-            return (
-                VerifyStatus::Missing,
-                vec![format!("{dst}: manifest {target_ref} not found")],
-            );
+            r.status = if upstream_has(c, dst, &target_ref).await {
+                VerifyStatus::UpstreamOnly
+            } else {
+                VerifyStatus::Missing
+            };
+            r.missing
+                .push(format!("{dst}: manifest {target_ref} not found"));
+            return r;
         }
-        Err(e) => return (VerifyStatus::Missing, vec![e.to_string()]),
+        Err(e) => {
+            r.status = VerifyStatus::Error;
+            r.error = Some(e.to_string());
+            return r;
+        }
     };
-    let mut missing = Vec::new();
-    if let Some(exp) = &expected
+    r.found = Some(top.digest.clone());
+    if let Some(exp) = &r.expected
         && *exp != top.digest
     {
-        missing.push(format!(
-            "{dst}: the tag points to {}, the source has {exp}",
-            top.digest
-        ));
+        r.status = VerifyStatus::Differs;
+        return r;
     }
     match walk(target_src.as_ref(), target_dst.as_ref(), &top, &target_ref).await {
         Ok((_, blobs)) => {
@@ -146,17 +205,31 @@ async fn verify_one(
                 for b in blobs {
                     match target_dst.has_blob(&b.digest).await {
                         Ok(true) => {}
-                        Ok(false) => missing.push(format!("blob {}", b.digest)),
-                        Err(e) => missing.push(format!("blob {}: {e}", b.digest)),
+                        Ok(false) => r.missing.push(format!("blob {}", b.digest)),
+                        Err(e) => r.missing.push(format!("blob {}: {e}", b.digest)),
                     }
                 }
             }
         }
-        Err(e) => missing.push(e.to_string()),
+        Err(e) => r.missing.push(e.to_string()),
     }
-    if missing.is_empty() {
-        (VerifyStatus::Present, missing)
+    r.status = if r.missing.is_empty() {
+        VerifyStatus::Present
     } else {
-        (VerifyStatus::Incomplete, missing)
-    }
+        VerifyStatus::Incomplete
+    };
+    r
+}
+
+/// Whether a registry target that does not store `reference` would serve it through its
+/// upstream (a pull-through cache).
+async fn upstream_has(c: &Clients, dst: &Endpoint, reference: &str) -> bool {
+    let Endpoint::Registry(reg) = dst else {
+        return false;
+    };
+    let end = RegistryEnd::new(c.target.registry(reg.domain()), reg.path());
+    matches!(
+        berth_ends::Destination::manifest_digest(&end, reference).await,
+        Ok(Some(_))
+    )
 }
