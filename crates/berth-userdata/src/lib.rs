@@ -131,6 +131,24 @@ impl UserData {
             field: field.to_string(),
             message,
         };
+        for key in doc.other.keys() {
+            if let Some(known) = near_miss(key, &["stylus"]) {
+                return Err(field(
+                    key,
+                    format!(
+                        "unknown top-level key `{key}`: did you mean `{known}`? Without `stylus:` no registry setting is read"
+                    ),
+                ));
+            }
+            if let Some(known) = near_miss(key, &["externalRegistries", "registryCredentials"]) {
+                return Err(field(
+                    key,
+                    format!(
+                        "unknown top-level key `{key}`: did you mean `stylus.{known}`? (indent it by two spaces under `stylus:`)"
+                    ),
+                ));
+            }
+        }
         if doc.external_registries.is_some() || doc.registry_credentials.is_some() {
             let key = if doc.external_registries.is_some() {
                 "externalRegistries"
@@ -145,6 +163,16 @@ impl UserData {
             ));
         }
         let stylus = doc.stylus.unwrap_or_default();
+        for key in stylus.other.keys() {
+            if let Some(known) = near_miss(key, STYLUS_KEYS) {
+                return Err(field(
+                    &format!("stylus.{key}"),
+                    format!(
+                        "unknown key `{key}`: did you mean `{known}`? (Palette reads only the exact spelling; as written, it is ignored)"
+                    ),
+                ));
+            }
+        }
         let webhook = match stylus.image_redirect_webhook {
             Some(w) => Webhook {
                 enable: w.enable.unwrap_or(true),
@@ -162,6 +190,12 @@ impl UserData {
             }
             (Some(rc), None) => {
                 let path = "stylus.registryCredentials";
+                if rc.certificates.is_some() {
+                    return Err(field(
+                        "stylus.registryCredentials.certificates",
+                        "Palette has no CA field under `registryCredentials`: to trust a private CA, describe the registry under `stylus.externalRegistries.registries[]` instead and put the CA's PEM text in its `certificates` field (see docs/user-data.md)".into(),
+                    ));
+                }
                 let reg = registry(
                     file,
                     path,
@@ -232,6 +266,14 @@ impl UserData {
             registries,
             webhook,
         })
+    }
+
+    /// Whether no registry setting comes out of this user data: nothing is redirected and
+    /// no registry has credentials or TLS settings (no `stylus.registryCredentials`, no
+    /// `stylus.externalRegistries`, or an empty one). Commands that mirror, verify or
+    /// configure a node refuse such a file; the ones that only print warn.
+    pub fn is_empty(&self) -> bool {
+        self.registries.is_empty() && matches!(self.redirect, Redirect::None)
     }
 
     /// The registry entry whose `domain` is the longest prefix of `name` (`host[:port]/path`),
@@ -463,6 +505,27 @@ fn redact_line(l: &str) -> String {
     }
 }
 
+/// The keys of `stylus` that Berth reads.
+const STYLUS_KEYS: &[&str] = &[
+    "registryCredentials",
+    "externalRegistries",
+    "imageRedirectWebhook",
+];
+
+/// The known key `found` is probably a misspelling of: equal but for case, or a few edits
+/// away from it (not for short keys, where that is any word).
+fn near_miss<'a>(found: &str, known: &[&'a str]) -> Option<&'a str> {
+    if known.contains(&found) {
+        return None;
+    }
+    let lower = found.to_ascii_lowercase();
+    known.iter().copied().find(|k| {
+        let kl = k.to_ascii_lowercase();
+        let edits = if k.len() <= 8 { 1 } else { 3.min(k.len() / 4) };
+        kl == lower || (k.len() >= 5 && levenshtein(&lower, &kl) <= edits)
+    })
+}
+
 fn levenshtein(a: &str, b: &str) -> usize {
     let b: Vec<char> = b.chars().collect();
     let mut prev: Vec<usize> = (0..=b.len()).collect();
@@ -501,6 +564,9 @@ mod raw {
         pub external_registries: Option<serde::de::IgnoredAny>,
         #[serde(rename = "registryCredentials")]
         pub registry_credentials: Option<serde::de::IgnoredAny>,
+        /// Every other key (a cloud-config has many), checked for misspellings of ours.
+        #[serde(flatten)]
+        pub other: BTreeMap<String, serde::de::IgnoredAny>,
     }
 
     #[derive(Deserialize, Default)]
@@ -509,6 +575,9 @@ mod raw {
         pub registry_credentials: Option<RegistryCredentials>,
         pub external_registries: Option<ExternalRegistries>,
         pub image_redirect_webhook: Option<ImageRedirectWebhook>,
+        /// The rest of `stylus` (site, users, ...), checked for misspellings of ours.
+        #[serde(flatten)]
+        pub other: BTreeMap<String, serde::de::IgnoredAny>,
     }
 
     #[derive(Deserialize)]
@@ -519,6 +588,8 @@ mod raw {
         pub password: Option<Secret>,
         pub encoded_password: Option<bool>,
         pub insecure: Option<bool>,
+        /// Not a Palette field here: caught to say where a CA goes.
+        pub certificates: Option<serde::de::IgnoredAny>,
     }
 
     #[derive(Deserialize)]

@@ -241,3 +241,67 @@ proptest! {
         let _ = parse(&format!("#cloud-config\nstylus:\n  {s}"));
     }
 }
+
+#[test]
+fn misspelt_sections_are_errors_that_name_the_right_key() {
+    let e =
+        parse("#cloud-config\nstylys:\n  registryCredentials:\n    domain: a.io\n").unwrap_err();
+    let m = e.to_string();
+    assert!(
+        m.contains("stylys") && m.contains("did you mean `stylus`"),
+        "{m}"
+    );
+    let e = parse("#cloud-config\nstylus:\n  externalRegistry:\n    registries: []\n").unwrap_err();
+    let m = e.to_string();
+    assert!(
+        m.contains("stylus.externalRegistry") && m.contains("did you mean `externalRegistries`"),
+        "{m}"
+    );
+    let e =
+        parse("#cloud-config\nstylus:\n  RegistryCredentials:\n    domain: a.io\n").unwrap_err();
+    assert!(
+        e.to_string().contains("did you mean `registryCredentials`"),
+        "{e}"
+    );
+    let e = parse("#cloud-config\nexternalRegistry:\n  registries: []\n").unwrap_err();
+    assert!(
+        e.to_string()
+            .contains("did you mean `stylus.externalRegistries`"),
+        "{e}"
+    );
+    // Other keys of a cloud-config, and of stylus, are left alone.
+    let u = parse(
+        "#cloud-config\nusers:\n  - name: kairos\nstatus: 1\nstylus:\n  site:\n    name: s\n  debug: true\n",
+    )
+    .unwrap();
+    assert!(u.is_empty());
+}
+
+#[test]
+fn certificates_under_registry_credentials_says_where_a_ca_goes() {
+    let e = parse(
+        "#cloud-config\nstylus:\n  registryCredentials:\n    domain: a.io\n    certificates: |\n      -----BEGIN CERTIFICATE-----\n",
+    )
+    .unwrap_err();
+    let m = e.to_string();
+    assert!(
+        m.contains("stylus.registryCredentials.certificates")
+            && m.contains("stylus.externalRegistries.registries[]")
+            && !m.contains("cert dir"),
+        "{m}"
+    );
+}
+
+#[test]
+fn user_data_without_registry_settings_is_empty() {
+    assert!(
+        parse("#cloud-config\nstylus:\n  site: {}\n")
+            .unwrap()
+            .is_empty()
+    );
+    assert!(
+        !parse("#cloud-config\nstylus:\n  registryCredentials:\n    domain: a.io/p\n")
+            .unwrap()
+            .is_empty()
+    );
+}
