@@ -14,3 +14,6 @@ if [ ${#missing[@]} -gt 0 ]; then
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 fi
 for c in cargo rustfmt; do command -v "$c" >/dev/null || { echo "missing $c: install Rust with rustup" >&2; exit 2; }; done
+# The Go peers (Helm, crane, oras, crictl, containerd 2, the OCI conformance suite, ...), built
+# from pinned modules into .tools/bin; a no-op for those already built at their version.
+"$(dirname "$0")/install-go-peers.sh"

@@ -14,13 +14,27 @@
 //! - [`podman`]: an isolated `podman` (own storage, config, authfile) as a registry client.
 //! - [`images`]: deterministic OCI image layouts built from real system directories.
 //! - [`bench`]: helpers of the benchmarks (medians, machine description, BENCHMARKS.md).
+//! - [`tools::go_peer`] / [`require_go_peer`]: the Go peers `scripts/install-deps.sh` builds
+//!   into `.tools/bin` (Helm, crane, oras, crictl, containerd 2, the OCI conformance suite).
+//! - [`containerd`]: a private containerd 1.6 (Debian, `ctr`) or 2.4 (CRI on, `crictl`).
+//! - [`helm`]: `helm template` of a local chart, its documents parsed, the Pod-template images.
+//! - [`berth_serve`]: `berth serve` as a child process (plain or TLS + htpasswd).
+//! - [`crane`], [`oras`]: the Go clients, isolated (own HOME / Docker config).
+//!
+//! A missing Go peer is a hard failure naming `scripts/install-deps.sh`, never a skip.
 
 pub mod bench;
+pub mod berth_serve;
 mod certs;
+pub mod containerd;
+pub mod crane;
+pub mod helm;
 pub mod images;
+pub mod oras;
 pub mod podman;
 mod registry;
 pub mod skopeo;
+pub mod tools;
 
 pub use certs::Certs;
 pub use registry::{Distribution, http_get_status};
@@ -57,6 +71,17 @@ pub fn require_tool(name: &str, apt_package: &str) -> PathBuf {
         "berth-testkit: required tool `{name}` is not installed; \
          install it with `apt-get install -y {apt_package}`"
     );
+}
+
+/// Absolute path of a Go peer ([`tools::go_peer`]), or a panic telling to run
+/// `scripts/install-deps.sh`, which builds the pinned peers into `<workspace>/.tools/bin`.
+pub fn require_go_peer(name: &str) -> PathBuf {
+    tools::go_peer(name).unwrap_or_else(|| {
+        panic!(
+            "berth-testkit: the Go peer `{name}` is not built; run scripts/install-deps.sh \
+             (it builds the pinned Go peers into .tools/bin; BERTH_TOOLS_DIR overrides the directory)"
+        )
+    })
 }
 
 /// A `Command` for a tool with a cleared environment (only a fixed PATH, HOME and LANG),

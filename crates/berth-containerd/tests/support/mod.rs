@@ -1,176 +1,16 @@
-//! Test support: a private containerd 1.6 per test (own root, state and socket under a
-//! temporary directory, CRI disabled, `native` snapshotter), `ctr` to judge the results,
-//! and a busybox image written as an OCI layout by hand (tar + gzip + sha256 + JSON).
+//! Test support: a private containerd 1.6 per test (`berth_testkit::containerd`: own root,
+//! state and socket under a temporary directory, CRI disabled, `native` snapshotter), `ctr`
+//! to judge the results, and a busybox image written as an OCI layout by hand (tar + gzip +
+//! sha256 + JSON).
 #![allow(dead_code)]
 
 use std::io::Write;
-use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output};
-use std::time::{Duration, Instant};
 
 use berth_testkit::{require_tool, sha256_digest};
 use serde_json::json;
 
-/// A containerd started for one test; killed (with its process group) when dropped.
-pub struct TestContainerd {
-    pub dir: tempfile::TempDir,
-    pub socket: PathBuf,
-    child: Child,
-}
-
-impl TestContainerd {
-    pub fn start() -> TestContainerd {
-        let bin = require_tool("containerd", "containerd");
-        require_tool("ctr", "containerd");
-        let dir = tempfile::Builder::new()
-            .prefix("berth-cd-")
-            .tempdir()
-            .unwrap();
-        let d = dir.path();
-        let socket = d.join("c.sock");
-        let config = format!(
-            r#"version = 2
-root = "{root}"
-state = "{state}"
-disabled_plugins = ["io.containerd.grpc.v1.cri"]
-[grpc]
-  address = "{sock}"
-[ttrpc]
-  address = "{sock}.ttrpc"
-[debug]
-  address = "{d}/debug.sock"
-  level = "info"
-[metrics]
-  address = ""
-[plugins."io.containerd.service.v1.diff-service"]
-  default = ["walking"]
-[plugins."io.containerd.snapshotter.v1.native"]
-  root_path = "{root}/native"
-"#,
-            root = d.join("root").display(),
-            state = d.join("state").display(),
-            sock = socket.display(),
-            d = d.display()
-        );
-        std::fs::write(d.join("config.toml"), config).unwrap();
-        let log = std::fs::File::create(d.join("containerd.log")).unwrap();
-        let child = Command::new(bin)
-            .arg("--config")
-            .arg(d.join("config.toml"))
-            .stdout(log.try_clone().unwrap())
-            .stderr(log)
-            .process_group(0)
-            .spawn()
-            .expect("start containerd");
-        let c = TestContainerd { dir, socket, child };
-        let start = Instant::now();
-        loop {
-            if c.socket.exists()
-                && Command::new("ctr")
-                    .arg("-a")
-                    .arg(&c.socket)
-                    .arg("version")
-                    .output()
-                    .is_ok_and(|o| o.status.success())
-            {
-                return c;
-            }
-            if start.elapsed() > Duration::from_secs(20) {
-                panic!(
-                    "containerd did not start; log:\n{}",
-                    std::fs::read_to_string(c.dir.path().join("containerd.log"))
-                        .unwrap_or_default()
-                );
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
-    }
-
-    /// `ctr -a SOCK -n NS ARGS...`
-    pub fn ctr(&self, ns: &str, args: &[&str]) -> Output {
-        Command::new("ctr")
-            .arg("-a")
-            .arg(&self.socket)
-            .arg("-n")
-            .arg(ns)
-            .args(args)
-            .output()
-            .expect("run ctr")
-    }
-
-    /// `ctr ... ARGS` that must succeed; its stdout.
-    pub fn ctr_ok(&self, ns: &str, args: &[&str]) -> String {
-        let o = self.ctr(ns, args);
-        assert!(
-            o.status.success(),
-            "ctr {args:?} failed: {}\n{}",
-            String::from_utf8_lossy(&o.stderr),
-            String::from_utf8_lossy(&o.stdout)
-        );
-        String::from_utf8_lossy(&o.stdout).to_string()
-    }
-
-    /// `ctr run --rm --snapshotter native IMAGE ID CMD...`, which must succeed: its output,
-    /// or `None` when container starts are off ([`ctr_run_enabled`]).
-    pub fn run(&self, ns: &str, image: &str, id: &str, cmd: &[&str]) -> Option<String> {
-        if !ctr_run_enabled() {
-            return None;
-        }
-        let mut args = vec!["run", "--rm", "--snapshotter", "native", image, id];
-        args.extend_from_slice(cmd);
-        Some(self.ctr_ok(ns, &args))
-    }
-
-    /// `ctr images ls` as (name, digest) pairs.
-    pub fn images(&self, ns: &str) -> Vec<(String, String)> {
-        self.ctr_ok(ns, &["images", "ls"])
-            .lines()
-            .skip(1)
-            .filter_map(|l| {
-                let f: Vec<&str> = l.split_whitespace().collect();
-                Some((f.first()?.to_string(), f.get(2)?.to_string()))
-            })
-            .collect()
-    }
-
-    /// Digests of the content in the namespace.
-    pub fn content(&self, ns: &str) -> Vec<String> {
-        self.ctr_ok(ns, &["content", "ls", "-q"])
-            .lines()
-            .map(str::to_string)
-            .collect()
-    }
-
-    /// Names of the committed snapshots of the native snapshotter.
-    pub fn snapshots(&self, ns: &str) -> Vec<String> {
-        self.ctr_ok(ns, &["snapshots", "--snapshotter", "native", "ls"])
-            .lines()
-            .skip(1)
-            .filter(|l| l.contains("Committed"))
-            .filter_map(|l| l.split_whitespace().next().map(str::to_string))
-            .collect()
-    }
-
-    pub fn log(&self) -> String {
-        std::fs::read_to_string(self.dir.path().join("containerd.log")).unwrap_or_default()
-    }
-}
-
-impl Drop for TestContainerd {
-    fn drop(&mut self) {
-        // containerd itself only: a `kill` of the process group, whose argument procps may
-        // read as a signal option, was the prime suspect for runs where every process of the
-        // session died. Shims exit when their containers are removed (`ctr run --rm`).
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-        // Snapshots of the native snapshotter may be bind-mounted by a crashed task.
-        let _ = Command::new("umount")
-            .arg("-R")
-            .arg(self.dir.path().join("state"))
-            .output();
-    }
-}
+pub use berth_testkit::containerd::{Containerd as TestContainerd, ctr_run_enabled};
 
 /// What [`busybox_layout`] wrote.
 pub struct BusyboxImage {
@@ -261,12 +101,4 @@ pub fn busybox_layout(layout: &Path, ref_name: &str) -> BusyboxImage {
         diff_id,
         config_digest,
     }
-}
-
-/// Whether tests start containers with `ctr run` (`BERTH_TEST_CTR_RUN=0` turns it off). In
-/// an earlier session every process of the session died several times while these tests ran;
-/// the test support then killed containerd's process group (`kill -KILL -<pid>`), which it no
-/// longer does, and since then containers have started and been removed here without harm.
-pub fn ctr_run_enabled() -> bool {
-    std::env::var("BERTH_TEST_CTR_RUN").map_or(true, |v| v != "0")
 }
