@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# The mirror benchmark: `berth mirror` against `skopeo sync --all`, cold and warm, on the
+# The mirror benchmark: `berth mirror` against `skopeo sync --all` and `crane copy --all-tags`
+# (built by scripts/install-deps.sh into .tools/bin), cold and warm, on the
 # same image set, into CNCF Distribution with TLS + htpasswd, plus berth's peak RSS while
 # copying a 500 MiB image; and the same on a profile-shaped set (18 images of 1-80 MiB).
 # Writes the results section of BENCHMARKS.md.

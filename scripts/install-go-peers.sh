@@ -5,7 +5,9 @@
 # (`go version -m` names the module and version) is kept. Network: the Go module proxy only.
 #
 # Exit status: 0 when every required peer is there; 1 when a required peer failed to build (the message
-# names it and the log); a module the proxy refuses is reported and skipped, never fatal.
+# names it and the log); a module the proxy refuses (`go mod download` fails) is reported and skipped,
+# never fatal: the tests that need it then fail, naming scripts/install-deps.sh.
+# Logs: <tools dir>/../logs/NAME.log. Usage: scripts/install-go-peers.sh [NAME...] (default: all).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 TOOLS="${BERTH_TOOLS_DIR:-$PWD/.tools/bin}"
@@ -14,8 +16,8 @@ if [ ! -x "$GO" ] && ! command -v "$GO" >/dev/null; then
   echo "install-go-peers: no Go toolchain (looked for go on PATH and /usr/local/go/bin/go); install Go >= 1.26 or set GO=/path/to/go" >&2
   exit 1
 fi
-mkdir -p "$TOOLS" "$PWD/.tools/logs"
-LOGS="$PWD/.tools/logs"
+LOGS="$(dirname "$TOOLS")/logs"
+mkdir -p "$TOOLS" "$LOGS"
 export GOTOOLCHAIN=local GOBIN="$TOOLS"
 
 # name | module | version | packages (space-separated, relative to the module; "." = the module) |
@@ -31,7 +33,6 @@ PEERS=(
   "regctl|github.com/regclient/regclient|v0.11.5|cmd/regctl|no||"
   "registry|github.com/distribution/distribution/v3|v3.1.1|cmd/registry|no||"
 )
-# Only some peers: scripts/install-go-peers.sh helm crane
 ONLY=("$@")
 
 # The module and version a binary was built from, as `go version -m` prints its `mod` line.
@@ -59,6 +60,12 @@ for spec in "${PEERS[@]}"; do
     if [ "$p" = . ]; then targets+=("$module@$version"); else targets+=("$module/$p@$version"); fi
   done
   log="$LOGS/${names%% *}.log"
+  # Is the module served at exactly this version? (A refusal is reported, never fatal.)
+  if ! "$GO" mod download -json "$module@$version" >"$log" 2>&1; then
+    echo "install-go-peers: the Go module proxy does not serve ${module}@${version}; skipping ${names}: $(grep -o '"Error": *"[^"]*"' "$log" | head -n 1)" >&2
+    refused+=("$names")
+    continue
+  fi
   echo "building ${names} (${module}@${version}) ..."
   t0=$(date +%s)
   # shellcheck disable=SC2086 # envs and flags are word lists on purpose
@@ -66,9 +73,6 @@ for spec in "${PEERS[@]}"; do
     secs=$(($(date +%s) - t0))
     echo "built ${names} ${version} in ${secs}s -> $TOOLS"
     built+=("${names}:${secs}s")
-  elif grep -qE 'not found|410 Gone|403 Forbidden|404 Not Found|unknown revision|invalid version' "$log"; then
-    echo "install-go-peers: the Go module proxy does not serve ${module}@${version}; skipping ${names} (see $log)" >&2
-    refused+=("$names")
   elif [ "$required" = yes ]; then
     echo "install-go-peers: building the required peer ${names} (${module}@${version}) failed after $(($(date +%s) - t0))s; the last lines of $log:" >&2
     tail -n 15 "$log" >&2

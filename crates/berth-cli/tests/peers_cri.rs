@@ -21,6 +21,11 @@ const EDGE_USER: &str = "edge";
 const EDGE_PASS: &str = "Edge-Cri-Pw5";
 const EXT_USER: &str = "ext";
 const EXT_PASS: &str = "Ext-Cri-Pw8";
+const HOST_PLATFORM: &str = if cfg!(target_arch = "aarch64") {
+    "linux/arm64"
+} else {
+    "linux/amd64"
+};
 
 fn text(o: &Output) -> String {
     format!(
@@ -206,4 +211,111 @@ fn containerd_2_with_cri_starts_beside_debians_1_6() {
     let v = old.ctr_ok("default", &["version"]);
     assert!(v.contains("1.6."), "{v}");
     assert_ne!(old.socket, c.socket);
+}
+
+/// `berth agent apply` into containerd 2.4 through its API (the external registry a
+/// Distribution with TLS + htpasswd, the profile's names mapped into it), then `agent status`;
+/// the kubelet's view, `crictl images`, lists every image under the name the cluster asks for
+/// with the registry's digest, and a rerun transfers nothing.
+#[test]
+fn agent_apply_and_status_on_containerd_2_images_seen_by_cri() {
+    let work = tempfile::tempdir().unwrap();
+    let w = work.path();
+    let ext = Distribution::tls_htpasswd(EXT_USER, EXT_PASS);
+    let f = images::build_set(&w.join("set"));
+    images::push_with_skopeo(&f, &ext, "edge/library");
+    let ca = &ext.certs().unwrap().ca_pem;
+    let ud = w.join("user-data.yaml");
+    std::fs::write(
+        &ud,
+        format!(
+            "#cloud-config\nstylus:\n  externalRegistries:\n    registries:\n      - domain: {host}/edge\n        username: {EXT_USER}\n        password: {EXT_PASS}\n        certificates:\n          - |\n{ca}    registryMappingRules:\n      \"registry.example.com/library\": \"{host}/edge/library\"\n",
+            host = ext.host(),
+            ca = indent(ca, 12),
+        ),
+    )
+    .unwrap();
+    let name = |r: &FixtureRef| format!("registry.example.com/library/{}:{}", r.name, r.tag);
+    let profile = profile(w, &f.refs.iter().map(name).collect::<Vec<_>>());
+    let hosts = w.join("certs.d");
+    std::fs::create_dir_all(&hosts).unwrap();
+    let c = Containerd::start_v2(&hosts);
+    let sock = c.socket.display().to_string();
+    let args = |cmd: &'static str| -> Vec<String> {
+        [
+            "agent",
+            cmd,
+            "--user-data",
+            ud.to_str().unwrap(),
+            "--profile",
+            profile.to_str().unwrap(),
+            "--containerd-socket",
+            &sock,
+            "--snapshotter",
+            "native",
+            "--output",
+            "json",
+        ]
+        .map(str::to_string)
+        .to_vec()
+    };
+    let run = |a: Vec<String>| berth(&a.iter().map(String::as_str).collect::<Vec<_>>());
+    let o = run(args("apply"));
+    assert!(o.status.success(), "{}\n{}", text(&o), c.log());
+    let v: Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(
+        (v["imported"].as_u64(), v["failed"].as_u64()),
+        (Some(f.refs.len() as u64), Some(0)),
+        "{v:#}"
+    );
+
+    // kubelet's view through CRI: every image, by the profile's name, with its digest.
+    let o = c.crictl(&["images", "-o", "json"]);
+    assert!(o.status.success(), "{}", text(&o));
+    let listed: Value = serde_json::from_slice(&o.stdout).unwrap();
+    let images = listed["images"].as_array().unwrap();
+    for r in &f.refs {
+        let tag = name(r);
+        let row = images
+            .iter()
+            .find(|i| {
+                i["repoTags"]
+                    .as_array()
+                    .is_some_and(|t| t.iter().any(|t| t.as_str() == Some(tag.as_str())))
+            })
+            .unwrap_or_else(|| panic!("{tag} not listed by CRI: {listed:#}"));
+        // CRI's image id is the config digest of the host platform's image.
+        let host = r
+            .manifests
+            .iter()
+            .find(|m| m.platform.starts_with(HOST_PLATFORM))
+            .unwrap_or(&r.manifests[0]);
+        assert_eq!(row["id"], host.config.digest.as_str(), "{tag}: {row:#}");
+        // kubelet asks by the same name: ImageStatus finds it, so no pull.
+        let o = c.crictl(&["inspecti", "-o", "json", &tag]);
+        assert!(o.status.success(), "{tag}: {}", text(&o));
+    }
+    // Not asserted (a known gap, docs/testing.md): the agent records only the tag names, so
+    // CRI lists no repoDigests and a Pod naming an image `NAME@sha256:...` is not found here
+    // (`crictl inspecti NAME@DIGEST`: "no such image"); a CRI pull records `NAME@DIGEST` too.
+    let o = run(args("status"));
+    assert!(o.status.success(), "{}", text(&o));
+    let st: Value = serde_json::from_slice(&o.stdout).unwrap();
+    let rows = st["images"].as_array().unwrap();
+    assert_eq!(rows.len(), f.refs.len());
+    for r in rows {
+        assert_eq!(
+            (r["in_containerd"].as_bool(), r["unpacked"].as_bool()),
+            (Some(true), Some(true)),
+            "{r}"
+        );
+    }
+    let o = run(args("apply"));
+    assert!(o.status.success(), "{}", text(&o));
+    let v: Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(
+        (v["present"].as_u64(), v["bytes"].as_u64()),
+        (Some(f.refs.len() as u64), Some(0)),
+        "{v:#}"
+    );
 }

@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 use berth_testkit::{require_tool, sha256_digest};
 use serde_json::json;
 
-pub use berth_testkit::containerd::{Containerd as TestContainerd, ctr_run_enabled};
+pub use berth_testkit::containerd::Containerd as TestContainerd;
 
 /// What [`busybox_layout`] wrote.
 pub struct BusyboxImage {
