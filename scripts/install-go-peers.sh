@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Builds the Go peers Berth's tests drive (Helm, crane, oras, crictl, containerd 2 + ctr, the OCI
-# conformance suite; cosign, regctl and Distribution 3 when the proxy serves them) from their pinned Go
+# conformance suite, cosign; regctl and Distribution 3 when the proxy serves them) from their pinned Go
 # modules into <repo>/.tools/bin (or $BERTH_TOOLS_DIR). A binary already built at its pinned version
 # (`go version -m` names the module and version) is kept. Network: the Go module proxy only.
 #
@@ -29,7 +29,7 @@ PEERS=(
   "crictl|sigs.k8s.io/cri-tools|v1.37.0|cmd/crictl|yes||-ldflags=-X=sigs.k8s.io/cri-tools/pkg/version.Version=v1.37.0"
   "containerd ctr|github.com/containerd/containerd/v2|v2.4.2|cmd/containerd cmd/ctr|yes||-tags=no_btrfs -ldflags=-X=github.com/containerd/containerd/v2/version.Version=v2.4.2"
   "conformance|github.com/opencontainers/distribution-spec/conformance|v0.0.0-20260831232431-97274622c111|.|yes||"
-  "cosign|github.com/sigstore/cosign/v3|v3.1.2|cmd/cosign|no|CGO_ENABLED=0|"
+  "cosign|github.com/sigstore/cosign/v3|v3.1.2|cmd/cosign|yes|CGO_ENABLED=0|"
   "regctl|github.com/regclient/regclient|v0.11.5|cmd/regctl|no||"
   "registry|github.com/distribution/distribution/v3|v3.1.1|cmd/registry|no||"
 )

@@ -53,6 +53,12 @@ impl Crane {
         c
     }
 
+    /// The Docker config directory holding this crane's logins (another Go client, e.g.
+    /// cosign, can use it as `DOCKER_CONFIG`).
+    pub fn docker_config(&self) -> PathBuf {
+        self.dir.path().join("docker")
+    }
+
     /// `sh -c SCRIPT` in the same isolated environment, with `$CRANE` the crane binary: several
     /// crane commands timed as one (the benchmarks).
     pub fn shell(&self, script: &str) -> Command {

@@ -19,6 +19,7 @@
 //! - [`containerd`]: a private containerd 1.6 (Debian, `ctr`) or 2.4 (CRI on, `crictl`).
 //! - [`helm`]: `helm template` of a local chart, its documents parsed, the Pod-template images.
 //! - [`berth_serve`]: `berth serve` as a child process (plain or TLS + htpasswd).
+//! - [`cosign`]: offline key-pair signing and verifying (the optional Go peer).
 //! - [`crane`], [`oras`]: the Go clients, isolated (own HOME / Docker config).
 //!
 //! A missing Go peer is a hard failure naming `scripts/install-deps.sh`, never a skip.
@@ -27,6 +28,7 @@ pub mod bench;
 pub mod berth_serve;
 mod certs;
 pub mod containerd;
+pub mod cosign;
 pub mod crane;
 pub mod helm;
 pub mod images;
