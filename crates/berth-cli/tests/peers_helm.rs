@@ -57,6 +57,17 @@ fn chart(name: &str) -> PathBuf {
     found.into_iter().next().unwrap()
 }
 
+/// `name:` of the chart's Chart.yaml (helm's `# Source:` lines start with it).
+fn chart_name(chart: &Path) -> String {
+    let text = std::fs::read_to_string(chart.join("Chart.yaml")).unwrap();
+    let v: serde_json::Value = berth_testkit::helm::documents(&text)
+        .unwrap()
+        .into_iter()
+        .next()
+        .unwrap();
+    v["name"].as_str().unwrap().to_string()
+}
+
 /// One value set and what the Pod-template images must be with it.
 struct Case {
     name: &'static str,
@@ -119,6 +130,24 @@ fn render(helm: &Helm, chart: &Path, scratch: &Path, case: &str, values: &str) -
         .unwrap_or_else(|e| panic!("{} / {case}: {e}", chart.display()));
     let docs =
         helm::documents(&rendered).unwrap_or_else(|e| panic!("{} / {case}: {e}", chart.display()));
+    // Every document comes from a template of this chart (or of a sub-chart in charts/).
+    let by_source = helm::documents_by_source(&rendered)
+        .unwrap_or_else(|e| panic!("{} / {case}: {e}", chart.display()));
+    assert_eq!(
+        by_source.values().map(Vec::len).sum::<usize>(),
+        docs.len(),
+        "{} / {case}",
+        chart.display()
+    );
+    let chart_name = chart_name(chart);
+    for source in by_source.keys() {
+        assert!(
+            source.starts_with(&format!("{chart_name}/templates/"))
+                || source.starts_with(&format!("{chart_name}/charts/")),
+            "{} / {case}: document from {source}",
+            chart.display()
+        );
+    }
     assert!(
         !docs.is_empty(),
         "{} / {case}: no documents",

@@ -127,6 +127,40 @@ pub fn documents(rendered: &str) -> Result<Vec<Value>, String> {
     Ok(docs.into_iter().filter(|d| !d.is_null()).collect())
 }
 
+/// The documents of a rendered chart grouped by the template that produced them (helm writes
+/// `# Source: CHART/templates/FILE` before each document), in output order within a template:
+/// what a renderer's output is compared with, template by template.
+pub fn documents_by_source(
+    rendered: &str,
+) -> Result<std::collections::BTreeMap<String, Vec<Value>>, String> {
+    let mut out: std::collections::BTreeMap<String, Vec<Value>> = Default::default();
+    let mut chunk = String::new();
+    let mut flush = |chunk: &mut String| -> Result<(), String> {
+        let source = chunk
+            .lines()
+            .find_map(|l| l.strip_prefix("# Source: "))
+            .map(str::to_string);
+        let docs = documents(chunk)?;
+        if !docs.is_empty() {
+            let source = source.ok_or_else(|| {
+                format!("a document without a `# Source:` line: {}", chunk.trim())
+            })?;
+            out.entry(source).or_default().extend(docs);
+        }
+        chunk.clear();
+        Ok(())
+    };
+    for line in rendered.lines() {
+        if line == "---" || line.starts_with("--- ") {
+            flush(&mut chunk)?;
+        }
+        chunk.push_str(line);
+        chunk.push('\n');
+    }
+    flush(&mut chunk)?;
+    Ok(out)
+}
+
 /// The images of every Pod template in the documents: the `image` of each entry of
 /// `containers`, `initContainers` and `ephemeralContainers` lists, wherever a workload kind
 /// nests its Pod spec (Deployment, StatefulSet, DaemonSet, Job, CronJob, Pod, and custom
@@ -214,6 +248,24 @@ mod tests {
             normalize_image(&format!("registry.k8s.io/x/c:v1@{d}")),
             format!("registry.k8s.io/x/c:v1@{d}")
         );
+    }
+
+    #[test]
+    fn documents_are_grouped_by_their_template() {
+        let by = documents_by_source(
+            "---\n# Source: c/templates/a.yaml\nkind: A\n---\n# Source: c/templates/b.yaml\nkind: B\n---\n# Source: c/templates/a.yaml\nkind: A2\n---\n# Source: c/templates/empty.yaml\n",
+        )
+        .unwrap();
+        let kinds = |k: &str| -> Vec<String> {
+            by[k]
+                .iter()
+                .map(|d| d["kind"].as_str().unwrap().to_string())
+                .collect()
+        };
+        assert_eq!(by.len(), 2);
+        assert_eq!(kinds("c/templates/a.yaml"), ["A", "A2"]);
+        assert_eq!(kinds("c/templates/b.yaml"), ["B"]);
+        assert!(documents_by_source("kind: X\n").is_err());
     }
 
     #[test]
