@@ -32,7 +32,7 @@ pub enum NodeError {
     Write {
         path: String,
         #[source]
-        source: std::io::Error,
+        source: berth_atomic::Error,
     },
     #[error("{0}")]
     Config(String),
