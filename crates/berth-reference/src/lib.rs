@@ -271,7 +271,8 @@ fn split_domain(name: &str) -> (Option<&str>, &str) {
     }
 }
 
-fn validate_tag(tag: &str) -> Result<(), String> {
+/// Checks a tag: `[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}`. The error says what is wrong with it.
+pub fn validate_tag(tag: &str) -> Result<(), String> {
     if tag.is_empty() {
         return Err("the tag after `:` is empty".into());
     }

@@ -44,3 +44,13 @@ impl StoreError {
 }
 
 pub type Result<T, E = StoreError> = std::result::Result<T, E>;
+
+impl From<berth_atomic::Error> for StoreError {
+    fn from(e: berth_atomic::Error) -> StoreError {
+        StoreError::Io {
+            action: e.step,
+            path: e.path,
+            source: e.source,
+        }
+    }
+}

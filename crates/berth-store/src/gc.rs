@@ -1,14 +1,14 @@
 //! Mark and sweep (`berth gc`) and re-hashing every blob (`berth fsck`).
 
 use std::collections::{BTreeSet, HashSet};
-use std::fs::{self, File, OpenOptions};
+use std::fs::{self, File};
 use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime};
 
 use berth_reference::Digest;
 
-use crate::{Result, Store, StoreError, manifest, sync_dir};
+use crate::{Result, Store, StoreError, create_dir_synced, lock_exclusive, manifest, sync_dir};
 
 /// What gc may remove.
 #[derive(Debug, Clone)]
@@ -162,21 +162,7 @@ fn older_than(t: SystemTime, grace: Duration) -> bool {
 
 impl Store {
     fn gc_exclusive(&self) -> Result<File> {
-        let p = self.root().join("gc.lock");
-        let f = OpenOptions::new()
-            .create(true)
-            .truncate(false)
-            .write(true)
-            .open(&p)
-            .map_err(StoreError::io("open lock file", &p))?;
-        match f.try_lock() {
-            Ok(()) => Ok(f),
-            Err(fs::TryLockError::WouldBlock) => Err(StoreError::Locked {
-                path: self.root().to_path_buf(),
-                lock: p,
-            }),
-            Err(fs::TryLockError::Error(e)) => Err(StoreError::io("lock", &p)(e)),
-        }
+        lock_exclusive(self.root(), &self.root().join("gc.lock"))
     }
 
     /// Mark and sweep. Blobs no repository links (and, with `delete_untagged`, manifests no
@@ -331,7 +317,7 @@ impl Store {
             let actual = h.finish();
             if actual != d {
                 let q = qdir.join(d.algorithm().as_str()).join(d.hex());
-                crate::create_dir_synced(q.parent().expect("parent"))?;
+                create_dir_synced(q.parent().expect("parent"))?;
                 fs::rename(&path, &q).map_err(StoreError::io("quarantine", &path))?;
                 if let Some(dir) = path.parent() {
                     sync_dir(dir)?;
