@@ -65,6 +65,11 @@ impl BundleError {
         }
     }
 
+    /// A failed step of an atomic write or of a directory beside the target.
+    pub(crate) fn atomic(bundle: &str, e: berth_atomic::Error) -> BundleError {
+        BundleError::io(bundle, format!("{} {}", e.step, e.path.display()), e.source)
+    }
+
     pub(crate) fn damaged(
         bundle: &str,
         entry: impl Into<String>,

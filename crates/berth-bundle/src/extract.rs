@@ -23,9 +23,7 @@ use crate::write::BlobWriter;
 
 /// fsyncs a directory (its entries are durable once it returns).
 fn sync_dir(name: &str, dir: &Path) -> Result<(), BundleError> {
-    std::fs::File::open(dir)
-        .and_then(|d| d.sync_all())
-        .map_err(|e| BundleError::io(name, format!("syncing {}", dir.display()), e))
+    berth_atomic::sync_dir(dir).map_err(|e| BundleError::atomic(name, e))
 }
 
 /// Extracts into `dir` (created; built and checked in a temporary directory beside it).
@@ -116,26 +114,11 @@ pub fn extract(
             format!("{} exists and is not a directory", to.display()),
         ));
     }
-    let parent = match to.parent() {
-        Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
-        _ => PathBuf::from("."),
-    };
-    std::fs::create_dir_all(&parent)
+    let parent = berth_atomic::parent_dir(to);
+    std::fs::create_dir_all(parent)
         .map_err(|e| BundleError::io(&name, format!("creating {}", parent.display()), e))?;
-    let base = to
-        .file_name()
-        .map(|f| f.to_string_lossy().into_owned())
-        .unwrap_or_default();
-    let tmp = tempfile::Builder::new()
-        .prefix(&format!(".{base}.berth-extract-"))
-        .tempdir_in(&parent)
-        .map_err(|e| {
-            BundleError::io(
-                &name,
-                format!("creating a temporary directory in {}", parent.display()),
-                e,
-            )
-        })?;
+    let tmp =
+        berth_atomic::temp_dir_beside(to, "extract").map_err(|e| BundleError::atomic(&name, e))?;
     let contents = extract_into(path, tmp.path(), key)?;
     if to.is_dir() {
         std::fs::remove_dir(to).map_err(|e| {
@@ -151,9 +134,7 @@ pub fn extract(
             e,
         )
     })?;
-    if let Ok(d) = std::fs::File::open(&parent) {
-        let _ = d.sync_all();
-    }
+    sync_dir(&name, parent)?;
     Ok(contents)
 }
 

@@ -36,6 +36,7 @@
 mod build;
 mod error;
 mod extract;
+mod hash;
 pub mod manifest;
 pub mod parts;
 mod read;

@@ -80,16 +80,23 @@ impl Read for PartsReader {
 }
 
 /// Writes a stream into `base` (no split) or into parts of at most `split` bytes. Files are
-/// written under temporary names and renamed by [`SplitWriter::finish`], which also removes
-/// parts of an earlier, longer bundle of the same name.
+/// written under temporary names ([`berth_atomic`]) and renamed by [`SplitWriter::finish`],
+/// which also removes parts of an earlier, longer bundle of the same name. Dropped before
+/// that, every file it started is removed.
 pub struct SplitWriter {
     base: PathBuf,
     split: Option<u64>,
-    /// (temporary path, final path) of every file started.
-    files: Vec<(PathBuf, PathBuf)>,
-    current: Option<io::BufWriter<File>>,
+    /// Every file written to the end, durable under its temporary name.
+    done: Vec<berth_atomic::Synced>,
+    current: Option<io::BufWriter<berth_atomic::AtomicFile>>,
+    /// How many files were started.
+    started: usize,
     written: u64,
-    tag: u64,
+}
+
+/// An [`io::Error`] that keeps the atomic write's step and path in its message.
+fn atomic_io(e: berth_atomic::Error) -> io::Error {
+    io::Error::new(e.source.kind(), e)
 }
 
 impl SplitWriter {
@@ -103,27 +110,32 @@ impl SplitWriter {
         Ok(SplitWriter {
             base: base.to_path_buf(),
             split,
-            files: Vec::new(),
+            done: Vec::new(),
             current: None,
+            started: 0,
             written: 0,
-            tag: u64::from(std::process::id()) << 16 ^ u64::from(getrandom::u32().unwrap_or(0)),
         })
     }
 
-    fn open_next(&mut self) -> io::Result<()> {
-        if let Some(mut f) = self.current.take() {
-            f.flush()?;
-            f.get_ref().sync_all()?;
+    /// Flushes and fsyncs the file being written.
+    fn close_current(&mut self) -> io::Result<()> {
+        if let Some(w) = self.current.take() {
+            let f = w.into_inner().map_err(|e| e.into_error())?;
+            self.done.push(f.sync().map_err(atomic_io)?);
         }
+        Ok(())
+    }
+
+    fn open_next(&mut self) -> io::Result<()> {
+        self.close_current()?;
         let final_path = match self.split {
-            Some(_) => part_path(&self.base, self.files.len()),
+            Some(_) => part_path(&self.base, self.started),
             None => self.base.clone(),
         };
-        let mut tmp = final_path.as_os_str().to_os_string();
-        tmp.push(format!(".tmp-{:x}", self.tag));
-        let tmp = PathBuf::from(tmp);
-        let f = File::create(&tmp)?;
-        self.files.push((tmp, final_path));
+        let f = berth_atomic::Options::new()
+            .create(&final_path)
+            .map_err(atomic_io)?;
+        self.started += 1;
         self.current = Some(io::BufWriter::with_capacity(1 << 20, f));
         self.written = 0;
         Ok(())
@@ -131,20 +143,19 @@ impl SplitWriter {
 
     /// Flushes, fsyncs and renames every file into place; returns the final paths.
     pub fn finish(mut self) -> io::Result<Vec<PathBuf>> {
-        if self.files.is_empty() {
+        if self.started == 0 {
             self.open_next()?;
         }
-        if let Some(mut f) = self.current.take() {
-            f.flush()?;
-            f.get_ref().sync_all()?;
-        }
-        for (tmp, fin) in &self.files {
-            std::fs::rename(tmp, fin)?;
+        self.close_current()?;
+        let mut files = Vec::new();
+        for f in std::mem::take(&mut self.done) {
+            files.push(f.target().to_path_buf());
+            f.rename().map_err(atomic_io)?;
         }
         // Stale parts of an earlier bundle, and the other form of the same name.
         if self.split.is_some() {
             let _ = std::fs::remove_file(&self.base);
-            let mut n = self.files.len();
+            let mut n = files.len();
             while part_path(&self.base, n).is_file() {
                 std::fs::remove_file(part_path(&self.base, n))?;
                 n += 1;
@@ -156,17 +167,8 @@ impl SplitWriter {
                 n += 1;
             }
         }
-        let dir = match self.base.parent() {
-            Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
-            _ => PathBuf::from("."),
-        };
-        if let Ok(d) = File::open(dir) {
-            let _ = d.sync_all();
-        }
-        Ok(std::mem::take(&mut self.files)
-            .into_iter()
-            .map(|(_, f)| f)
-            .collect())
+        berth_atomic::sync_dir(berth_atomic::parent_dir(&self.base)).map_err(atomic_io)?;
+        Ok(files)
     }
 }
 
@@ -198,16 +200,6 @@ impl Write for SplitWriter {
         match &mut self.current {
             Some(f) => f.flush(),
             None => Ok(()),
-        }
-    }
-}
-
-impl Drop for SplitWriter {
-    fn drop(&mut self) {
-        // Not finished: remove what was started.
-        self.current.take();
-        for (tmp, _) in &self.files {
-            let _ = std::fs::remove_file(tmp);
         }
     }
 }
@@ -287,5 +279,16 @@ mod tests {
         assert!(!part_path(&base, 0).exists());
         assert_eq!(resolve(&base).unwrap(), vec![base.clone()]);
         assert!(resolve(&dir.path().join("nope.tar.zst")).is_err());
+    }
+
+    #[test]
+    fn an_unfinished_bundle_leaves_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let base = dir.path().join("b.tar.zst");
+        let mut w = SplitWriter::create(&base, Some(3000)).unwrap();
+        w.write_all(&[7u8; 10_000]).unwrap();
+        assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 4);
+        drop(w);
+        assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 0);
     }
 }
