@@ -14,9 +14,9 @@ use berth_reference::{Digest, Reference};
 use bytes::Bytes;
 use serde_json::{Value, json};
 use sha2::Digest as _;
-use tokio::sync::OnceCell;
 
 use crate::ArchiveError;
+use crate::file::{Load, Opened, blocking, existing};
 use crate::tarindex::{Compression, TarIndex, sniff};
 use crate::writer::{Content, Stage, target_lock, write_tar};
 
@@ -58,7 +58,9 @@ struct Loaded {
     entries: Vec<Value>,
 }
 
-impl Loaded {
+impl Load for Loaded {
+    const KIND: &'static str = "a docker-archive";
+
     fn load(path: &Path, name: &str) -> Result<Loaded, ArchiveError> {
         let tar = TarIndex::open(path, name)?;
         let v = tar.read_top_json(
@@ -78,7 +80,9 @@ impl Loaded {
             entries,
         })
     }
+}
 
+impl Loaded {
     fn describe(&self) -> String {
         self.entries
             .iter()
@@ -201,10 +205,7 @@ impl Loaded {
 /// A `docker-archive:FILE[:REF]` to read: a [`Source`] serving a synthesized Docker
 /// schema 2 manifest (see the crate documentation for what its digest means).
 pub struct DockerArchive {
-    path: PathBuf,
-    reference: Option<String>,
-    name: String,
-    loaded: OnceCell<Arc<Loaded>>,
+    file: Opened<Loaded>,
     /// Selector (`""` for the default) → synthesized image.
     images: Mutex<HashMap<String, Arc<Image>>>,
 }
@@ -217,16 +218,8 @@ impl DockerArchive {
         path: impl Into<PathBuf>,
         reference: Option<&str>,
     ) -> Result<DockerArchive, ArchiveError> {
-        let path = path.into();
-        let name = format!("docker-archive:{}", path.display());
-        if !path.is_file() {
-            return Err(ArchiveError::usage(&name, "there is no such file"));
-        }
         Ok(DockerArchive {
-            path,
-            reference: reference.filter(|r| !r.is_empty()).map(str::to_string),
-            name,
-            loaded: OnceCell::new(),
+            file: Opened::new("docker-archive", path.into(), reference)?,
             images: Mutex::new(HashMap::new()),
         })
     }
@@ -234,26 +227,19 @@ impl DockerArchive {
     /// The reference to pass to [`Source::get_manifest`] for the image this archive was
     /// opened for (`REF`, or `""`).
     pub fn reference(&self) -> String {
-        self.reference.clone().unwrap_or_default()
-    }
-
-    async fn loaded(&self) -> Result<Arc<Loaded>, ArchiveError> {
-        self.loaded
-            .get_or_try_init(|| async {
-                let (path, name) = (self.path.clone(), self.name.clone());
-                tokio::task::spawn_blocking(move || Loaded::load(&path, &name).map(Arc::new))
-                    .await
-                    .map_err(|e| {
-                        ArchiveError::invalid(&self.name, format!("the indexing task failed: {e}"))
-                    })?
-            })
-            .await
-            .cloned()
+        self.file.reference()
     }
 
     /// The `RepoTags` of every image in the archive, in `manifest.json` order.
     pub async fn repo_tags(&self) -> Result<Vec<Vec<String>>, ArchiveError> {
-        Ok(self.loaded().await?.entries.iter().map(repo_tags).collect())
+        Ok(self
+            .file
+            .loaded()
+            .await?
+            .entries
+            .iter()
+            .map(repo_tags)
+            .collect())
     }
 
     /// The image for a selector, synthesized once.
@@ -261,23 +247,20 @@ impl DockerArchive {
         if let Some(i) = self.images.lock().expect("lock").get(selector) {
             return Ok(Some(i.clone()));
         }
-        let l = self.loaded().await?;
+        let l = self.file.loaded().await?;
         let wanted = if selector.is_empty() {
-            self.reference.clone()
+            self.file.reference.clone()
         } else {
             Some(selector.to_string())
         };
-        let name = self.name.clone();
-        let img = tokio::task::spawn_blocking(move || {
+        let name = self.file.name.clone();
+        let img = blocking(&self.file.name, "reading", move || {
             let Some(entry) = l.select(&name, wanted.as_deref())? else {
                 return Ok(None);
             };
             l.image(&name, entry).map(|i| Some(Arc::new(i)))
         })
-        .await
-        .map_err(|e| {
-            ArchiveError::invalid(&self.name, format!("the reading task failed: {e}"))
-        })??;
+        .await?;
         if let Some(i) = &img {
             self.images
                 .lock()
@@ -300,7 +283,7 @@ impl DockerArchive {
 #[async_trait]
 impl Source for DockerArchive {
     fn name(&self) -> String {
-        self.name.clone()
+        self.file.name.clone()
     }
 
     /// `""`, `REF`, another `name:tag` / `@N` of the archive, or the digest of a manifest
@@ -320,14 +303,14 @@ impl Source for DockerArchive {
     }
 
     async fn open_blob(&self, digest: &Digest) -> Result<ByteStream, TransferError> {
-        let l = self.loaded().await?;
+        let l = self.file.loaded().await?;
         let entry = self
             .cached()
             .into_iter()
             .find_map(|i| i.blobs.get(digest).cloned())
             .ok_or_else(|| {
                 ArchiveError::invalid(
-                    &self.name,
+                    &self.file.name,
                     format!("blob {digest} is not a config or layer of an image read from it"),
                 )
             })?;
@@ -402,18 +385,6 @@ impl DockerArchiveWriter {
         &self.path
     }
 
-    fn load_existing(path: &Path, name: &str) -> Result<Option<Loaded>, ArchiveError> {
-        if !path.exists() {
-            return Ok(None);
-        }
-        Loaded::load(path, name).map(Some).map_err(|e| {
-            ArchiveError::usage(
-                name,
-                format!("the file exists and cannot be updated as a docker-archive ({e}); remove it or choose another file"),
-            )
-        })
-    }
-
     async fn write(&self, reference: &str, m: &Manifest) -> Result<(), TransferError> {
         let blobs = match parse(m, &self.name, reference)? {
             Parsed::Image(b) => b,
@@ -457,12 +428,7 @@ impl DockerArchiveWriter {
         let config_name = format!("{}.json", blobs[0].digest.hex());
         let lock = target_lock(&self.path);
         let _guard = lock.lock().await;
-        let (path, name) = (self.path.clone(), self.name.clone());
-        let old = tokio::task::spawn_blocking(move || Self::load_existing(&path, &name))
-            .await
-            .map_err(|e| {
-                ArchiveError::invalid(&self.name, format!("the indexing task failed: {e}"))
-            })??;
+        let old = existing::<Loaded>(&self.path, &self.name).await?;
         let mut tags: Vec<String> = repo_tag.iter().cloned().collect();
         let mut list: Vec<Value> = Vec::new();
         if let Some(old) = old {
@@ -507,11 +473,10 @@ impl DockerArchiveWriter {
             Content::Bytes(serde_json::to_vec(&list).expect("json")),
         );
         let (path, name) = (self.path.clone(), self.name.clone());
-        tokio::task::spawn_blocking(move || write_tar(&name, &path, entries))
-            .await
-            .map_err(|e| {
-                ArchiveError::invalid(&self.name, format!("the writing task failed: {e}"))
-            })??;
+        blocking(&self.name, "writing", move || {
+            write_tar(&name, &path, entries)
+        })
+        .await?;
         Ok(())
     }
 }
@@ -561,10 +526,7 @@ impl Destination for DockerArchiveWriter {
 
 impl std::fmt::Debug for DockerArchive {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("DockerArchive")
-            .field("path", &self.path)
-            .field("reference", &self.reference)
-            .finish()
+        self.file.debug("DockerArchive", f)
     }
 }
 

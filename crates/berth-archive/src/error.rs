@@ -40,6 +40,15 @@ impl ArchiveError {
         }
     }
 
+    /// A failed atomic write of the archive file.
+    pub(crate) fn atomic(archive: &str, e: berth_atomic::Error) -> ArchiveError {
+        ArchiveError::io(
+            archive,
+            format!("{} {}", e.step, e.path.display()),
+            e.source,
+        )
+    }
+
     pub(crate) fn invalid(archive: &str, detail: impl Into<String>) -> ArchiveError {
         ArchiveError::Invalid {
             archive: archive.to_string(),

@@ -42,17 +42,18 @@
 //! # Writing
 //!
 //! Blobs are collected in a temporary directory beside the target file
-//! (`.FILE.berth-XXXXXX`, removed when the writer is dropped), each written to a
+//! (`.FILE.berth-stage-XXXXXX`, removed when the writer is dropped), each written to a
 //! temporary file and renamed only when the verified stream ended without error. When
 //! the engine puts the image's top manifest under a tag (it does so last, after every
-//! blob and child manifest), the archive is written to `FILE.tmp-…`, fsynced and renamed
-//! to `FILE`. The tar is deterministic: entries sorted by name, mode 0644/0755, mtime 0,
+//! blob and child manifest), the archive is written to `.FILE.tmp-…`, fsynced and renamed
+//! to `FILE` (`berth_atomic`). The tar is deterministic: entries sorted by name, mode 0644/0755, mtime 0,
 //! uid/gid 0, no user or group names. An existing archive at `FILE` is updated, not
 //! replaced: its other images are kept (like an OCI layout directory), an image under
 //! the same name is replaced. A file at `FILE` that is not such an archive is refused.
 
 mod docker;
 mod error;
+mod file;
 mod layout;
 mod oci;
 pub mod preload;

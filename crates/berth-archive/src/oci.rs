@@ -16,6 +16,7 @@ use serde_json::{Value, json};
 use tokio::sync::OnceCell;
 
 use crate::ArchiveError;
+use crate::file::{Load, Opened, blocking, existing};
 use crate::tarindex::TarIndex;
 use crate::writer::{Content, Stage, target_lock, write_tar};
 
@@ -32,7 +33,9 @@ struct Loaded {
     index: Value,
 }
 
-impl Loaded {
+impl Load for Loaded {
+    const KIND: &'static str = "an oci-archive";
+
     /// Blocking: indexes the tar and reads `index.json`.
     fn load(path: &Path, name: &str) -> Result<Loaded, ArchiveError> {
         let tar = TarIndex::open(path, name)?;
@@ -53,7 +56,9 @@ impl Loaded {
             index,
         })
     }
+}
 
+impl Loaded {
     fn entries(&self) -> &[Value] {
         self.index["manifests"]
             .as_array()
@@ -80,10 +85,7 @@ impl Loaded {
 
 /// An `oci-archive:FILE[:REF]` to read: a [`Source`].
 pub struct OciArchive {
-    path: PathBuf,
-    reference: Option<String>,
-    name: String,
-    loaded: OnceCell<Arc<Loaded>>,
+    file: Opened<Loaded>,
 }
 
 impl OciArchive {
@@ -94,42 +96,20 @@ impl OciArchive {
         path: impl Into<PathBuf>,
         reference: Option<&str>,
     ) -> Result<OciArchive, ArchiveError> {
-        let path = path.into();
-        let name = format!("oci-archive:{}", path.display());
-        if !path.is_file() {
-            return Err(ArchiveError::usage(&name, "there is no such file"));
-        }
         Ok(OciArchive {
-            path,
-            reference: reference.filter(|r| !r.is_empty()).map(str::to_string),
-            name,
-            loaded: OnceCell::new(),
+            file: Opened::new("oci-archive", path.into(), reference)?,
         })
     }
 
     /// The reference to pass to [`Source::get_manifest`] for the image this archive was
     /// opened for (`REF`, or `""` for its only image).
     pub fn reference(&self) -> String {
-        self.reference.clone().unwrap_or_default()
-    }
-
-    async fn loaded(&self) -> Result<Arc<Loaded>, ArchiveError> {
-        self.loaded
-            .get_or_try_init(|| async {
-                let (path, name) = (self.path.clone(), self.name.clone());
-                tokio::task::spawn_blocking(move || Loaded::load(&path, &name).map(Arc::new))
-                    .await
-                    .map_err(|e| {
-                        ArchiveError::invalid(&self.name, format!("the indexing task failed: {e}"))
-                    })?
-            })
-            .await
-            .cloned()
+        self.file.reference()
     }
 
     /// The ref names of the archive's `index.json` entries, in order.
     pub async fn ref_names(&self) -> Result<Vec<String>, ArchiveError> {
-        Ok(self.loaded().await?.ref_names())
+        Ok(self.file.loaded().await?.ref_names())
     }
 
     /// The `index.json` descriptor for `reference` (`""`: the default image).
@@ -139,7 +119,7 @@ impl OciArchive {
         reference: &str,
     ) -> Result<Option<&'a Value>, ArchiveError> {
         let wanted = if reference.is_empty() {
-            self.reference.as_deref()
+            self.file.reference.as_deref()
         } else {
             Some(reference)
         };
@@ -150,7 +130,7 @@ impl OciArchive {
                 .find(|m| m["annotations"][REF_NAME].as_str() == Some(r))),
             None if entries.len() == 1 => Ok(entries.first()),
             None => Err(ArchiveError::usage(
-                &self.name,
+                &self.file.name,
                 format!(
                     "the archive holds {} images ({}); name one as oci-archive:FILE:REF",
                     entries.len(),
@@ -214,11 +194,12 @@ fn read_manifest(
 #[async_trait]
 impl Source for OciArchive {
     fn name(&self) -> String {
-        self.name.clone()
+        self.file.name.clone()
     }
 
     async fn get_manifest(&self, reference: &str) -> Result<Option<Manifest>, TransferError> {
-        let l = self.loaded().await?;
+        let l = self.file.loaded().await?;
+        let name = &self.file.name;
         if let Ok(digest) = Digest::parse(reference) {
             let desc = l
                 .entries()
@@ -229,7 +210,7 @@ impl Source for OciArchive {
             }
             let mt = desc.and_then(|m| m["mediaType"].as_str());
             let size = desc.and_then(|m| m["size"].as_u64());
-            return read_manifest(&self.name, &l, &digest, mt, size).map(Some);
+            return read_manifest(name, &l, &digest, mt, size).map(Some);
         }
         let Some(desc) = self.select(&l, reference)? else {
             return Ok(None);
@@ -239,12 +220,12 @@ impl Source for OciArchive {
             .and_then(|d| Digest::parse(d).ok())
             .ok_or_else(|| {
                 ArchiveError::invalid(
-                    &self.name,
+                    name,
                     format!("the index.json entry for `{reference}` has no valid digest"),
                 )
             })?;
         read_manifest(
-            &self.name,
+            name,
             &l,
             &digest,
             desc["mediaType"].as_str(),
@@ -254,7 +235,7 @@ impl Source for OciArchive {
     }
 
     async fn open_blob(&self, digest: &Digest) -> Result<ByteStream, TransferError> {
-        let l = self.loaded().await?;
+        let l = self.file.loaded().await?;
         let r = l.tar.require(&blob_entry(digest), "blob")?;
         Ok(l.tar.stream(r))
     }
@@ -313,30 +294,12 @@ impl OciArchiveWriter {
         &self.path
     }
 
-    /// The archive now at the target, if any (blocking).
-    fn load_existing(path: &Path, name: &str) -> Result<Option<Loaded>, ArchiveError> {
-        if !path.exists() {
-            return Ok(None);
-        }
-        Loaded::load(path, name).map(Some).map_err(|e| {
-            ArchiveError::usage(
-                name,
-                format!("the file exists and cannot be updated as an oci-archive ({e}); remove it or choose another file"),
-            )
-        })
-    }
-
     async fn existing(&self) -> Result<Option<Arc<Loaded>>, ArchiveError> {
         self.existing
             .get_or_try_init(|| async {
-                let (path, name) = (self.path.clone(), self.name.clone());
-                tokio::task::spawn_blocking(move || {
-                    Self::load_existing(&path, &name).map(|o| o.map(Arc::new))
-                })
-                .await
-                .map_err(|e| {
-                    ArchiveError::invalid(&self.name, format!("the indexing task failed: {e}"))
-                })?
+                Ok(existing::<Loaded>(&self.path, &self.name)
+                    .await?
+                    .map(Arc::new))
             })
             .await
             .cloned()
@@ -354,12 +317,7 @@ impl OciArchiveWriter {
         for (d, m) in self.manifests.lock().expect("lock").iter() {
             entries.insert(blob_entry(d), Content::Bytes(m.bytes.to_vec()));
         }
-        let (path, name) = (self.path.clone(), self.name.clone());
-        let old = tokio::task::spawn_blocking(move || Self::load_existing(&path, &name))
-            .await
-            .map_err(|e| {
-                ArchiveError::invalid(&self.name, format!("the indexing task failed: {e}"))
-            })??;
+        let old = existing::<Loaded>(&self.path, &self.name).await?;
         let mut index = json!({"schemaVersion": 2, "mediaType": OCI_INDEX, "manifests": []});
         if let Some(old) = old {
             let tar = old.tar.clone();
@@ -395,11 +353,10 @@ impl OciArchiveWriter {
             Content::Bytes(br#"{"imageLayoutVersion":"1.0.0"}"#.to_vec()),
         );
         let (path, name) = (self.path.clone(), self.name.clone());
-        tokio::task::spawn_blocking(move || write_tar(&name, &path, entries))
-            .await
-            .map_err(|e| {
-                ArchiveError::invalid(&self.name, format!("the writing task failed: {e}"))
-            })?
+        blocking(&self.name, "writing", move || {
+            write_tar(&name, &path, entries)
+        })
+        .await
     }
 }
 
@@ -497,10 +454,7 @@ impl Destination for OciArchiveWriter {
 
 impl std::fmt::Debug for OciArchive {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("OciArchive")
-            .field("path", &self.path)
-            .field("reference", &self.reference)
-            .finish()
+        self.file.debug("OciArchive", f)
     }
 }
 

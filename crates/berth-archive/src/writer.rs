@@ -30,7 +30,7 @@ pub(crate) fn target_lock(path: &Path) -> Arc<tokio::sync::Mutex<()>> {
         .clone()
 }
 
-/// Verified blobs collected for one writer, in `.FILE.berth-XXXXXX` beside the target.
+/// Verified blobs collected for one writer, in `.FILE.berth-stage-XXXXXX` beside the target.
 pub(crate) struct Stage {
     name: String,
     dir: tempfile::TempDir,
@@ -39,31 +39,22 @@ pub(crate) struct Stage {
 
 impl Stage {
     pub(crate) fn new(target: &Path, name: &str) -> Result<Stage, ArchiveError> {
-        let file_name = target
-            .file_name()
-            .ok_or_else(|| ArchiveError::usage(name, "the target is not a file name"))?
-            .to_string_lossy()
-            .into_owned();
-        let parent = match target.parent() {
-            Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
-            _ => PathBuf::from("."),
-        };
+        if target.file_name().is_none() {
+            return Err(ArchiveError::usage(name, "the target is not a file name"));
+        }
         if target.is_dir() {
             return Err(ArchiveError::usage(
                 name,
                 "the target is a directory; name a file (an OCI layout directory is oci:DIR)",
             ));
         }
-        let dir = tempfile::Builder::new()
-            .prefix(&format!(".{file_name}.berth-"))
-            .tempdir_in(&parent)
-            .map_err(|e| {
-                ArchiveError::io(
-                    name,
-                    format!("creating a staging directory in {}", parent.display()),
-                    e,
-                )
-            })?;
+        let dir = berth_atomic::temp_dir_beside(target, "stage").map_err(|e| {
+            ArchiveError::io(
+                name,
+                format!("creating a staging directory in {}", e.path.display()),
+                e.source,
+            )
+        })?;
         Ok(Stage {
             name: name.to_string(),
             dir,
@@ -167,93 +158,72 @@ pub(crate) enum Content {
 }
 
 /// Writes a deterministic tar of `entries` (sorted by name; directories for every parent)
-/// to `target.tmp-…`, fsyncs it and renames it to `target` (blocking).
+/// to a temporary file beside `target`, fsyncs it and renames it to `target` (blocking;
+/// [`berth_atomic`]).
 pub(crate) fn write_tar(
     name: &str,
     target: &Path,
     entries: BTreeMap<String, Content>,
 ) -> Result<(), ArchiveError> {
-    let file_name = target
-        .file_name()
-        .expect("checked by Stage::new")
-        .to_string_lossy()
-        .into_owned();
-    let tmp = target.with_file_name(format!("{file_name}.tmp-{}", unique()));
     let io = |what: &str, e: io::Error| ArchiveError::io(name, what.to_string(), e);
-    let result = (|| {
-        let f =
-            File::create_new(&tmp).map_err(|e| io(&format!("creating {}", tmp.display()), e))?;
-        let mut b = tar::Builder::new(BufWriter::with_capacity(1 << 20, f));
-        let mut dirs = std::collections::BTreeSet::new();
-        for key in entries.keys() {
-            let mut p = key.as_str();
-            while let Some((parent, _)) = p.rsplit_once('/') {
-                dirs.insert(parent.to_string());
-                p = parent;
-            }
+    let f = berth_atomic::Options::new()
+        .create(target)
+        .map_err(|e| ArchiveError::atomic(name, e))?;
+    let mut b = tar::Builder::new(BufWriter::with_capacity(1 << 20, f));
+    let mut dirs = std::collections::BTreeSet::new();
+    for key in entries.keys() {
+        let mut p = key.as_str();
+        while let Some((parent, _)) = p.rsplit_once('/') {
+            dirs.insert(parent.to_string());
+            p = parent;
         }
-        // Directories and files in one sorted order (a parent sorts before its children).
-        let mut all: BTreeMap<&str, Option<&Content>> =
-            dirs.iter().map(|d| (d.as_str(), None)).collect();
-        for (k, c) in &entries {
-            all.insert(k.as_str(), Some(c));
-        }
-        for (path, content) in all {
-            let mut h = tar::Header::new_gnu();
-            h.set_mtime(0);
-            h.set_uid(0);
-            h.set_gid(0);
-            let writing = format!("writing entry {path}");
-            match content {
-                None => {
-                    h.set_entry_type(tar::EntryType::Directory);
-                    h.set_mode(0o755);
-                    h.set_size(0);
-                    b.append_data(&mut h, format!("{path}/"), io::empty())
-                        .map_err(|e| io(&writing, e))?;
-                }
-                Some(c) => {
-                    h.set_entry_type(tar::EntryType::Regular);
-                    h.set_mode(0o644);
-                    let (size, reader): (u64, Box<dyn Read>) = match c {
-                        Content::Bytes(v) => (v.len() as u64, Box::new(&v[..])),
-                        Content::File(p) => {
-                            let f = File::open(p)
-                                .map_err(|e| io(&format!("opening staged {}", p.display()), e))?;
-                            let len = f.metadata().map_err(|e| io(&writing, e))?.len();
-                            (len, Box::new(f))
-                        }
-                        Content::Old(ix, entry) => {
-                            let r = ix.require(entry, "entry")?;
-                            let reader: RangeReader = ix.reader(r);
-                            (r.size, Box::new(reader))
-                        }
-                    };
-                    h.set_size(size);
-                    b.append_data(&mut h, path, reader.take(size))
-                        .map_err(|e| io(&writing, e))?;
-                }
-            }
-        }
-        let w = b.into_inner().map_err(|e| io("finishing the tar", e))?;
-        let f = w
-            .into_inner()
-            .map_err(|e| io("flushing the tar", e.into_error()))?;
-        f.sync_all().map_err(|e| io("syncing the tar", e))?;
-        drop(f);
-        std::fs::rename(&tmp, target)
-            .map_err(|e| io(&format!("renaming {} into place", tmp.display()), e))?;
-        let parent = match target.parent() {
-            Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
-            _ => PathBuf::from("."),
-        };
-        if let Ok(d) = File::open(&parent) {
-            let _ = d.sync_all();
-        }
-        Ok(())
-    })();
-    if result.is_err() {
-        let _ = std::fs::remove_file(&tmp);
     }
-    result
+    // Directories and files in one sorted order (a parent sorts before its children).
+    let mut all: BTreeMap<&str, Option<&Content>> =
+        dirs.iter().map(|d| (d.as_str(), None)).collect();
+    for (k, c) in &entries {
+        all.insert(k.as_str(), Some(c));
+    }
+    for (path, content) in all {
+        let mut h = tar::Header::new_gnu();
+        h.set_mtime(0);
+        h.set_uid(0);
+        h.set_gid(0);
+        let writing = format!("writing entry {path}");
+        match content {
+            None => {
+                h.set_entry_type(tar::EntryType::Directory);
+                h.set_mode(0o755);
+                h.set_size(0);
+                b.append_data(&mut h, format!("{path}/"), io::empty())
+                    .map_err(|e| io(&writing, e))?;
+            }
+            Some(c) => {
+                h.set_entry_type(tar::EntryType::Regular);
+                h.set_mode(0o644);
+                let (size, reader): (u64, Box<dyn Read>) = match c {
+                    Content::Bytes(v) => (v.len() as u64, Box::new(&v[..])),
+                    Content::File(p) => {
+                        let f = File::open(p)
+                            .map_err(|e| io(&format!("opening staged {}", p.display()), e))?;
+                        let len = f.metadata().map_err(|e| io(&writing, e))?.len();
+                        (len, Box::new(f))
+                    }
+                    Content::Old(ix, entry) => {
+                        let r = ix.require(entry, "entry")?;
+                        let reader: RangeReader = ix.reader(r);
+                        (r.size, Box::new(reader))
+                    }
+                };
+                h.set_size(size);
+                b.append_data(&mut h, path, reader.take(size))
+                    .map_err(|e| io(&writing, e))?;
+            }
+        }
+    }
+    let w = b.into_inner().map_err(|e| io("finishing the tar", e))?;
+    let f = w
+        .into_inner()
+        .map_err(|e| io("flushing the tar", e.into_error()))?;
+    f.commit().map_err(|e| ArchiveError::atomic(name, e))
 }
