@@ -55,29 +55,23 @@ impl Store {
 
     /// A writer for a new blob in `tmp/`.
     pub async fn writer(&self) -> Result<BlobWriter> {
-        BlobWriter::create(
-            self.clone(),
-            self.root().join("tmp").join(random_id()),
-            true,
-        )
-        .await
+        self.writer_in("tmp", &random_id(), true).await
     }
 
     /// A writer for a new blob in `tmp/` that only writes: the caller hashes the same bytes
     /// itself (e.g. while it forwards them) and hands its digest to
     /// [`BlobWriter::commit_hashed`]. (A plain [`BlobWriter::commit`] reads the file back.)
     pub async fn writer_unhashed(&self) -> Result<BlobWriter> {
-        BlobWriter::create(
-            self.clone(),
-            self.root().join("tmp").join(random_id()),
-            false,
-        )
-        .await
+        self.writer_in("tmp", &random_id(), false).await
     }
 
     /// A writer for an upload session `id` in `uploads/`.
     pub async fn upload_writer(&self, id: &str) -> Result<BlobWriter> {
-        BlobWriter::create(self.clone(), self.root().join("uploads").join(id), true).await
+        self.writer_in("uploads", id, true).await
+    }
+
+    async fn writer_in(&self, dir: &str, file: &str, hash: bool) -> Result<BlobWriter> {
+        BlobWriter::create(self.clone(), self.root().join(dir).join(file), hash).await
     }
 
     /// Total bytes of stored blobs and their count.
