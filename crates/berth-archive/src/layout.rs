@@ -102,20 +102,9 @@ impl OciLayout {
     }
 
     fn write_index_sync(&self, v: &Value) -> Result<(), TransferError> {
-        let tmp = self
-            .dir
-            .join(format!(".index.json.tmp-{}", fastrand::u64(..)));
-        let write = || -> std::io::Result<()> {
-            let mut f = std::fs::File::create_new(&tmp)?;
-            std::io::Write::write_all(&mut f, &serde_json::to_vec_pretty(v).expect("json"))?;
-            f.sync_all()?;
-            std::fs::rename(&tmp, self.dir.join("index.json"))?;
-            std::fs::File::open(&self.dir)?.sync_all()
-        };
-        write().map_err(|e| {
-            let _ = std::fs::remove_file(&tmp);
-            self.io("writing index.json", e)
-        })
+        let bytes = serde_json::to_vec_pretty(v).expect("json");
+        berth_atomic::write(self.dir.join("index.json"), &bytes)
+            .map_err(|e| self.io(&format!("{} {}", e.step, e.path.display()), e.source))
     }
 
     /// The `index.json` descriptor for a ref name or digest.
