@@ -14,12 +14,14 @@
 // per failed request and returned straight away, so its size does not matter.
 #![allow(clippy::result_large_err)]
 
-mod api;
 mod auth;
 mod config;
+mod content;
 mod error;
 mod metrics;
 pub mod proxy;
+mod response;
+mod routes;
 pub mod tls;
 
 use std::collections::HashMap;
@@ -33,12 +35,13 @@ use berth_store::{BlobWriter, Store};
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use hyper_util::service::TowerToHyperService;
 
-pub use api::parse_route;
 pub use auth::load_htpasswd;
 pub use config::{
     AuthConfig, Config, Limits, LogFormat, ProxyConfig, TlsConfig, Upstream, parse_duration,
 };
+pub use content::ReadOnlyContent;
 pub use error::{ApiError, RegistryError};
+pub use routes::{Route, parse_route};
 
 /// An upload in progress.
 pub(crate) struct Session {
@@ -49,7 +52,10 @@ pub(crate) struct Session {
 
 /// The server's shared state.
 pub struct State {
-    pub(crate) store: Store,
+    /// What reads are served from: the store, or a read-only backend.
+    pub(crate) content: Arc<dyn ReadOnlyContent>,
+    /// The store pushes, deletes and pull-through caching write to; `None` when read-only.
+    pub(crate) store: Option<Store>,
     pub(crate) cfg: Config,
     pub(crate) auth: auth::Auth,
     pub(crate) metrics: metrics::Metrics,
@@ -70,7 +76,8 @@ impl State {
         let auth = auth::Auth::new(&cfg.auth)?;
         let proxy = proxy::Proxy::from_config(&cfg.proxy)?;
         Ok(Arc::new(State {
-            store,
+            content: Arc::new(store.clone()),
+            store: Some(store),
             auth,
             metrics: metrics::Metrics::default(),
             tls,
@@ -80,13 +87,41 @@ impl State {
         }))
     }
 
+    /// A read-only registry serving `content` (`berth bundle serve`): the routes of `berth
+    /// serve` without auth, uploads or pull-through caching; writes answer `405`.
+    pub fn read_only(content: Arc<dyn ReadOnlyContent>, tls: bool) -> Arc<State> {
+        let cfg = Config::default();
+        Arc::new(State {
+            content,
+            store: None,
+            auth: auth::Auth::new(&cfg.auth).expect("no htpasswd file to read"),
+            metrics: metrics::Metrics::default(),
+            tls,
+            uploads: Mutex::new(HashMap::new()),
+            proxy: None,
+            cfg,
+        })
+    }
+
     /// Whether the server speaks TLS.
     pub fn tls(&self) -> bool {
         self.tls
     }
 
-    pub fn store(&self) -> &Store {
-        &self.store
+    /// The store (`None` for a read-only registry).
+    pub fn store(&self) -> Option<&Store> {
+        self.store.as_ref()
+    }
+
+    /// The store writes go to; `405 UNSUPPORTED` for a read-only registry.
+    pub(crate) fn writable(&self) -> Result<&Store, ApiError> {
+        self.store.as_ref().ok_or_else(|| {
+            ApiError::new(
+                axum::http::StatusCode::METHOD_NOT_ALLOWED,
+                "UNSUPPORTED",
+                "this registry is read-only",
+            )
+        })
     }
 
     /// Drops upload sessions idle for longer than `limits.upload_idle_seconds` (their
@@ -106,15 +141,15 @@ impl State {
 /// The HTTP application (also used in-process by tests with `tower::ServiceExt::oneshot`).
 pub fn router(state: Arc<State>) -> Router {
     Router::new()
-        .route("/v2/", get(api::base))
-        .route("/v2", get(api::base))
-        .route("/v2/_catalog", get(api::catalog))
-        .route("/token", get(api::token))
-        .route("/metrics", get(api::metrics))
-        .route("/v2/{*rest}", any(api::dispatch))
+        .route("/v2/", get(routes::base))
+        .route("/v2", get(routes::base))
+        .route("/v2/_catalog", get(routes::catalog))
+        .route("/token", get(routes::token))
+        .route("/metrics", get(routes::metrics))
+        .route("/v2/{*rest}", any(routes::dispatch))
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),
-            api::observe,
+            routes::observe,
         ))
         .with_state(state)
 }

@@ -31,13 +31,13 @@ impl Metrics {
         counter.fetch_add(n, Ordering::Relaxed);
     }
 
-    pub fn render(&self, store: &berth_store::Store) -> String {
+    pub fn render(&self, content: &dyn crate::ReadOnlyContent) -> String {
         let (bytes, blobs) = {
             let mut s = self.storage.lock().expect("lock");
             match *s {
                 Some((at, b, c)) if at.elapsed() < Duration::from_secs(30) => (b, c),
                 _ => {
-                    let (b, c) = store.blob_usage();
+                    let (b, c) = content.usage();
                     *s = Some((Instant::now(), b, c));
                     (b, c)
                 }

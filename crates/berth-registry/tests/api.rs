@@ -275,10 +275,17 @@ async fn monolithic_upload_and_wrong_digest() {
         t.get(&format!("/v2/a/blobs/{wrong}")).await.status(),
         StatusCode::NOT_FOUND
     );
-    assert!(t.state.store().blob_size(&wrong.parse().unwrap()).is_none());
     assert!(
         t.state
             .store()
+            .unwrap()
+            .blob_size(&wrong.parse().unwrap())
+            .is_none()
+    );
+    assert!(
+        t.state
+            .store()
+            .unwrap()
             .blob_size(&sha(b"hello!").parse().unwrap())
             .is_none()
     );
@@ -516,10 +523,17 @@ async fn path_tricks_in_names_are_refused() {
         assert_eq!(r.status(), StatusCode::BAD_REQUEST, "{path}");
         assert_eq!(code(r).await, "NAME_INVALID", "{path}");
     }
+    // `..` is no tag: it names no manifest (a push to it is refused).
     let r = t.get("/v2/a/manifests/..").await;
+    assert_eq!(r.status(), StatusCode::NOT_FOUND);
+    assert_eq!(code(r).await, "MANIFEST_UNKNOWN");
+    let r = t
+        .req("PUT", "/v2/a/manifests/..", &[], b"{}".to_vec())
+        .await;
+    assert_eq!(r.status(), StatusCode::BAD_REQUEST);
     assert_eq!(code(r).await, "TAG_INVALID");
     assert!(
-        std::fs::read_dir(t.state.store().root().join("repos"))
+        std::fs::read_dir(t.state.store().unwrap().root().join("repos"))
             .unwrap()
             .next()
             .is_none()

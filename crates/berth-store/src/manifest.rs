@@ -29,6 +29,15 @@ pub struct ManifestRefs {
     pub artifact_type: Option<String>,
     /// `annotations`, as JSON.
     pub annotations: Option<Value>,
+    /// Layers a registry need not hold (also in `blobs`): non-distributable OCI layers and
+    /// foreign Docker layers, which clients fetch from their `urls`.
+    pub foreign: Vec<Digest>,
+}
+
+/// Whether a layer of this media type may be left out of a registry.
+pub fn is_foreign_layer(media_type: &str) -> bool {
+    media_type.starts_with("application/vnd.oci.image.layer.nondistributable.")
+        || media_type.starts_with("application/vnd.docker.image.rootfs.foreign.")
 }
 
 impl ManifestRefs {
@@ -51,7 +60,16 @@ pub fn references(bytes: &[u8]) -> Result<ManifestRefs, ManifestError> {
         }
         Err(e) => return Err(e),
     };
+    let foreign = match &w.kind {
+        Kind::Image { layers, .. } => layers
+            .iter()
+            .filter(|l| l.media_type.as_deref().is_some_and(is_foreign_layer))
+            .map(|l| l.digest.clone())
+            .collect(),
+        _ => Vec::new(),
+    };
     Ok(ManifestRefs {
+        foreign,
         blobs: w.blob_digests(),
         manifests: match &w.kind {
             Kind::Index(children) => children.iter().map(|c| c.digest.clone()).collect(),
@@ -62,4 +80,28 @@ pub fn references(bytes: &[u8]) -> Result<ManifestRefs, ManifestError> {
         artifact_type: w.artifact_type,
         annotations: w.annotations,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn foreign_layers_are_blobs_a_registry_may_lack() {
+        let d = |c: char| format!("sha256:{}", c.to_string().repeat(64));
+        let m = serde_json::json!({
+            "schemaVersion": 2,
+            "mediaType": OCI_MANIFEST,
+            "config": {"mediaType": "application/vnd.oci.image.config.v1+json", "digest": d('a'), "size": 1},
+            "layers": [
+                {"mediaType": "application/vnd.oci.image.layer.nondistributable.v1.tar+gzip", "digest": d('b'), "size": 1, "urls": ["https://x/b"]},
+                {"mediaType": "application/vnd.docker.image.rootfs.foreign.diff.tar.gzip", "digest": d('c'), "size": 1},
+                {"mediaType": "application/vnd.oci.image.layer.v1.tar+gzip", "digest": d('e'), "size": 1},
+            ],
+        });
+        let r = references(m.to_string().as_bytes()).unwrap();
+        assert_eq!(r.blobs.len(), 4);
+        let foreign: Vec<String> = r.foreign.iter().map(ToString::to_string).collect();
+        assert_eq!(foreign, vec![d('b'), d('c')]);
+    }
 }
