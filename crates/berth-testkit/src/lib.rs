@@ -21,12 +21,15 @@
 //! - [`berth_serve`]: `berth serve` as a child process (plain or TLS + htpasswd).
 //! - [`cosign`]: offline key-pair signing and verifying (the optional Go peer).
 //! - [`crane`], [`oras`]: the Go clients, isolated (own HOME / Docker config).
+//! - [`conformance`]: the OCI distribution-spec conformance suite run against a registry,
+//!   its `junit.xml` read back.
 //!
 //! A missing Go peer is a hard failure naming `scripts/install-deps.sh`, never a skip.
 
 pub mod bench;
 pub mod berth_serve;
 mod certs;
+pub mod conformance;
 pub mod containerd;
 pub mod cosign;
 pub mod crane;
