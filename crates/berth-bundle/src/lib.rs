@@ -49,4 +49,4 @@ pub use error::BundleError;
 pub use extract::{Extracted, extract, push};
 pub use manifest::{BundleManifest, Content, ImageEntry, ProfileEntry};
 pub use read::{BlobSink, Contents, Head, blob_entry, head, scan};
-pub use serve::{ServeOptions, listen, router, serve, stop_signal};
+pub use serve::{BundleContent, ServeOptions, listen, router, serve, stop_signal};
