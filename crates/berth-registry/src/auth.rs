@@ -90,6 +90,16 @@ impl Auth {
         })
     }
 
+    /// No htpasswd file: everyone may pull and push (a read-only registry has no writes).
+    pub fn disabled() -> Auth {
+        Auth {
+            cfg: AuthConfig::default(),
+            users: HashMap::new(),
+            verified: Mutex::new(HashMap::new()),
+            tokens: Mutex::new(HashMap::new()),
+        }
+    }
+
     pub fn enabled(&self) -> bool {
         self.cfg.htpasswd.is_some()
     }

@@ -15,7 +15,8 @@ use crate::{ApiError, State};
 /// The content a registry serves, read-only: the same routes answer for every backend, so
 /// they agree on `Range`, `Accept`, `HEAD`, digests and error bodies.
 ///
-/// Calls may touch the file system; the routes make them where blocking is fine.
+/// Lookups (`resolve_tag`, `manifest_type`, `blob_size`, `referrers`) are quick and made on
+/// the runtime; reading a manifest and listing repositories or tags run on the blocking pool.
 pub trait ReadOnlyContent: Send + Sync + 'static {
     /// Every repository, sorted.
     fn repositories(&self) -> Vec<String>;
