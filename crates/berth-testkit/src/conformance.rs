@@ -8,14 +8,10 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-/// The suite's binary ([`crate::tools::go_peer`]), or a panic telling how to build it.
+/// The suite's binary ([`crate::require_go_peer`]: a panic telling how to build it when it
+/// is missing).
 pub fn suite() -> PathBuf {
-    crate::tools::go_peer("conformance").unwrap_or_else(|| {
-        panic!(
-            "the OCI conformance suite (`conformance`) is not built: run scripts/install-deps.sh \
-             (it builds the pinned Go peers into .tools/bin; BERTH_TOOLS_DIR overrides the directory)"
-        )
-    })
+    crate::require_go_peer("conformance")
 }
 
 /// What `junit.xml` says.
