@@ -410,3 +410,83 @@ fn damaged_upstream_blob_is_not_served_whole_nor_stored() {
         assert!(m.contains("berth_upstream_errors_total 2"), "{m}");
     });
 }
+
+/// `Cache-Control: only-if-cached` (what mirror and verify send to their targets): berth
+/// serve answers from its store only, so content it would fetch from upstream is "not
+/// found" (and nothing is fetched), content it stores is found, and a push makes it found.
+#[test]
+fn only_if_cached_answers_from_the_store_only() {
+    let tmp = tempfile::tempdir().unwrap();
+    let up_reg = Distribution::plain();
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    let blob_gets = Arc::new(AtomicUsize::new(0));
+    let c = reqwest::Client::new();
+    let (proxy, layer, man) = rt.block_on(async {
+        let proxy = counting_proxy(up_reg.url(), blob_gets.clone()).await;
+        let base = up_reg.url();
+        let layer = push_blob(&c, &base, "test/app", b"a layer of real bytes").await;
+        let cfg = br#"{"architecture":"amd64","os":"linux","rootfs":{"type":"layers","diff_ids":[]}}"#;
+        let cfgd = push_blob(&c, &base, "test/app", cfg).await;
+        let man = serde_json::json!({
+            "schemaVersion": 2,
+            "mediaType": "application/vnd.oci.image.manifest.v1+json",
+            "config": {"mediaType": "application/vnd.oci.image.config.v1+json", "digest": cfgd, "size": cfg.len()},
+            "layers": [{"mediaType": "application/vnd.oci.image.layer.v1.tar+gzip", "digest": layer, "size": 21}],
+        })
+        .to_string();
+        let r = c
+            .put(format!("{base}/v2/test/app/manifests/v1"))
+            .header("content-type", "application/vnd.oci.image.manifest.v1+json")
+            .body(man.clone())
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 201);
+        (proxy, layer, man)
+    });
+    let up = format!("127.0.0.1:{}", proxy.port());
+    let reg = start(config(
+        tmp.path().join("data"),
+        Upstream {
+            registry: up.clone(),
+            insecure: true,
+            ..Upstream::default()
+        },
+        300,
+    ));
+    let repo = format!("spectro-images/{}/test/app", up.replace(':', "_"));
+    let base = format!("http://{}/v2/{repo}", reg.addr);
+    rt.block_on(async {
+        let head = |path: String, local: bool| {
+            let mut rb = c
+                .head(format!("{base}/{path}"))
+                .header("accept", "application/vnd.oci.image.manifest.v1+json");
+            if local {
+                rb = rb.header("cache-control", "max-age=0, only-if-cached");
+            }
+            async move { rb.send().await.unwrap().status().as_u16() }
+        };
+        let blob = format!("blobs/{layer}");
+        // Not stored: not found, and upstream is not asked for it.
+        assert_eq!(head("manifests/v1".into(), true).await, 404);
+        assert_eq!(head(blob.clone(), true).await, 404);
+        assert_eq!(blob_gets.load(Ordering::SeqCst), 0);
+        // Without the directive the pull-through answers (and stores the manifest).
+        assert_eq!(head("manifests/v1".into(), false).await, 200);
+        assert_eq!(head(blob.clone(), false).await, 200);
+        assert_eq!(head("manifests/v1".into(), true).await, 200);
+        // The HEAD through the pull-through fetched and stored the blob.
+        assert_eq!(head(blob, true).await, 200);
+        // A blob only a push brings: not found before, found after.
+        let data = b"only ever pushed to the edge";
+        let other = format!("blobs/{}", sha256_digest(data));
+        assert_eq!(head(other.clone(), true).await, 404);
+        push_blob(&c, &format!("http://{}", reg.addr), &repo, data).await;
+        assert_eq!(head(other, true).await, 200);
+        assert!(man.contains(&layer));
+    });
+}

@@ -214,9 +214,14 @@ async fn handle(
             .and_then(|p| p.route(&name, q.get("ns").map(String::as_str))),
         Action::Push => None,
     };
+    let name = upstream.as_ref().map_or(name, |u| u.local_name.clone());
+    // `Cache-Control: only-if-cached` (RFC 9111): answer from the store only, never from
+    // upstream. Mirror and verify read their targets so, so that seeding the edge registry
+    // stores what it would otherwise only fetch on demand (a miss is a 404).
+    let upstream = upstream.filter(|_| !only_if_cached(headers));
     let cx = Ctx {
         st,
-        name: upstream.as_ref().map_or(name, |u| u.local_name.clone()),
+        name,
         headers,
         query: q,
         head: *method == Method::HEAD,
@@ -249,6 +254,16 @@ async fn handle(
             format!("{m} is not supported on this path"),
         )),
     }
+}
+
+/// Whether the request asks for stored content only (`Cache-Control: only-if-cached`).
+fn only_if_cached(headers: &HeaderMap) -> bool {
+    headers
+        .get_all(axum::http::header::CACHE_CONTROL)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .any(|d| d.trim().eq_ignore_ascii_case("only-if-cached"))
 }
 
 #[cfg(test)]
