@@ -121,6 +121,7 @@ fn crates_without_network_reach_neither_the_client_nor_an_http_stack() {
         "berth-userdata",
         "berth-rewrite",
         "berth-profile",
+        "berth-plan",
         "berth-archive",
         "berth-store",
         "berth-containerd",
