@@ -156,31 +156,12 @@ impl RedirectArgs {
     }
 }
 
-/// Writes `text` to `path` atomically (temporary file beside it, fsync, rename), keeping
-/// the file's permissions.
+/// Writes `text` to `path` atomically (berth-atomic), keeping the file's permissions.
 pub fn write_atomic(path: &Path, text: &str) -> Result<()> {
-    use std::io::Write;
-    let dir = path
-        .parent()
-        .filter(|d| !d.as_os_str().is_empty())
-        .unwrap_or(Path::new("."));
-    let name = path.file_name().unwrap_or_default().to_string_lossy();
-    let tmp = dir.join(format!(".{name}.berth-tmp-{}", std::process::id()));
-    let result = (|| -> std::io::Result<()> {
-        let mut f = std::fs::File::create(&tmp)?;
-        if let Ok(meta) = std::fs::metadata(path) {
-            f.set_permissions(meta.permissions())?;
-        }
-        f.write_all(text.as_bytes())?;
-        f.sync_all()?;
-        std::fs::rename(&tmp, path)?;
-        if let Ok(d) = std::fs::File::open(dir) {
-            let _ = d.sync_all();
-        }
-        Ok(())
-    })();
-    if result.is_err() {
-        let _ = std::fs::remove_file(&tmp);
+    use std::os::unix::fs::PermissionsExt;
+    let mut opts = berth_atomic::Options::new();
+    if let Ok(meta) = std::fs::metadata(path) {
+        opts = opts.mode(meta.permissions().mode() & 0o7777);
     }
-    result.with_context(|| format!("cannot write {}", path.display()))
+    Ok(opts.write(path, text.as_bytes())?)
 }
