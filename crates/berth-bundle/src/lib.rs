@@ -39,14 +39,17 @@ mod extract;
 mod hash;
 pub mod manifest;
 pub mod parts;
+mod profiles;
 mod read;
 mod serve;
 pub mod sign;
+mod summary;
 mod write;
 
 pub use build::{BuildOptions, BuildReport, ProfileFile, build, parse_platform};
 pub use error::BundleError;
 pub use extract::{Extracted, extract, push};
 pub use manifest::{BundleManifest, Content, ImageEntry, ProfileEntry};
+pub use profiles::profile_files;
 pub use read::{BlobSink, Contents, Head, blob_entry, head, scan};
 pub use serve::{BundleContent, ServeOptions, listen, router, serve, stop_signal};

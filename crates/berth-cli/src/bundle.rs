@@ -1,45 +1,41 @@
 //! `berth bundle`: air-gap content bundles (berth-bundle), built from profiles like
 //! `berth mirror`, pushed to their rewritten targets through the same transfer engine, served
-//! read-only as a registry, or extracted as an OCI layout for the agent to preload.
+//! read-only as a registry, or extracted as an OCI layout for the agent to preload. A damaged
+//! bundle (or an image that cannot be fetched) ends with exit 1 (see `main`).
 
-use std::collections::BTreeSet;
-use std::io::IsTerminal;
 use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
 
-use anyhow::{Context, anyhow};
-use berth_bundle::{BuildOptions, BundleError, Extracted, ProfileFile, ServeOptions};
+use anyhow::{Context, Result};
+use berth_bundle::sign::{self, PublicKey};
+use berth_bundle::{BuildOptions, BundleManifest, Extracted, ServeOptions};
 use berth_client::RegistryConfigs;
 use berth_reference::Reference;
 use berth_rewrite::{LocalRegistry, Rewriter};
-use berth_transfer::CopyOptions;
 use clap::{Args, Subcommand};
-use serde::Serialize;
 
-use crate::plan::print_table;
-use crate::transfer::{DestArgs, SourceArgs};
-use crate::{EXIT_FINDINGS, Failure, Output, RedirectArgs, inputs};
+use crate::inputs::{EdgeCreds, EdgeTls};
+use crate::progress::Progress;
+use crate::transfer::{SourceArgs, copy_options, print_report};
+use crate::{Output, RedirectArgs, exit_status, inputs, runtime, show};
 
 /// `berth bundle ...`
 #[derive(Subcommand)]
 pub enum BundleCommand {
-    /// Build a bundle (.tar.zst): every image of the profiles with all its platforms (or
-    /// those of --platform) as one OCI image layout, the profiles, and bundle.json. Same
-    /// inputs, same bytes.
+    /// Build a bundle (.tar.zst): every image of the profiles (all platforms, or --platform's),
+    /// the profiles and bundle.json. Same inputs, same bytes.
     Build(BuildArgs),
     /// Print what a bundle holds (reads only its first entry).
     Inspect(InspectArgs),
-    /// Re-hash every blob and check every manifest's references; exit 1 naming the damaged
-    /// entry.
-    Verify(VerifyArgs),
+    /// Re-hash every blob and check every reference; exit 1 naming the damaged entry.
+    Verify(BundleIn),
     /// Copy every image of a bundle to its rewritten target (as `berth mirror` does).
     Push(PushArgs),
     /// Serve a bundle read-only as an OCI registry (plain HTTP).
     Serve(ServeArgs),
-    /// Extract a bundle as an OCI image layout directory (verified; nothing is written
-    /// unless everything checks out).
+    /// Extract a bundle as an OCI image layout (nothing written unless all checks out).
     Extract(ExtractArgs),
     /// Make an ed25519 key pair: PREFIX.key (PKCS#8 PEM, mode 0600) and PREFIX.pub.
     Keygen(KeygenArgs),
@@ -91,28 +87,28 @@ pub struct InspectArgs {
     output: Output,
 }
 
+/// A bundle to read, and the key it must be signed with.
 #[derive(Args)]
-pub struct VerifyArgs {
+pub struct BundleIn {
+    /// BUNDLE.tar.zst, or BUNDLE.tar.zst.part00.
     #[arg(value_name = "BUNDLE")]
     bundle: PathBuf,
-    /// Also require a signature by this ed25519 public key.
+    /// Refuse the bundle unless it is signed by this ed25519 public key.
     #[arg(long, value_name = "PUB")]
     public_key: Option<PathBuf>,
 }
 
 #[derive(Args)]
 pub struct PushArgs {
-    #[arg(value_name = "BUNDLE")]
-    bundle: PathBuf,
+    #[command(flatten)]
+    input: BundleIn,
     #[command(flatten)]
     redirect: RedirectArgs,
     #[command(flatten)]
-    dest: DestArgs,
-    /// Refuse the bundle unless it is signed by this ed25519 public key.
-    #[arg(long, value_name = "PUB")]
-    public_key: Option<PathBuf>,
-    /// Where to extract the bundle while pushing (needs room for the uncompressed bundle;
-    /// default $TMPDIR, else /tmp).
+    edge_tls: EdgeTls,
+    #[command(flatten)]
+    edge_creds: EdgeCreds,
+    /// Where to extract the bundle while pushing (default $TMPDIR, else /tmp).
     #[arg(long, value_name = "DIR")]
     tmp_dir: Option<PathBuf>,
     /// Parallel transfers.
@@ -127,8 +123,8 @@ pub struct PushArgs {
 
 #[derive(Args)]
 pub struct ServeArgs {
-    #[arg(value_name = "BUNDLE")]
-    bundle: PathBuf,
+    #[command(flatten)]
+    input: BundleIn,
     /// Address to listen on.
     #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:5000")]
     listen: SocketAddr,
@@ -136,12 +132,9 @@ pub struct ServeArgs {
     /// edge registry in front: <project>/<registry>/<path>).
     #[arg(long, value_name = "FILE")]
     user_data: Option<PathBuf>,
-    /// The first path component of every served repository.
-    #[arg(long, value_name = "NAME", default_value = berth_rewrite::DEFAULT_PROJECT)]
-    project: String,
-    /// Refuse the bundle unless it is signed by this ed25519 public key.
-    #[arg(long, value_name = "PUB")]
-    public_key: Option<PathBuf>,
+    /// The first path component of every served repository, as the edge registry's project.
+    #[arg(long, alias = "project", value_name = "NAME", default_value = berth_rewrite::DEFAULT_PROJECT)]
+    edge_project: String,
     /// Where to extract the bundle while serving (default $TMPDIR, else /tmp).
     #[arg(long, value_name = "DIR")]
     tmp_dir: Option<PathBuf>,
@@ -155,14 +148,11 @@ pub struct ServeArgs {
 
 #[derive(Args)]
 pub struct ExtractArgs {
-    #[arg(value_name = "BUNDLE")]
-    bundle: PathBuf,
+    #[command(flatten)]
+    input: BundleIn,
     /// The OCI image layout directory to create (must not exist, or be empty).
     #[arg(long, value_name = "DIR")]
     to: PathBuf,
-    /// Refuse the bundle unless it is signed by this ed25519 public key.
-    #[arg(long, value_name = "PUB")]
-    public_key: Option<PathBuf>,
 }
 
 #[derive(Args)]
@@ -173,7 +163,7 @@ pub struct KeygenArgs {
 }
 
 /// Runs a `berth bundle` subcommand.
-pub fn run(cmd: BundleCommand) -> Result<ExitCode, Failure> {
+pub fn run(cmd: BundleCommand) -> Result<ExitCode> {
     match cmd {
         BundleCommand::Build(a) => build(a),
         BundleCommand::Inspect(a) => inspect(a),
@@ -182,358 +172,161 @@ pub fn run(cmd: BundleCommand) -> Result<ExitCode, Failure> {
         BundleCommand::Serve(a) => serve(a),
         BundleCommand::Extract(a) => extract(a),
         BundleCommand::Keygen(a) => {
-            let (k, p) = berth_bundle::sign::keygen(&a.out)?;
+            let (k, p) = sign::keygen(&a.out)?;
+            let (k, p) = (k.display(), p.display());
             eprintln!(
-                "wrote {} (private: keep it off the site) and {} (give it to push/serve/extract --public-key)",
-                k.display(),
-                p.display()
+                "wrote {k} (private: keep it off the site) and {p} (give it to push/serve/extract --public-key)"
             );
             Ok(ExitCode::SUCCESS)
         }
     }
 }
 
-/// A damaged bundle is a finding (exit 1), named; anything else is bad input (exit 2).
-fn outcome<T>(r: Result<T, BundleError>) -> Result<Result<T, ExitCode>, Failure> {
-    match r {
-        Ok(v) => Ok(Ok(v)),
-        Err(e) if e.is_damage() => {
-            eprintln!("berth: bundle refused: {e}");
-            Ok(Err(ExitCode::from(EXIT_FINDINGS)))
-        }
-        Err(e) => Err(e.into()),
+impl BundleIn {
+    fn key(&self) -> Result<Option<PublicKey>> {
+        Ok(self
+            .public_key
+            .as_deref()
+            .map(sign::read_public_key)
+            .transpose()?)
+    }
+
+    /// The bundle extracted (verified) into a temporary directory.
+    fn open(&self, tmp_dir: Option<&std::path::Path>) -> Result<Extracted> {
+        Ok(Extracted::open(
+            &self.bundle,
+            self.key()?.as_ref(),
+            tmp_dir,
+        )?)
     }
 }
 
-fn public_key(p: &Option<PathBuf>) -> anyhow::Result<Option<berth_bundle::sign::PublicKey>> {
-    Ok(match p {
-        Some(p) => Some(berth_bundle::sign::read_public_key(p)?),
-        None => None,
-    })
-}
-
-fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
-    tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .context("cannot start the async runtime")
-}
-
-fn profile_file_name(p: &Path, i: usize) -> String {
-    let base = p
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_default();
-    let clean: String = base
-        .chars()
-        .map(|c| {
-            if c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '_') {
-                c
-            } else {
-                '_'
-            }
-        })
-        .collect();
-    let clean = clean.trim_start_matches('.').to_string();
-    if clean.is_empty() {
-        format!("profile-{i}.yaml")
-    } else {
-        clean
-    }
-}
-
-fn build(args: BuildArgs) -> Result<ExitCode, Failure> {
+fn build(args: BuildArgs) -> Result<ExitCode> {
     let profiles = inputs::profiles(&args.profiles)?;
     let extraction = berth_profile::extract_images(&profiles)?;
     let images: Vec<Reference> = extraction.images.iter().map(|i| i.source.clone()).collect();
-    let hosts: BTreeSet<String> = images.iter().map(|r| r.domain().to_string()).collect();
     let mut files = Vec::new();
-    let mut names = BTreeSet::new();
-    for (i, (path, profile)) in args.profiles.iter().zip(&profiles).enumerate() {
-        let mut file = profile_file_name(path, i);
-        if !names.insert(file.clone()) {
-            file = format!("{i:02}-{file}");
-            names.insert(file.clone());
-        }
-        files.push(ProfileFile {
-            file,
-            name: profile.name.clone(),
-            bytes: std::fs::read(path)
-                .with_context(|| format!("cannot read {}", path.display()))?,
-        });
+    for (path, profile) in args.profiles.iter().zip(&profiles) {
+        let bytes =
+            std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?;
+        files.push((path.as_path(), profile.name.clone(), bytes));
     }
-    let signing_key = match &args.signing_key {
-        Some(k) => Some(berth_bundle::sign::read_signing_key(k)?),
-        None => None,
-    };
+    let hosts = images.iter().map(|r| r.domain().to_string()).collect();
     let mut opts = BuildOptions {
-        images,
-        profiles: files,
+        profiles: berth_bundle::profile_files(files),
         platforms: args.platforms.clone(),
         split_size: args.split_size,
         level: args.level,
         existing: args.existing.clone(),
-        signing_key,
-        copy: CopyOptions {
-            jobs: usize::from(args.jobs),
-            source_registries: args.source.configs(&hosts)?,
-            ..CopyOptions::default()
-        },
+        signing_key: args
+            .signing_key
+            .as_deref()
+            .map(sign::read_signing_key)
+            .transpose()?,
+        copy: copy_options(
+            args.jobs,
+            args.source.configs(&hosts)?,
+            RegistryConfigs::new(),
+        ),
+        images,
         ..BuildOptions::default()
     };
     if let Some(t) = args.threads {
         opts.threads = t.max(1);
     }
-    let total = opts.images.len();
-    let progress = crate::transfer::Progress::new(
-        args.output == Output::Table && std::io::stderr().is_terminal(),
-        total,
-    );
+    let progress = Progress::new(args.output, opts.images.len(), "copied", false);
     let result = runtime()?.block_on(berth_bundle::build(&args.out, opts, Some(progress.sink())));
     progress.finish();
-    let report = match result {
-        Ok(r) => r,
-        Err(e @ BundleError::Image { .. }) => {
-            eprintln!("berth: error: {e}");
-            return Ok(ExitCode::from(EXIT_FINDINGS));
-        }
-        Err(e) => return Err(e.into()),
-    };
-    for w in &report.warnings {
-        eprintln!("warning: {w}");
-    }
-    match args.output {
-        Output::Json => {
-            #[derive(Serialize)]
-            struct Out<'a> {
-                files: Vec<String>,
-                compressed_size: u64,
-                manifest: &'a berth_bundle::BundleManifest,
-                fetch: &'a berth_transfer::Report,
-                reused_blobs: u64,
-                warnings: &'a [String],
-            }
-            println!(
-                "{}",
-                serde_json::to_string_pretty(&Out {
-                    files: report
-                        .files
-                        .iter()
-                        .map(|f| f.display().to_string())
-                        .collect(),
-                    compressed_size: report.compressed_size,
-                    manifest: &report.manifest,
-                    fetch: &report.fetch,
-                    reused_blobs: report.reused_blobs,
-                    warnings: &report.warnings,
-                })?
-            );
-        }
-        Output::Table => print_images(&report.manifest),
-    }
-    for f in &extraction.findings {
-        eprintln!("{}", crate::plan::finding_line(f));
-    }
-    eprintln!(
-        "bundle {}: {} image(s), {} blob(s), {:.1} MB of content → {:.1} MB in {} file(s); fetched {} blob(s) ({:.1} MB), reused {} from --existing",
-        args.out.display(),
-        report.manifest.images.len(),
-        report.manifest.blobs.len(),
-        report.manifest.total_size as f64 / 1e6,
-        report.compressed_size as f64 / 1e6,
-        report.files.len(),
-        report.fetch.blobs.copied,
-        report.fetch.bytes as f64 / 1e6,
-        report.reused_blobs
-    );
+    let r = result?;
+    r.warnings.iter().for_each(|w| eprintln!("warning: {w}"));
+    show(args.output, &r, IMAGE_HEADERS, image_rows(&r.manifest))?;
+    crate::plan::print_findings(&extraction.findings);
+    eprintln!("bundle {}: {r}", args.out.display());
     Ok(ExitCode::SUCCESS)
 }
 
-fn print_images(m: &berth_bundle::BundleManifest) {
-    let rows: Vec<Vec<String>> = m
-        .images
-        .iter()
-        .map(|i| {
-            vec![
-                i.source.clone(),
-                i.digest.clone(),
-                i.media_type.clone(),
-                i.size.to_string(),
-            ]
-        })
-        .collect();
-    print_table(&["SOURCE", "DIGEST", "MEDIA TYPE", "SIZE"], &rows);
+const IMAGE_HEADERS: &[&str] = &["SOURCE", "DIGEST", "MEDIA TYPE", "SIZE"];
+
+fn image_rows(m: &BundleManifest) -> Vec<Vec<String>> {
+    let row = |i: &berth_bundle::ImageEntry| {
+        vec![
+            i.source.clone(),
+            i.digest.clone(),
+            i.media_type.clone(),
+            i.size.to_string(),
+        ]
+    };
+    m.images.iter().map(row).collect()
 }
 
-fn inspect(args: InspectArgs) -> Result<ExitCode, Failure> {
-    let h = match outcome(berth_bundle::head(&args.bundle))? {
-        Ok(h) => h,
-        Err(code) => return Ok(code),
-    };
-    match args.output {
-        Output::Json => {
-            #[derive(Serialize)]
-            struct Out<'a> {
-                #[serde(flatten)]
-                manifest: &'a berth_bundle::BundleManifest,
-                signed: bool,
-                parts: Vec<String>,
-                compressed_size: u64,
-            }
-            println!(
-                "{}",
-                serde_json::to_string_pretty(&Out {
-                    manifest: &h.manifest,
-                    signed: h.signature.is_some(),
-                    parts: h.parts.iter().map(|p| p.display().to_string()).collect(),
-                    compressed_size: h.compressed_size,
-                })?
-            );
-        }
-        Output::Table => {
-            print_images(&h.manifest);
-            let m = &h.manifest;
-            eprintln!(
-                "format {}; from {}; platforms: {}; {} blob(s), {:.1} MB of content, {:.1} MB compressed in {} file(s); {}",
-                m.format_version,
-                m.created_from.join(", "),
-                if m.platforms.is_empty() {
-                    "all".to_string()
-                } else {
-                    m.platforms.join(", ")
-                },
-                m.blobs.len(),
-                m.total_size as f64 / 1e6,
-                h.compressed_size as f64 / 1e6,
-                h.parts.len(),
-                if h.signature.is_some() {
-                    "signed (check with verify --public-key)"
-                } else {
-                    "not signed"
-                }
-            );
-        }
+fn inspect(args: InspectArgs) -> Result<ExitCode> {
+    let h = berth_bundle::head(&args.bundle)?;
+    show(args.output, &h, IMAGE_HEADERS, image_rows(&h.manifest))?;
+    if args.output == Output::Table {
+        eprintln!("{h}");
     }
     Ok(ExitCode::SUCCESS)
 }
 
-fn verify(args: VerifyArgs) -> Result<ExitCode, Failure> {
-    let key = public_key(&args.public_key)?;
-    let c = match outcome(berth_bundle::scan(
-        &args.bundle,
-        key.as_ref(),
-        &mut |_, _, _| Ok(()),
-    ))? {
-        Ok(c) => c,
-        Err(code) => return Ok(code),
-    };
-    eprintln!(
-        "{}: good: {} image(s), {} blob(s) re-hashed, every reference present{}",
-        args.bundle.display(),
-        c.head.manifest.images.len(),
-        c.head.manifest.blobs.len(),
-        if c.signature_verified {
-            ", signature matches the public key"
-        } else if c.head.signature.is_some() {
-            " (signed; give --public-key to check the signature)"
-        } else {
-            " (not signed)"
-        }
-    );
+fn verify(args: BundleIn) -> Result<ExitCode> {
+    let c = berth_bundle::scan(&args.bundle, args.key()?.as_ref(), &mut |_, _, _| Ok(()))?;
+    eprintln!("{}: good: {c}", args.bundle.display());
     Ok(ExitCode::SUCCESS)
 }
 
-fn push(args: PushArgs) -> Result<ExitCode, Failure> {
-    if args.redirect.user_data.is_none() && args.redirect.local_registry.is_none() {
-        return Err(anyhow!(
-            "berth bundle push needs --user-data (the external registry) or --local-registry (the edge registry) to know where images go"
-        )
-        .into());
-    }
-    let key = public_key(&args.public_key)?;
-    let rewriter: Rewriter = inputs::rewriter(&args.redirect, false)?;
-    let ud = match &args.redirect.user_data {
-        Some(p) => Some(inputs::user_data(p)?),
-        None => None,
-    };
-    let mut dst: RegistryConfigs = crate::transfer::user_data_configs(ud.as_ref());
-    if let Some(local) = rewriter.local() {
-        args.dest.apply(&mut dst, local.host())?;
-    }
-    let bundle = match outcome(Extracted::open(
-        &args.bundle,
-        key.as_ref(),
-        args.tmp_dir.as_deref(),
-    ))? {
-        Ok(b) => b,
-        Err(code) => return Ok(code),
-    };
-    let options = CopyOptions {
-        jobs: usize::from(args.jobs),
-        keep_going: args.keep_going,
-        destination_registries: dst,
-        ..CopyOptions::default()
-    };
+fn push(args: PushArgs) -> Result<ExitCode> {
+    let (rewriter, destination_registries) =
+        args.redirect
+            .targets(&args.edge_tls, &args.edge_creds, Some("bundle push"))?;
+    let bundle = args.input.open(args.tmp_dir.as_deref())?;
+    let mut options = copy_options(args.jobs, RegistryConfigs::new(), destination_registries);
+    options.keep_going = args.keep_going;
     let target = |r: &Reference| rewriter.rewrite(r).map_err(|e| e.to_string());
-    let progress = crate::transfer::Progress::new(
-        args.output == Output::Table && std::io::stderr().is_terminal(),
+    let progress = Progress::new(
+        args.output,
         bundle.contents.head.manifest.images.len(),
+        "copied",
+        false,
     );
-    let (report, unmoved) = runtime()?.block_on(berth_bundle::push(
-        &bundle,
-        &target,
-        options,
-        Some(progress.sink()),
-    ))?;
+    let sink = Some(progress.sink());
+    let (report, unmoved) =
+        runtime()?.block_on(berth_bundle::push(&bundle, &target, options, sink))?;
     progress.finish();
     for s in &unmoved {
         eprintln!("note: {s} is not redirected by the user data's rules; nothing to copy");
     }
-    crate::transfer::print_report(&report, args.output)?;
-    Ok(if report.failed() > 0 {
-        ExitCode::from(EXIT_FINDINGS)
-    } else {
-        ExitCode::SUCCESS
-    })
+    print_report(&report, args.output)?;
+    Ok(exit_status(report.failed() > 0))
 }
 
-fn serve(args: ServeArgs) -> Result<ExitCode, Failure> {
-    let key = public_key(&args.public_key)?;
+fn serve(args: ServeArgs) -> Result<ExitCode> {
+    args.input.key()?;
     // TLS material first: a bad certificate should not cost an extraction.
     let tls = match (&args.tls_cert, &args.tls_key) {
         (Some(c), Some(k)) => Some(berth_registry::tls::server_config(c, k)?),
         _ => None,
     };
     let scheme = if tls.is_some() { "https" } else { "http" };
-    let ud = match &args.user_data {
-        Some(p) => Some(inputs::user_data(p)?),
-        None => None,
-    };
+    let ud = args
+        .user_data
+        .as_deref()
+        .map(inputs::user_data)
+        .transpose()?;
     // Only the path matters: the host is whatever clients use to reach this server.
-    let rewriter = Rewriter::new(
-        ud.as_ref(),
-        Some(LocalRegistry::new("localhost", Some(&args.project))?),
-    );
-    let bundle = match outcome(Extracted::open(
-        &args.bundle,
-        key.as_ref(),
-        args.tmp_dir.as_deref(),
-    ))? {
-        Ok(b) => Arc::new(b),
-        Err(code) => return Ok(code),
-    };
+    let local = LocalRegistry::new("localhost", Some(&args.edge_project))?;
+    let rewriter = Rewriter::new(ud.as_ref(), Some(local));
+    let bundle = Arc::new(args.input.open(args.tmp_dir.as_deref())?);
     let rt = runtime()?;
     let listener = rt.block_on(berth_bundle::listen(args.listen))?;
     for img in &bundle.contents.head.manifest.images {
         if let Ok(r) = Reference::parse(&img.source)
             && let Ok(t) = rewriter.rewrite(&r)
         {
-            eprintln!(
-                "serving {} as {}/{}",
-                img.source,
-                args.listen,
-                t.name().split_once('/').map_or("", |x| x.1)
-            );
+            let repository = t
+                .name()
+                .split_once('/')
+                .map_or(String::new(), |x| x.1.to_string());
+            eprintln!("serving {} as {}/{repository}", img.source, args.listen);
         }
     }
     eprintln!(
@@ -553,22 +346,18 @@ fn serve(args: ServeArgs) -> Result<ExitCode, Failure> {
     Ok(ExitCode::SUCCESS)
 }
 
-fn extract(args: ExtractArgs) -> Result<ExitCode, Failure> {
-    let key = public_key(&args.public_key)?;
-    let c = match outcome(berth_bundle::extract(&args.bundle, &args.to, key.as_ref()))? {
-        Ok(c) => c,
-        Err(code) => return Ok(code),
+fn extract(args: ExtractArgs) -> Result<ExitCode> {
+    let c = berth_bundle::extract(&args.input.bundle, &args.to, args.input.key()?.as_ref())?;
+    let verified = if c.signature_verified {
+        " (signature verified)"
+    } else {
+        ""
     };
     eprintln!(
-        "extracted {} image(s), {} blob(s) into the OCI layout {}{}",
+        "extracted {} image(s), {} blob(s) into the OCI layout {}{verified}",
         c.head.manifest.images.len(),
         c.head.manifest.blobs.len(),
         args.to.display(),
-        if c.signature_verified {
-            " (signature verified)"
-        } else {
-            ""
-        }
     );
     Ok(ExitCode::SUCCESS)
 }

@@ -1,15 +1,14 @@
-//! `berth credential-provider`: the kubelet image credential provider, and
-//! `berth credential-provider config`: kubelet's CredentialProviderConfig for it.
+//! `berth credential-provider` (kubelet's image credential provider) and `... config`.
 
 use std::io::Read;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use anyhow::Context;
+use anyhow::{Context, Result, bail};
 use berth_node::credential_provider;
 use clap::{Args, Subcommand};
 
-use crate::{Failure, inputs};
+use crate::inputs;
 
 #[derive(Args)]
 #[command(args_conflicts_with_subcommands = true, subcommand_negates_reqs = true)]
@@ -41,40 +40,30 @@ struct ConfigArgs {
     cache_duration: String,
 }
 
-pub fn run(args: CredentialProviderArgs) -> Result<ExitCode, Failure> {
-    match args.command {
-        Some(ProviderCommand::Config(c)) => {
-            let ud = inputs::user_data(&c.user_data)?;
-            let path = std::path::absolute(&c.user_data).unwrap_or(c.user_data.clone());
-            let yaml = credential_provider::provider_config(
-                &ud,
-                &path.display().to_string(),
-                &c.cache_duration,
-            )?;
-            print!("{yaml}");
-            Ok(ExitCode::SUCCESS)
-        }
-        None => {
-            let Some(path) = args.user_data else {
-                return Err(
-                    anyhow::anyhow!("berth credential-provider needs --user-data FILE").into(),
-                );
-            };
-            let ud = inputs::user_data(&path)?;
-            let mut input = String::new();
-            std::io::stdin()
-                .read_to_string(&mut input)
-                .context("cannot read the request from standard input")?;
-            match credential_provider::respond_json(&ud, &input, &args.cache_duration) {
-                Ok(json) => {
-                    println!("{json}");
-                    Ok(ExitCode::SUCCESS)
-                }
-                Err(e) => {
-                    eprintln!("berth credential-provider: {e}");
-                    Ok(ExitCode::from(1))
-                }
-            }
+pub fn run(args: CredentialProviderArgs) -> Result<ExitCode> {
+    if let Some(ProviderCommand::Config(c)) = args.command {
+        let ud = inputs::user_data(&c.user_data)?;
+        let path = std::path::absolute(&c.user_data).unwrap_or(c.user_data.clone());
+        let path = path.display().to_string();
+        print!(
+            "{}",
+            credential_provider::provider_config(&ud, &path, &c.cache_duration)?
+        );
+        return Ok(ExitCode::SUCCESS);
+    }
+    let Some(path) = args.user_data else {
+        bail!("berth credential-provider needs --user-data FILE");
+    };
+    let ud = inputs::user_data(&path)?;
+    let mut input = String::new();
+    let stdin = std::io::stdin().read_to_string(&mut input);
+    stdin.context("cannot read the request from standard input")?;
+    match credential_provider::respond_json(&ud, &input, &args.cache_duration) {
+        Ok(json) => println!("{json}"),
+        Err(e) => {
+            eprintln!("berth credential-provider: {e}");
+            return Ok(ExitCode::from(crate::EXIT_FINDINGS));
         }
     }
+    Ok(ExitCode::SUCCESS)
 }

@@ -1,16 +1,111 @@
-//! Reading the files commands take: user data, profiles. Errors name the file.
+//! What commands read: user data, profiles, and the edge-registry flags every command spells
+//! alike (`--edge-registry`, `--edge-project`, `--edge-ca`, `--edge-insecure`, `--edge-creds`;
+//! the old `--local-registry`, `--project`, `--dest-cert-dir`, `--dest-tls-verify`,
+//! `--dest-creds` are hidden aliases). Errors name the file or flag.
 
 use std::path::{Path, PathBuf};
 
-use anyhow::{Context, Result};
+use anyhow::{Context, Result, anyhow, bail};
+use berth_client::{RegistryConfigs, read_cas};
+use berth_plan::{EdgeAccess, EdgeRegistry, Login, RegistrySettings};
 use berth_profile::Profile;
-use berth_rewrite::{LocalRegistry, Rewriter};
+use berth_rewrite::Rewriter;
 use berth_userdata::UserData;
+use clap::Args;
 
 use crate::RedirectArgs;
 
 pub const EXAMPLE_PROFILE: &str = include_str!("../../../examples/retail-edge.yaml");
 pub const EXAMPLE_USER_DATA: &str = include_str!("../../../examples/user-data.yaml");
+
+/// Where the edge registry is: the prefix of every target.
+#[derive(Args, Clone, Default)]
+pub struct EdgeTarget {
+    /// The edge registry that fronts every image: [https://|http://]HOST[:PORT][/PROJECT].
+    /// Targets become HOST[:PORT]/<project>/<registry>/<path>.
+    #[arg(long, alias = "local-registry", value_name = "URL")]
+    pub edge_registry: Option<String>,
+    /// The edge registry's project, the first path component (default spectro-images).
+    #[arg(
+        long,
+        alias = "project",
+        value_name = "NAME",
+        requires = "edge_registry"
+    )]
+    pub edge_project: Option<String>,
+}
+
+/// How to trust the edge registry.
+#[derive(Args, Clone, Default)]
+pub struct EdgeTls {
+    /// CA certificate(s) of the edge registry (e.g. `berth serve`'s DATA/tls/ca.crt): a PEM
+    /// file, or a directory of *.crt files.
+    #[arg(
+        long,
+        alias = "dest-cert-dir",
+        value_name = "FILE|DIR",
+        requires = "edge_registry"
+    )]
+    pub edge_ca: Option<PathBuf>,
+    /// Do not verify the edge registry's TLS certificate.
+    #[arg(long, requires = "edge_registry")]
+    pub edge_insecure: bool,
+    /// The old spelling of --edge-insecure: `--dest-tls-verify=false`.
+    #[arg(long = "dest-tls-verify", hide = true, value_name = "BOOL", action = clap::ArgAction::Set, requires = "edge_registry")]
+    pub dest_tls_verify: Option<bool>,
+}
+
+/// How to log in to the edge registry.
+#[derive(Args, Clone, Default)]
+pub struct EdgeCreds {
+    /// Credentials for the edge registry: USER:PASS.
+    #[arg(
+        long,
+        alias = "dest-creds",
+        value_name = "USER:PASS",
+        requires = "edge_registry"
+    )]
+    pub edge_creds: Vec<String>,
+}
+
+impl EdgeTarget {
+    /// The parsed address, if given.
+    pub fn parse(&self) -> Result<Option<EdgeRegistry>> {
+        self.edge_registry
+            .as_deref()
+            .map(|u| {
+                EdgeRegistry::parse(u, self.edge_project.as_deref())
+                    .map_err(|e| anyhow!("--edge-registry: {e}"))
+            })
+            .transpose()
+    }
+
+    /// The address with its TLS settings and login, if given.
+    pub fn access(&self, tls: &EdgeTls, creds: &EdgeCreds) -> Result<Option<EdgeAccess>> {
+        let Some(registry) = self.parse()? else {
+            return Ok(None);
+        };
+        let ca_pems = tls
+            .edge_ca
+            .as_deref()
+            .map(read_cas)
+            .transpose()
+            .context("--edge-ca")?;
+        let mut login = None;
+        for c in &creds.edge_creds {
+            let (scope, c) = berth_client::parse_scoped_creds(c).context("--edge-creds")?;
+            if scope.is_none_or(|s| s == registry.host()) {
+                login = Some(Login::new(c.username, c.password));
+            }
+        }
+        Ok(Some(EdgeAccess {
+            insecure: tls.edge_insecure || tls.dest_tls_verify == Some(false),
+            registry,
+            ca_pems: ca_pems.unwrap_or_default(),
+            login,
+        }))
+    }
+}
 
 pub fn read(path: &Path) -> Result<String> {
     std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))
@@ -22,13 +117,8 @@ pub fn user_data(path: &Path) -> Result<UserData> {
 }
 
 pub fn profiles(paths: &[PathBuf]) -> Result<Vec<Profile>> {
-    paths
-        .iter()
-        .map(|p| {
-            let text = read(p)?;
-            Ok(Profile::parse(&text, &p.display().to_string())?)
-        })
-        .collect()
+    let parse = |p: &PathBuf| Ok(Profile::parse(&read(p)?, &p.display().to_string())?);
+    paths.iter().map(parse).collect()
 }
 
 /// The rewrite function for these flags (`example` supplies the example user data).
@@ -38,40 +128,40 @@ pub fn rewriter(args: &RedirectArgs, example: bool) -> Result<Rewriter> {
         (None, true) => Some(UserData::parse(EXAMPLE_USER_DATA, "<example user data>")?),
         (None, false) => None,
     };
-    let local = match &args.local_registry {
-        Some(h) => Some(LocalRegistry::new(h, Some(&args.project))?),
-        None => None,
-    };
-    Ok(Rewriter::new(ud.as_ref(), local))
+    let edge = args.edge.parse()?;
+    Ok(Rewriter::new(ud.as_ref(), edge.map(|e| e.local().clone())))
 }
 
-/// Writes `text` to `path` atomically: a temporary file beside it, fsync, rename.
-pub fn write_atomic(path: &Path, text: &str) -> Result<()> {
-    use std::io::Write;
-    let dir = path
-        .parent()
-        .filter(|d| !d.as_os_str().is_empty())
-        .unwrap_or(Path::new("."));
-    let name = path
-        .file_name()
-        .map(|n| n.to_string_lossy().to_string())
-        .unwrap_or_default();
-    let tmp = dir.join(format!(".{name}.berth-tmp-{}", std::process::id()));
-    let result = (|| -> std::io::Result<()> {
-        let mut f = std::fs::File::create(&tmp)?;
-        if let Ok(meta) = std::fs::metadata(path) {
-            f.set_permissions(meta.permissions())?;
+impl RedirectArgs {
+    /// The rewrite function and the settings of the registries images go to (the user
+    /// data's and the edge registry). `command`, when given, needs one of them.
+    pub fn targets(
+        &self,
+        tls: &EdgeTls,
+        creds: &EdgeCreds,
+        command: Option<&str>,
+    ) -> Result<(Rewriter, RegistryConfigs)> {
+        if let Some(c) =
+            command.filter(|_| self.user_data.is_none() && self.edge.edge_registry.is_none())
+        {
+            bail!(
+                "berth {c} needs --user-data (the external registry) or --edge-registry (the edge registry) to know where images go"
+            );
         }
-        f.write_all(text.as_bytes())?;
-        f.sync_all()?;
-        std::fs::rename(&tmp, path)?;
-        if let Ok(d) = std::fs::File::open(dir) {
-            let _ = d.sync_all();
-        }
-        Ok(())
-    })();
-    if result.is_err() {
-        let _ = std::fs::remove_file(&tmp);
+        let ud = self.user_data.as_deref().map(user_data).transpose()?;
+        let edge = self.edge.access(tls, creds)?;
+        let local = edge.as_ref().map(|e| e.registry.local().clone());
+        let settings = RegistrySettings::new(ud.as_ref(), edge.as_ref());
+        Ok((Rewriter::new(ud.as_ref(), local), (&settings).into()))
     }
-    result.with_context(|| format!("cannot write {}", path.display()))
+}
+
+/// Writes `text` to `path` atomically (berth-atomic), keeping the file's permissions.
+pub fn write_atomic(path: &Path, text: &str) -> Result<()> {
+    use std::os::unix::fs::PermissionsExt;
+    let mut opts = berth_atomic::Options::new();
+    if let Ok(meta) = std::fs::metadata(path) {
+        opts = opts.mode(meta.permissions().mode() & 0o7777);
+    }
+    Ok(opts.write(path, text.as_bytes())?)
 }

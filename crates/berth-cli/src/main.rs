@@ -1,14 +1,13 @@
-//! `berth`: the command line. Library crates do the work; this crate reads files, parses
-//! flags, prints tables or JSON, and maps outcomes to exit codes:
-//! 0 clean, 1 findings of severity `error` (or failed images), 2 bad input or usage.
+//! `berth`: the command line. Library crates do the work; this crate parses flags, reads
+//! files, prints tables or JSON, and sets exit codes (0 clean, 1 findings, 2 bad input).
 
 mod agent;
-mod archive;
 mod bundle;
 mod credential_provider;
 mod inputs;
 mod node_config;
 mod plan;
+mod progress;
 mod serve;
 mod transfer;
 mod webhook;
@@ -43,74 +42,57 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
-    /// List every image of the profiles with where it lives after rewriting.
-    ///
-    /// Macros are rendered, references normalized (`nginx` → `docker.io/library/nginx:latest`) and
-    /// deduplicated; each image says the layer, role (provider, core, infra, addon) and every place
-    /// it was found. `target` equals `source` when nothing redirects it.
+    /// List every image of the profiles with where it lives after rewriting: normalized,
+    /// deduplicated, with its layer, role and every place it was found.
     Images(ImagesArgs),
     /// Print where each image reference lives after rewriting, one per line.
     Rewrite(RewriteArgs),
-    /// Check profiles: AlwaysPullImages, invalid references, unrendered templates, images not
-    /// listed in pack.content.images, implicit :latest.
+    /// Check profiles: AlwaysPullImages, invalid references, unrendered templates, unlisted
+    /// images, implicit :latest.
     Lint(LintArgs),
-    /// Copy every image of the profiles to its rewritten target (the external registry, or the
-    /// edge registry), byte for byte: digests kept, multi-arch indexes whole, blobs moved once,
-    /// present blobs skipped, resumable. Exit 1 if any image failed.
+    /// Copy every image of the profiles to its rewritten target, byte for byte (digests kept,
+    /// indexes whole, blobs moved once, resumable). Exit 1 if any image failed.
     Mirror(transfer::MirrorArgs),
-    /// Check that every image of the profiles is at its target: the tag resolves, every child
-    /// manifest of an index is there, and with --deep every blob. Prints what is missing, the
-    /// command that copies it, and the profile lints. Exit 1 when anything is missing.
+    /// Check that every image of the profiles is at its target (with --deep, every blob); print
+    /// what is missing and the command that copies it. Exit 1 when anything is missing.
     Verify(transfer::VerifyArgs),
     /// Copy one image between transports: docker://REF, oci:DIR[:REF], oci-archive:FILE[:REF],
     /// docker-archive:FILE[:REF].
     Copy(transfer::CopyArgs),
-    /// The image-redirect admission webhook (Pods: containers, initContainers,
-    /// ephemeralContainers rewritten with the one rewrite function, as a JSONPatch), served
-    /// over HTTPS at /mutate; `berth webhook manifest` prints the configuration installing it.
+    /// The admission webhook that rewrites pods' images over HTTPS at /mutate; `berth webhook
+    /// manifest` prints the configuration installing it.
     Webhook(webhook::WebhookArgs),
-    /// A kubelet image credential provider: answers a CredentialProviderRequest on stdin with
-    /// the external registry's credentials, so pulls kubelet starts itself authenticate too;
-    /// `berth credential-provider config` prints kubelet's CredentialProviderConfig.
+    /// A kubelet image credential provider for the user data's registries; `berth
+    /// credential-provider config` prints kubelet's CredentialProviderConfig.
     CredentialProvider(credential_provider::CredentialProviderArgs),
-    /// Write the node's registry configuration: containerd hosts.toml per upstream host, the
-    /// k3s/RKE2 registries.yaml, and the containerd CRI credentials drop-in, atomically.
+    /// Write the node's registry configuration (containerd hosts.toml, k3s/RKE2
+    /// registries.yaml, CRI drop-in), atomically.
     NodeConfig(node_config::NodeConfigArgs),
-    /// On the edge host: put the profile's images into containerd (provider first, preloaded
-    /// archives straight in, the rest from the external or edge registry) and write the node's
-    /// registry configuration; `berth agent status` shows where each image is.
+    /// On the edge host: put the profiles' images into containerd (`apply`) and show where
+    /// each image is (`status`).
     #[command(subcommand)]
     Agent(agent::AgentCommand),
-    /// Run the edge registry: an OCI distribution registry on the edge host (content-addressed
-    /// store, TLS, htpasswd and token auth, /metrics), pulling through to the external registry
-    /// on a miss and serving on when it is gone. Runs on defaults with no flags
-    /// (127.0.0.1:5000, ./berth-data).
+    /// Run the edge registry (TLS, htpasswd, /metrics), pulling through to the external
+    /// registry on a miss. Defaults: 127.0.0.1:5000, ./berth-data.
     Serve(serve::ServeArgs),
-    /// Remove blobs and uploads of the edge registry's store that nothing references (mark and
-    /// sweep; safe against concurrent pushes).
+    /// Remove what nothing references from the edge registry's store (safe against pushes).
     Gc(serve::GcArgs),
-    /// Re-hash every blob of the edge registry's store, report and quarantine damaged ones.
-    /// Exit 1 when damage is found.
+    /// Re-hash the edge registry's blobs, quarantining damaged ones. Exit 1 on damage.
     Fsck(serve::FsckArgs),
-    /// Air-gap content bundles (.tar.zst of an OCI layout with the profile and a signed
-    /// manifest): build from profiles, inspect, verify, push to the external registry, serve as
-    /// a read-only registry, extract for the agent's preload directory.
+    /// Air-gap content bundles (a signed .tar.zst OCI layout): build, inspect, verify, push,
+    /// serve read-only, extract for the agent's preload directory.
     #[command(subcommand)]
     Bundle(bundle::BundleCommand),
 }
 
+/// The rewrite settings: user data and the edge registry in front.
 #[derive(Args, Clone)]
 struct RedirectArgs {
     /// Palette user data (#cloud-config) with stylus.registryCredentials or stylus.externalRegistries.
     #[arg(long, value_name = "FILE")]
     user_data: Option<PathBuf>,
-    /// The edge (local) registry that fronts every image: targets become
-    /// HOST[:PORT]/<project>/<registry>/<path>.
-    #[arg(long, value_name = "HOST[:PORT]")]
-    local_registry: Option<String>,
-    /// The edge registry's project (first path component).
-    #[arg(long, value_name = "NAME", default_value = berth_rewrite::DEFAULT_PROJECT, requires = "local_registry")]
-    project: String,
+    #[command(flatten)]
+    edge: inputs::EdgeTarget,
 }
 
 #[derive(Args)]
@@ -146,8 +128,7 @@ struct LintArgs {
     /// Cluster profile files (YAML or JSON).
     #[arg(long = "profile", value_name = "FILE", required = true)]
     profiles: Vec<PathBuf>,
-    /// Remove AlwaysPullImages from the Kubernetes layer in place, changing nothing else in the
-    /// file (comments, order, quoting, indentation stay byte for byte).
+    /// Remove AlwaysPullImages from the Kubernetes layer in place, changing nothing else.
     #[arg(long)]
     fix: bool,
     /// Output format.
@@ -161,14 +142,65 @@ enum Output {
     Json,
 }
 
-/// An outcome the CLI reports: bad input (exit 2) or a finished command with its status.
-pub enum Failure {
-    BadInput(anyhow::Error),
+/// The async runtime the library crates run on.
+fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build();
+    anyhow::Context::context(rt, "cannot start the async runtime")
 }
 
-impl<E: Into<anyhow::Error>> From<E> for Failure {
-    fn from(e: E) -> Failure {
-        Failure::BadInput(e.into())
+/// Exit 1 when `failed`, else 0.
+fn exit_status(failed: bool) -> ExitCode {
+    ExitCode::from(if failed { EXIT_FINDINGS } else { 0 })
+}
+
+/// The serde name of a unit enum value (`"provider"`).
+fn json_word<T: serde::Serialize>(v: &T) -> String {
+    serde_json::to_value(v)
+        .ok()
+        .and_then(|v| v.as_str().map(str::to_string))
+        .unwrap_or_default()
+}
+
+/// Prints `value` as pretty JSON on stdout.
+fn print_json<T: serde::Serialize>(value: &T) -> anyhow::Result<()> {
+    println!("{}", serde_json::to_string_pretty(value)?);
+    Ok(())
+}
+
+/// `json` as JSON, or the table of `headers` and `rows`.
+fn show<T: serde::Serialize>(
+    output: Output,
+    json: &T,
+    headers: &[&str],
+    rows: Vec<Vec<String>>,
+) -> anyhow::Result<()> {
+    match output {
+        Output::Json => print_json(json),
+        Output::Table => {
+            print_table(headers, &rows);
+            Ok(())
+        }
+    }
+}
+
+/// Columns padded to their widest cell; the last one unpadded.
+fn print_table(headers: &[&str], rows: &[Vec<String>]) {
+    let mut widths: Vec<usize> = headers.iter().map(|h| h.len()).collect();
+    for r in rows {
+        for (w, c) in widths.iter_mut().zip(r) {
+            *w = (*w).max(c.len());
+        }
+    }
+    let headers = headers.iter().map(|h| h.to_string()).collect();
+    for r in std::iter::once(&headers).chain(rows) {
+        let cells: Vec<String> = r
+            .iter()
+            .zip(&widths)
+            .map(|(c, w)| format!("{c:<w$}"))
+            .collect();
+        println!("{}", cells.join("  ").trim_end());
     }
 }
 
@@ -192,10 +224,18 @@ fn main() -> ExitCode {
     };
     match result {
         Ok(code) => code,
-        Err(Failure::BadInput(e)) => {
+        Err(e) => {
             let _ = std::io::stdout().flush();
-            eprintln!("berth: error: {e:#}");
-            ExitCode::from(EXIT_BAD_INPUT)
+            // A damaged bundle, or an image a bundle cannot hold, is a finding, not bad input.
+            match e.downcast_ref::<berth_bundle::BundleError>() {
+                Some(b) if b.is_damage() => eprintln!("berth: bundle refused: {b}"),
+                Some(b @ berth_bundle::BundleError::Image { .. }) => eprintln!("berth: error: {b}"),
+                _ => {
+                    eprintln!("berth: error: {e:#}");
+                    return ExitCode::from(EXIT_BAD_INPUT);
+                }
+            }
+            ExitCode::from(EXIT_FINDINGS)
         }
     }
 }

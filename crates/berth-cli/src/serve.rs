@@ -1,16 +1,13 @@
-//! `berth serve`, `berth gc`, `berth fsck`: the edge registry (berth-registry on
-//! berth-store) and the maintenance of its data directory.
+//! `berth serve`, `berth gc`, `berth fsck`: the edge registry (berth-registry) and its store.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
 
-use anyhow::{Context, bail};
+use anyhow::{Result, bail};
 use berth_registry::{Config, LogFormat, Server};
 use berth_store::{GcOptions, Store};
 use clap::{Args, ValueEnum};
-
-use crate::{EXIT_FINDINGS, Failure};
 
 #[derive(ValueEnum, Clone, Copy)]
 pub enum LogFormatArg {
@@ -30,9 +27,8 @@ pub struct ServeArgs {
     /// The data directory (blobs, repositories, generated TLS material).
     #[arg(long, value_name = "DIR")]
     data: Option<PathBuf>,
-    /// Palette user data: its registries (host, credentials, CA, insecure) become
-    /// pull-through upstreams, and its redirect (prefix or mapping rules) sends pulls of
-    /// other hosts (`?ns=docker.io`, `/v2/spectro-images/docker.io/...`) to them.
+    /// Palette user data: its registries become pull-through upstreams, and its rules send
+    /// pulls of other hosts (`?ns=docker.io`, `/v2/spectro-images/docker.io/...`) to them.
     #[arg(long, value_name = "FILE")]
     user_data: Option<PathBuf>,
     /// Pull-through: re-check a cached tag upstream at most this often (30s, 5m, 1h).
@@ -61,48 +57,31 @@ pub struct ServeArgs {
 }
 
 /// The settings: embedded defaults, then the file, then the flags.
-pub fn settings(args: &ServeArgs) -> anyhow::Result<Config> {
+fn settings(args: &ServeArgs) -> Result<Config> {
     let mut cfg = match &args.config {
         Some(p) => Config::from_file(p)?,
         None => Config::default(),
     };
-    if let Some(l) = &args.listen {
-        cfg.listen = l.clone();
-    }
-    if let Some(d) = &args.data {
-        cfg.data = d.clone();
-    }
-    if let Some(u) = &args.user_data {
-        cfg.proxy.user_data = Some(u.clone());
-    }
+    cfg.listen = args.listen.clone().unwrap_or(cfg.listen);
+    cfg.data = args.data.clone().unwrap_or(cfg.data);
+    cfg.proxy.user_data = args.user_data.clone().or(cfg.proxy.user_data);
     if let Some(t) = &args.tag_recheck {
         if berth_registry::parse_duration(t).is_none() {
             bail!("--tag-recheck `{t}` is not a duration (30s, 5m, 1h or seconds)");
         }
         cfg.proxy.tag_recheck = Some(t.clone());
     }
-    if let Some(h) = &args.htpasswd {
-        cfg.auth.htpasswd = Some(h.clone());
+    cfg.auth.htpasswd = args.htpasswd.clone().or(cfg.auth.htpasswd);
+    cfg.auth.anonymous_pull |= args.anonymous_pull;
+    if args.tls_self_signed || args.tls_cert.is_some() {
+        cfg.tls.self_signed = args.tls_self_signed;
+        (cfg.tls.cert, cfg.tls.key) = (args.tls_cert.clone(), args.tls_key.clone());
     }
-    if args.anonymous_pull {
-        cfg.auth.anonymous_pull = true;
-    }
-    if let (Some(c), Some(k)) = (&args.tls_cert, &args.tls_key) {
-        cfg.tls.cert = Some(c.clone());
-        cfg.tls.key = Some(k.clone());
-        cfg.tls.self_signed = false;
-    }
-    if args.tls_self_signed {
-        cfg.tls.cert = None;
-        cfg.tls.key = None;
-        cfg.tls.self_signed = true;
-    }
-    if let Some(f) = args.log_format {
-        cfg.log_format = match f {
-            LogFormatArg::Text => LogFormat::Text,
-            LogFormatArg::Json => LogFormat::Json,
-        };
-    }
+    cfg.log_format = match args.log_format {
+        Some(LogFormatArg::Text) => LogFormat::Text,
+        Some(LogFormatArg::Json) => LogFormat::Json,
+        None => cfg.log_format,
+    };
     if cfg.auth.anonymous_pull && cfg.auth.htpasswd.is_none() {
         bail!("anonymous_pull needs an htpasswd file (without one, everything is anonymous)");
     }
@@ -122,14 +101,10 @@ fn init_logs(format: LogFormat) {
     };
 }
 
-pub fn serve(args: ServeArgs) -> Result<ExitCode, Failure> {
+pub fn serve(args: ServeArgs) -> Result<ExitCode> {
     let cfg = settings(&args)?;
     init_logs(cfg.log_format);
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .context("start the async runtime")?;
-    rt.block_on(async {
+    crate::runtime()?.block_on(async {
         let server = Server::bind(cfg).await?;
         let scheme = if server.state().tls() {
             "https"
@@ -137,34 +112,22 @@ pub fn serve(args: ServeArgs) -> Result<ExitCode, Failure> {
             "http"
         };
         println!("berth: serving {scheme}://{}", server.local_addr());
-        server.run(berth_registry::shutdown_signal()).await?;
-        Ok::<_, anyhow::Error>(())
+        anyhow::Ok(server.run(berth_registry::shutdown_signal()).await?)
     })?;
     Ok(ExitCode::SUCCESS)
 }
 
 /// `30s`, `15m`, `2h`, `1d` or plain seconds.
 fn parse_duration(s: &str) -> Result<Duration, String> {
-    let s = s.trim();
-    let (num, mult) = match s.char_indices().last() {
-        Some((i, 's')) => (&s[..i], 1),
-        Some((i, 'm')) => (&s[..i], 60),
-        Some((i, 'h')) => (&s[..i], 3600),
-        Some((i, 'd')) => (&s[..i], 86400),
-        _ => (s, 1),
-    };
-    num.parse::<u64>()
-        .map(|n| Duration::from_secs(n * mult))
-        .map_err(|_| format!("`{s}` is not a duration: use e.g. 30s, 15m, 2h or 1d"))
+    berth_registry::parse_duration(s)
+        .ok_or_else(|| format!("`{s}` is not a duration: use e.g. 30s, 15m, 2h or 1d"))
 }
 
 /// An existing data directory (gc and fsck never create one).
-fn open_data(data: &std::path::Path) -> anyhow::Result<Store> {
+fn open_data(data: &std::path::Path) -> Result<Store> {
     if !data.join("blobs").is_dir() {
-        bail!(
-            "`{}` is not a berth data directory (no blobs/): give the registry's --data",
-            data.display()
-        );
+        let data = data.display();
+        bail!("`{data}` is not a berth data directory (no blobs/): give the registry's --data");
     }
     Ok(Store::open(data)?)
 }
@@ -185,18 +148,14 @@ pub struct GcArgs {
     dry_run: bool,
 }
 
-pub fn gc(args: GcArgs) -> Result<ExitCode, Failure> {
-    let store = open_data(&args.data)?;
-    let r = store.gc(&GcOptions {
-        grace: args.grace,
-        delete_untagged: args.delete_untagged,
-        dry_run: args.dry_run,
+pub fn gc(a: GcArgs) -> Result<ExitCode> {
+    let (grace, delete_untagged, dry_run) = (a.grace, a.delete_untagged, a.dry_run);
+    let r = open_data(&a.data)?.gc(&GcOptions {
+        grace,
+        delete_untagged,
+        dry_run,
     })?;
-    let verb = if args.dry_run {
-        "would remove"
-    } else {
-        "removed"
-    };
+    let verb = if a.dry_run { "would remove" } else { "removed" };
     println!(
         "{verb} {} blobs ({} bytes), {} untagged manifests, {} layer links; kept {} blobs ({} younger than the grace period)",
         r.blobs_removed,
@@ -216,56 +175,14 @@ pub struct FsckArgs {
     data: PathBuf,
 }
 
-pub fn fsck(args: FsckArgs) -> Result<ExitCode, Failure> {
-    let store = open_data(&args.data)?;
-    let r = store.fsck()?;
-    for f in &r.findings {
-        println!("{f}");
-    }
-    println!(
-        "checked {} blobs ({} bytes): {}",
-        r.blobs_checked,
-        r.bytes_checked,
-        if r.is_clean() {
-            "no damage".to_string()
-        } else {
-            format!("{} problems", r.findings.len())
-        }
-    );
-    Ok(if r.is_clean() {
-        ExitCode::SUCCESS
-    } else {
-        ExitCode::from(EXIT_FINDINGS)
-    })
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn durations() {
-        assert_eq!(parse_duration("90"), Ok(Duration::from_secs(90)));
-        assert_eq!(parse_duration("15m"), Ok(Duration::from_secs(900)));
-        assert_eq!(parse_duration("2h"), Ok(Duration::from_secs(7200)));
-        assert!(parse_duration("soon").is_err());
-    }
-
-    #[derive(clap::Parser)]
-    struct Cli {
-        #[command(flatten)]
-        args: ServeArgs,
-    }
-
-    #[test]
-    fn pull_through_flags() {
-        use clap::Parser;
-        let c = Cli::try_parse_from(["serve", "--user-data", "/ud.yaml", "--tag-recheck", "5m"])
-            .unwrap();
-        let cfg = settings(&c.args).unwrap();
-        assert_eq!(cfg.proxy.user_data, Some(PathBuf::from("/ud.yaml")));
-        assert_eq!(cfg.proxy.tag_recheck.as_deref(), Some("5m"));
-        let c = Cli::try_parse_from(["serve", "--tag-recheck", "soon"]).unwrap();
-        assert!(settings(&c.args).is_err());
-    }
+pub fn fsck(args: FsckArgs) -> Result<ExitCode> {
+    let r = open_data(&args.data)?.fsck()?;
+    r.findings.iter().for_each(|f| println!("{f}"));
+    let (n, bytes) = (r.blobs_checked, r.bytes_checked);
+    let verdict = match r.findings.len() {
+        0 => "no damage".to_string(),
+        problems => format!("{problems} problems"),
+    };
+    println!("checked {n} blobs ({bytes} bytes): {verdict}");
+    Ok(crate::exit_status(!r.is_clean()))
 }

@@ -1,26 +1,23 @@
-//! `berth mirror`, `berth verify`, `berth copy`: the transfer engine, driven from profiles
-//! and user data (mirror, verify) or from two transport references (copy).
+//! `berth mirror`, `berth verify`, `berth copy`: the transfer engine on the plan, or on two ends.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::io::IsTerminal;
 use std::path::PathBuf;
 use std::process::ExitCode;
-use std::sync::{Arc, Mutex};
 
-use anyhow::{Context, anyhow, bail};
-use berth_client::{Credentials, RegistryConfig, RegistryConfigs, loaders};
-use berth_reference::Reference;
-use berth_rewrite::Rewriter;
+use anyhow::{Context, Result};
+use berth_client::loaders::AuthFileSources;
+use berth_client::{Access, AuthFiles, RegistryConfigs};
+use berth_plan::{Plan, PlanEntry};
+use berth_profile::Finding;
 use berth_transfer::{
-    CopyOptions, Endpoint, Event, EventSink, ImageStatus, Report, VerifyResult, VerifyStatus,
+    CopyOptions, Endpoint, ImageReport, Report, Side, VerifyResult, VerifyStatus,
 };
-use berth_userdata::UserData;
 use clap::Args;
-use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
-use serde::Serialize;
 
-use crate::plan::{PlannedImage, finding_line, plan, print_table};
-use crate::{EXIT_FINDINGS, Failure, Output, RedirectArgs, inputs};
+use crate::inputs::{self, EdgeCreds, EdgeTls};
+use crate::plan::print_findings;
+use crate::progress::Progress;
+use crate::{Output, RedirectArgs, exit_status, json_word, runtime, show};
 
 /// How to reach source registries (as skopeo names them).
 #[derive(Args, Clone, Default)]
@@ -43,14 +40,13 @@ pub struct SourceArgs {
     src_tls_verify: bool,
 }
 
-/// How to reach destination registries other than the ones in user data (the edge registry,
-/// `berth copy` targets).
+/// How to reach `berth copy`'s destination registry (as skopeo names it).
 #[derive(Args, Clone, Default)]
 pub struct DestArgs {
     /// Credentials for the destination registry: USER:PASS, or REGISTRY=USER:PASS.
     #[arg(long = "dest-creds", value_name = "[REGISTRY=]USER:PASS")]
     dest_creds: Vec<String>,
-    /// CA certificates for the destination: DIR/*.crt (containers cert-dir convention).
+    /// CA certificates for the destination: DIR/*.crt or DIR/HOST[:PORT]/*.crt.
     #[arg(long = "dest-cert-dir", value_name = "DIR")]
     dest_cert_dir: Option<PathBuf>,
     /// Verify the destination's TLS certificate. `false` also allows plain HTTP.
@@ -69,7 +65,9 @@ pub struct PlanArgs {
     #[command(flatten)]
     source: SourceArgs,
     #[command(flatten)]
-    dest: DestArgs,
+    edge_tls: EdgeTls,
+    #[command(flatten)]
+    edge_creds: EdgeCreds,
     /// Parallel transfers or checks, across images and blobs.
     #[arg(long, value_name = "N", default_value_t = 8, value_parser = clap::value_parser!(u16).range(1..=256))]
     jobs: u16,
@@ -119,554 +117,182 @@ pub struct CopyArgs {
     output: Output,
 }
 
-/// Splits `[REGISTRY=]USER:PASS`. A scope is recognized when the part before the first `=`
-/// looks like a registry host (has a `.`, or is `localhost[:PORT]`).
-fn scoped_creds(s: &str) -> anyhow::Result<(Option<String>, Credentials)> {
-    let (scope, creds) = match s.split_once('=') {
-        Some((reg, rest))
-            if !reg.is_empty()
-                && (reg.contains('.') || reg == "localhost" || reg.starts_with("localhost:")) =>
-        {
-            (Some(reg.to_string()), rest)
-        }
-        _ => (None, s),
-    };
-    let c = loaders::parse_creds(creds).map_err(|e| anyhow!("--src-creds/--dest-creds: {e}"))?;
-    Ok((scope, c))
-}
-
 impl SourceArgs {
     /// Registry settings for these source hosts.
-    pub(crate) fn configs(&self, hosts: &BTreeSet<String>) -> anyhow::Result<RegistryConfigs> {
-        let mut configs = RegistryConfigs::new();
-        let mut all_cas = Vec::new();
-        let mut per_host_cas: BTreeMap<String, Vec<String>> = BTreeMap::new();
-        if let Some(dir) = &self.src_cert_dir {
-            all_cas = loaders::load_cert_dir(dir).unwrap_or_default();
-            for h in hosts {
-                let sub = dir.join(h);
-                if sub.is_dir() {
-                    per_host_cas.insert(
-                        h.clone(),
-                        loaders::load_cert_dir(&sub)
-                            .with_context(|| format!("--src-cert-dir {}", sub.display()))?,
-                    );
-                }
-            }
-            if all_cas.is_empty() && per_host_cas.is_empty() {
-                bail!(
-                    "--src-cert-dir {}: no *.crt certificates found (put CA certificates in DIR/*.crt or DIR/HOST[:PORT]/*.crt)",
-                    dir.display()
-                );
-            }
-        }
-        let file_creds = match &self.src_authfile {
-            Some(f) => loaders::read_auth_file(f)
-                .with_context(|| format!("--src-authfile {}", f.display()))?,
-            None => {
-                loaders::load_auth_files(&loaders::AuthFileSources::from_env()).unwrap_or_default()
-            }
+    pub fn configs(&self, hosts: &BTreeSet<String>) -> Result<RegistryConfigs> {
+        let files = match &self.src_authfile {
+            Some(f) => AuthFiles::File(f.clone()),
+            None => AuthFiles::Usual(AuthFileSources::from_env()),
         };
-        let mut flag_creds = Vec::new();
-        for c in &self.src_creds {
-            flag_creds.push(scoped_creds(c)?);
-        }
-        for h in hosts {
-            let mut cfg = RegistryConfig {
-                insecure: !self.src_tls_verify,
-                ..RegistryConfig::default()
-            };
-            cfg.ca_pems.extend(all_cas.iter().cloned());
-            cfg.ca_pems
-                .extend(per_host_cas.get(h).cloned().unwrap_or_default());
-            cfg.credentials = flag_creds
-                .iter()
-                .find(|(s, _)| s.as_deref() == Some(h.as_str()))
-                .or_else(|| flag_creds.iter().find(|(s, _)| s.is_none()))
-                .map(|(_, c)| c.clone())
-                .or_else(|| {
-                    file_creds
-                        .iter()
-                        .find(|(k, _)| {
-                            k == h || (h == "docker.io" && k.contains("index.docker.io"))
-                        })
-                        .map(|(_, c)| c.clone())
-                });
-            configs.insert(h, cfg);
-        }
-        Ok(configs)
+        let (creds, dir) = (self.src_creds.clone(), self.src_cert_dir.clone());
+        let access = Access::new(creds, files, dir, self.src_tls_verify);
+        access.configs(hosts).context("source registries (--src-*)")
     }
 }
 
-impl DestArgs {
-    pub(crate) fn apply(&self, configs: &mut RegistryConfigs, host: &str) -> anyhow::Result<()> {
-        let cas = match &self.dest_cert_dir {
-            Some(d) => loaders::load_cert_dir(d)
-                .with_context(|| format!("--dest-cert-dir {}", d.display()))?,
-            None => Vec::new(),
-        };
-        let mut creds = None;
-        for c in &self.dest_creds {
-            let (scope, c) = scoped_creds(c)?;
-            if scope.is_none() || scope.as_deref() == Some(host) {
-                creds = Some(c);
-            }
-        }
-        let e = configs.entry(host);
-        if !self.dest_tls_verify {
-            e.insecure = true;
-        }
-        e.ca_pems.extend(cas);
-        if creds.is_some() {
-            e.credentials = creds;
-        }
-        Ok(())
-    }
+/// The plan of `args`, and how to reach the registries on both ends.
+fn planned(args: &PlanArgs, command: Option<&str>) -> Result<(Plan, CopyOptions)> {
+    let (tls, creds) = (&args.edge_tls, &args.edge_creds);
+    let (rewriter, destinations) = args.redirect.targets(tls, creds, command)?;
+    let plan = Plan::build(&inputs::profiles(&args.profiles)?, &rewriter)?;
+    let sources = args.source.configs(&plan.source_hosts())?;
+    Ok((plan, copy_options(args.jobs, sources, destinations)))
 }
 
-/// Destination registry settings from user data: each registry entry keyed by its domain.
-pub(crate) fn user_data_configs(ud: Option<&UserData>) -> RegistryConfigs {
-    let mut configs = RegistryConfigs::new();
-    for r in ud.map(|u| u.registries.as_slice()).unwrap_or_default() {
-        configs.insert(
-            &r.domain,
-            RegistryConfig {
-                credentials: r
-                    .has_credentials()
-                    .then(|| Credentials::new(r.username.clone(), r.password.clone())),
-                insecure: r.insecure,
-                ca_pems: r.certificates.clone(),
-            },
-        );
-    }
-    configs
-}
-
-struct Planned {
-    rows: Vec<PlannedImage>,
-    findings: Vec<berth_profile::Finding>,
-    options: CopyOptions,
-    pairs: Vec<(Endpoint, Endpoint)>,
-}
-
-fn planned(args: &PlanArgs) -> Result<Planned, Failure> {
-    let PlanArgs {
-        redirect,
-        source,
-        dest,
-        jobs,
-        ..
-    } = args;
-    let profiles = inputs::profiles(&args.profiles)?;
-    let ud = match &redirect.user_data {
-        Some(p) => Some(inputs::user_data(p)?),
-        None => None,
-    };
-    let rewriter: Rewriter = inputs::rewriter(redirect, false)?;
-    let (rows, findings) = plan(&profiles, &rewriter)?;
-    let mut pairs = Vec::new();
-    let mut hosts = BTreeSet::new();
-    for r in &rows {
-        let s = Reference::parse(&r.source)?;
-        let t = Reference::parse(&r.target)?;
-        hosts.insert(s.domain().to_string());
-        pairs.push((Endpoint::Registry(s), Endpoint::Registry(t)));
-    }
-    let mut dst = user_data_configs(ud.as_ref());
-    if let Some(local) = rewriter.local() {
-        dest.apply(&mut dst, local.host())?;
-    } else if !dest.dest_creds.is_empty() || dest.dest_cert_dir.is_some() || !dest.dest_tls_verify {
-        return Err(anyhow!(
-            "--dest-creds, --dest-cert-dir and --dest-tls-verify apply to the edge registry: give --local-registry (the external registry's settings come from --user-data)"
-        )
-        .into());
-    }
-    let options = CopyOptions {
-        jobs: usize::from(*jobs),
-        source_registries: source.configs(&hosts)?,
-        destination_registries: dst,
+/// `jobs` parallel transfers with these settings of the two ends.
+pub fn copy_options(
+    jobs: u16,
+    sources: RegistryConfigs,
+    destinations: RegistryConfigs,
+) -> CopyOptions {
+    CopyOptions {
+        jobs: usize::from(jobs),
+        source_registries: sources,
+        destination_registries: destinations,
         ..CopyOptions::default()
-    };
-    Ok(Planned {
-        rows,
-        findings,
-        options,
-        pairs,
-    })
-}
-
-fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
-    tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .context("cannot start the async runtime")
-}
-
-pub fn mirror(args: MirrorArgs) -> Result<ExitCode, Failure> {
-    let output = args.plan.output;
-    if args.plan.redirect.user_data.is_none() && args.plan.redirect.local_registry.is_none() {
-        return Err(anyhow!(
-            "berth mirror needs --user-data (the external registry) or --local-registry (the edge registry) to know where images go"
-        )
-        .into());
     }
-    let mut p = planned(&args.plan)?;
-    p.options.keep_going = args.keep_going;
-    // Images that nothing redirects have nowhere to go.
-    let (pairs, unmoved): (Vec<_>, Vec<_>) = p.pairs.into_iter().partition(|(s, t)| s != t);
-    for (s, _) in &unmoved {
+}
+
+pub fn mirror(args: MirrorArgs) -> Result<ExitCode> {
+    let output = args.plan.output;
+    let (plan, mut options) = planned(&args.plan, Some("mirror"))?;
+    options.keep_going = args.keep_going;
+    let (moved, unmoved) = plan.split_redirected();
+    for e in unmoved {
+        let s = &e.source;
         eprintln!("note: {s} is not redirected by the user data's rules; nothing to copy");
     }
     if args.dry_run {
-        let rows: Vec<Vec<String>> = p
-            .rows
+        let pair = |e: &&PlanEntry| {
+            [
+                ("source", e.source.to_string()),
+                ("target", e.target.to_string()),
+            ]
+        };
+        let images: Vec<BTreeMap<_, _>> = moved.iter().map(|e| BTreeMap::from(pair(e))).collect();
+        let rows = images
             .iter()
-            .filter(|r| r.source != r.target)
-            .map(|r| vec![r.source.clone(), r.target.clone()])
+            .map(|p| p.values().cloned().collect())
             .collect();
-        match output {
-            Output::Json => {
-                #[derive(Serialize)]
-                struct Dry<'a> {
-                    images: Vec<BTreeMap<&'a str, &'a str>>,
-                }
-                let images = p
-                    .rows
-                    .iter()
-                    .filter(|r| r.source != r.target)
-                    .map(|r| {
-                        BTreeMap::from([
-                            ("source", r.source.as_str()),
-                            ("target", r.target.as_str()),
-                        ])
-                    })
-                    .collect();
-                println!("{}", serde_json::to_string_pretty(&Dry { images })?);
-            }
-            Output::Table => print_table(&["SOURCE", "TARGET"], &rows),
-        }
-        eprintln!("dry run: {} image(s) would be copied", rows.len());
+        let json = BTreeMap::from([("images", &images)]);
+        show(output, &json, &["SOURCE", "TARGET"], rows)?;
+        eprintln!("dry run: {} image(s) would be copied", moved.len());
         return Ok(ExitCode::SUCCESS);
     }
-    let total = pairs.len();
-    let progress = Progress::new(
-        output == Output::Table && std::io::stderr().is_terminal(),
-        total,
-    );
-    let report = runtime()?.block_on(berth_transfer::copy_images(
-        pairs,
-        p.options,
-        Some(progress.sink()),
-    ));
+    let progress = Progress::new(output, moved.len(), "copied", false);
+    let sink = Some(progress.sink());
+    let report = runtime()?.block_on(berth_transfer::mirror(&plan, options, sink));
     progress.finish();
     print_report(&report, output)?;
-    for f in p.findings {
-        eprintln!("{}", finding_line(&f));
-    }
-    Ok(if report.failed() > 0 {
-        ExitCode::from(EXIT_FINDINGS)
-    } else {
-        ExitCode::SUCCESS
-    })
+    print_findings(&plan.findings);
+    Ok(exit_status(report.failed() > 0))
 }
 
-pub(crate) fn print_report(report: &Report, output: Output) -> anyhow::Result<()> {
-    let copied = report
-        .images
-        .iter()
-        .filter(|i| i.status == ImageStatus::Copied)
-        .count();
-    let present = report
-        .images
-        .iter()
-        .filter(|i| i.status == ImageStatus::Present)
-        .count();
-    let failed = report.failed();
-    match output {
-        Output::Json => println!("{}", serde_json::to_string_pretty(report)?),
-        Output::Table => {
-            let rows: Vec<Vec<String>> = report
-                .images
-                .iter()
-                .map(|i| {
-                    vec![
-                        crate::plan::json_word(&i.status),
-                        i.source.clone(),
-                        i.target.clone(),
-                        i.digest.clone().unwrap_or_default(),
-                    ]
-                })
-                .collect();
-            print_table(&["STATUS", "SOURCE", "TARGET", "DIGEST"], &rows);
-            for i in report.images.iter().filter(|i| i.error.is_some()) {
-                eprintln!(
-                    "error: {}: {}",
-                    i.source,
-                    i.error.as_deref().unwrap_or_default()
-                );
-            }
+const REPORT_HEADERS: &[&str] = &["STATUS", "SOURCE", "TARGET", "DIGEST"];
+
+/// The engine's report: a table (errors on stderr) or JSON, and a summary on stderr.
+pub fn print_report(report: &Report, output: Output) -> Result<()> {
+    let row = |i: &ImageReport| {
+        let (s, t, d) = (i.source.clone(), i.target.clone(), i.digest.clone());
+        vec![json_word(&i.status), s, t, d.unwrap_or_default()]
+    };
+    show(
+        output,
+        report,
+        REPORT_HEADERS,
+        report.images.iter().map(row).collect(),
+    )?;
+    for i in report.images.iter().filter(|_| output == Output::Table) {
+        if let Some(e) = &i.error {
+            eprintln!("error: {}: {e}", i.source);
         }
     }
-    let mb = report.bytes as f64 / 1e6;
-    eprintln!(
-        "images: {copied} copied, {present} already present, {failed} failed; blobs: {} copied, {} skipped, {} mounted; {mb:.1} MB in {:.2} s ({:.1} MB/s)",
-        report.blobs.copied,
-        report.blobs.skipped,
-        report.blobs.mounted,
-        report.seconds,
-        if report.seconds > 0.0 {
-            mb / report.seconds
-        } else {
-            0.0
-        }
-    );
+    eprintln!("{report}");
     Ok(())
 }
 
-pub fn verify(args: VerifyArgs) -> Result<ExitCode, Failure> {
-    let output = args.plan.output;
-    let p = planned(&args.plan)?;
-    let profiles = inputs::profiles(&args.plan.profiles)?;
-    let mut findings = berth_profile::lint(&profiles)?;
-    findings.retain(|f| {
-        !p.findings
-            .iter()
-            .any(|g| g.rule == f.rule && g.path == f.path && g.layer == f.layer)
-    });
-    findings.splice(0..0, p.findings.iter().cloned());
-    let results: Vec<VerifyResult> =
-        runtime()?.block_on(berth_transfer::verify(p.pairs, &p.options, args.deep));
-    let bad: Vec<&VerifyResult> = results
+pub fn verify(args: VerifyArgs) -> Result<ExitCode> {
+    let (plan, options) = planned(&args.plan, None)?;
+    let findings = plan.findings_with_lints(&inputs::profiles(&args.plan.profiles)?)?;
+    let results = runtime()?.block_on(berth_transfer::verify_plan(&plan, &options, args.deep));
+    let missing = results
         .iter()
         .filter(|r| r.status != VerifyStatus::Present)
-        .collect();
-    match output {
-        Output::Json => {
-            #[derive(Serialize)]
-            struct Out<'a> {
-                images: &'a [VerifyResult],
-                findings: &'a [berth_profile::Finding],
-            }
-            println!(
-                "{}",
-                serde_json::to_string_pretty(&Out {
-                    images: &results,
-                    findings: &findings
-                })?
-            );
-        }
-        Output::Table => {
-            let rows: Vec<Vec<String>> = results
-                .iter()
-                .map(|r| {
-                    vec![
-                        crate::plan::json_word(&r.status),
-                        r.target.clone(),
-                        r.missing.join("; "),
-                    ]
-                })
-                .collect();
-            print_table(&["STATUS", "TARGET", "MISSING"], &rows);
-            for f in &findings {
-                eprintln!("{}", finding_line(f));
-            }
-        }
+        .count();
+    #[derive(serde::Serialize)]
+    struct Out<'a> {
+        images: &'a [VerifyResult],
+        findings: &'a [Finding],
     }
-    eprintln!(
-        "{} of {} image(s) present at their targets{}",
-        results.len() - bad.len(),
+    let row = |r: &VerifyResult| vec![json_word(&r.status), r.target.clone(), r.missing.join("; ")];
+    let rows = results.iter().map(row).collect();
+    let (images, output) = (&results, args.plan.output);
+    show(
+        output,
+        &Out {
+            images,
+            findings: &findings,
+        },
+        &["STATUS", "TARGET", "MISSING"],
+        rows,
+    )?;
+    if output == Output::Table {
+        print_findings(&findings);
+    }
+    let (n, deep) = (
         results.len(),
-        if args.deep { " (blobs checked)" } else { "" }
+        if args.deep { " (blobs checked)" } else { "" },
     );
-    if !bad.is_empty() {
-        let mut cmd = String::from("berth mirror");
-        for p in &args.plan.profiles {
-            cmd.push_str(&format!(" --profile {}", p.display()));
-        }
-        if let Some(u) = &args.plan.redirect.user_data {
-            cmd.push_str(&format!(" --user-data {}", u.display()));
-        }
-        if let Some(l) = &args.plan.redirect.local_registry {
-            cmd.push_str(&format!(" --local-registry {l}"));
-        }
-        eprintln!("to copy what is missing, run: {cmd}");
-        return Ok(ExitCode::from(EXIT_FINDINGS));
+    eprintln!(
+        "{} of {n} image(s) present at their targets{deep}",
+        n - missing
+    );
+    if missing > 0 {
+        let (r, mut cmd) = (&args.plan.redirect, vec!["berth mirror".to_string()]);
+        cmd.extend(
+            args.plan
+                .profiles
+                .iter()
+                .map(|p| format!("--profile {}", p.display())),
+        );
+        cmd.extend(
+            r.user_data
+                .iter()
+                .map(|u| format!("--user-data {}", u.display())),
+        );
+        cmd.extend(
+            r.edge
+                .edge_registry
+                .iter()
+                .map(|v| format!("--edge-registry {v}")),
+        );
+        cmd.extend(
+            r.edge
+                .edge_project
+                .iter()
+                .map(|v| format!("--edge-project {v}")),
+        );
+        eprintln!("to copy what is missing, run: {}", cmd.join(" "));
     }
-    Ok(ExitCode::SUCCESS)
+    Ok(exit_status(missing > 0))
 }
 
-/// Parses a transport reference.
-pub fn endpoint(s: &str, side: crate::archive::Side) -> anyhow::Result<Endpoint> {
-    if let Some(r) = s.strip_prefix("docker://") {
-        return Ok(Endpoint::Registry(Reference::parse(r)?));
-    }
-    if let Some(rest) = s.strip_prefix("oci:") {
-        let (dir, reference) = split_path_ref(rest);
-        return Ok(Endpoint::Layout {
-            dir: PathBuf::from(dir),
-            reference: reference.unwrap_or("latest").to_string(),
-        });
-    }
-    for t in ["oci-archive:", "docker-archive:"] {
-        if s.starts_with(t) {
-            return crate::archive::endpoint(s, side);
-        }
-    }
-    bail!(
-        "`{s}`: unknown transport; use docker://REF, oci:DIR[:REF], oci-archive:FILE[:REF] or docker-archive:FILE[:REF]"
-    )
-}
-
-/// `DIR[:REF]`: like skopeo, the directory ends at the first `:`.
-pub fn split_path_ref(s: &str) -> (&str, Option<&str>) {
-    match s.split_once(':') {
-        Some((p, r)) if !r.is_empty() => (p, Some(r)),
-        Some((p, _)) => (p, None),
-        None => (s, None),
-    }
-}
-
-pub fn copy(args: CopyArgs) -> Result<ExitCode, Failure> {
-    let src = endpoint(&args.src, crate::archive::Side::Source)?;
-    let dst = endpoint(&args.dst, crate::archive::Side::Destination)?;
-    let mut hosts = BTreeSet::new();
-    if let Endpoint::Registry(r) = &src {
-        hosts.insert(r.domain().to_string());
-    }
-    let mut dst_configs = RegistryConfigs::new();
-    if let Endpoint::Registry(r) = &dst {
-        args.dest.apply(&mut dst_configs, r.domain())?;
-    }
-    let options = CopyOptions {
-        jobs: usize::from(args.jobs),
-        source_registries: args.source.configs(&hosts)?,
-        destination_registries: dst_configs,
-        ..CopyOptions::default()
+pub fn copy(args: CopyArgs) -> Result<ExitCode> {
+    let src = berth_transfer::endpoint(&args.src, Side::Source)?;
+    let dst = berth_transfer::endpoint(&args.dst, Side::Destination)?;
+    let host = |e: &Endpoint| match e {
+        Endpoint::Registry(r) => BTreeSet::from([r.domain().to_string()]),
+        _ => BTreeSet::new(),
     };
-    let progress = Progress::new(
-        args.output == Output::Table && std::io::stderr().is_terminal(),
-        1,
-    );
-    let report = runtime()?.block_on(berth_transfer::copy_images(
-        vec![(src, dst)],
-        options,
-        Some(progress.sink()),
-    ));
+    let d = &args.dest;
+    let (creds, dir) = (d.dest_creds.clone(), d.dest_cert_dir.clone());
+    let access = Access::new(creds, AuthFiles::None, dir, d.dest_tls_verify);
+    let destinations = access.configs(&host(&dst)).context("--dest-*")?;
+    let options = copy_options(args.jobs, args.source.configs(&host(&src))?, destinations);
+    let progress = Progress::new(args.output, 1, "copied", false);
+    let sink = Some(progress.sink());
+    let report = runtime()?.block_on(berth_transfer::copy_images(vec![(src, dst)], options, sink));
     progress.finish();
     print_report(&report, args.output)?;
-    Ok(if report.failed() > 0 {
-        ExitCode::from(EXIT_FINDINGS)
-    } else {
-        ExitCode::SUCCESS
-    })
-}
-
-/// Progress bars on a terminal: overall bytes, and one bar per image in flight.
-pub(crate) struct Progress {
-    multi: MultiProgress,
-    overall: ProgressBar,
-    images: Arc<Mutex<BTreeMap<usize, ProgressBar>>>,
-    enabled: bool,
-}
-
-impl Progress {
-    pub(crate) fn new(enabled: bool, images: usize) -> Progress {
-        let multi = MultiProgress::with_draw_target(if enabled {
-            ProgressDrawTarget::stderr()
-        } else {
-            ProgressDrawTarget::hidden()
-        });
-        let overall = multi.add(ProgressBar::new(0));
-        overall.set_style(
-            ProgressStyle::with_template(
-                "{prefix:>8} [{bar:30}] {bytes}/{total_bytes} {bytes_per_sec} {msg}",
-            )
-            .unwrap_or_else(|_| ProgressStyle::default_bar())
-            .progress_chars("=> "),
-        );
-        overall.set_prefix("total");
-        overall.set_message(format!("0/{images} images"));
-        Progress {
-            multi,
-            overall,
-            images: Arc::new(Mutex::new(BTreeMap::new())),
-            enabled,
-        }
-    }
-
-    pub(crate) fn sink(&self) -> EventSink {
-        let multi = self.multi.clone();
-        let overall = self.overall.clone();
-        let bars = self.images.clone();
-        let done = Arc::new(Mutex::new((0usize, 0usize)));
-        Arc::new(move |e: Event| {
-            let Ok(mut bars) = bars.lock() else { return };
-            match e {
-                Event::ImageStarted {
-                    image,
-                    target,
-                    total_bytes,
-                    ..
-                } => {
-                    overall.inc_length(total_bytes);
-                    let pb = multi.add(ProgressBar::new(total_bytes));
-                    pb.set_style(
-                        ProgressStyle::with_template(
-                            "  {bar:20} {bytes:>10}/{total_bytes:<10} {msg}",
-                        )
-                        .unwrap_or_else(|_| ProgressStyle::default_bar())
-                        .progress_chars("=> "),
-                    );
-                    pb.set_message(target);
-                    bars.insert(image, pb);
-                }
-                Event::BlobProgress { image, bytes, .. } => {
-                    overall.inc(bytes);
-                    if let Some(pb) = bars.get(&image) {
-                        pb.inc(bytes);
-                    }
-                }
-                Event::BlobRestarted {
-                    image, discarded, ..
-                } => {
-                    overall.set_position(overall.position().saturating_sub(discarded));
-                    if let Some(pb) = bars.get(&image) {
-                        pb.set_position(pb.position().saturating_sub(discarded));
-                    }
-                }
-                Event::BlobDone {
-                    image,
-                    size,
-                    outcome,
-                    ..
-                } => {
-                    if outcome != berth_transfer::BlobOutcome::Copied {
-                        overall.inc(size);
-                        if let Some(pb) = bars.get(&image) {
-                            pb.inc(size);
-                        }
-                    }
-                }
-                Event::ImageDone { image, status, .. } => {
-                    if let Some(pb) = bars.remove(&image) {
-                        pb.finish_and_clear();
-                        multi.remove(&pb);
-                    }
-                    if let Ok(mut d) = done.lock() {
-                        d.0 += 1;
-                        if status == ImageStatus::Failed {
-                            d.1 += 1;
-                        }
-                        overall.set_message(format!("{} image(s) done, {} failed", d.0, d.1));
-                    }
-                }
-            }
-        })
-    }
-
-    pub(crate) fn finish(&self) {
-        if self.enabled {
-            self.overall.finish_and_clear();
-        }
-    }
+    Ok(exit_status(report.failed() > 0))
 }

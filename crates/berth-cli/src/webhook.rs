@@ -1,17 +1,16 @@
-//! `berth webhook`: the image-redirecting mutating admission webhook over HTTPS, and
-//! `berth webhook manifest`: the configuration that installs it.
+//! `berth webhook` (the admission webhook, berth-node) and `berth webhook manifest`.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
 
-use anyhow::Context;
+use anyhow::{Context, Result, anyhow, bail};
 use berth_node::webhook::{self, Endpoint, FailurePolicy, ManifestOptions, Mutator};
-use berth_rewrite::{LocalRegistry, Rewriter};
+use berth_rewrite::Rewriter;
 use clap::{Args, Subcommand, ValueEnum};
 
-use crate::{Failure, inputs};
+use crate::inputs;
 
 #[derive(Args)]
 #[command(args_conflicts_with_subcommands = true, subcommand_negates_reqs = true)]
@@ -34,12 +33,8 @@ struct ServeArgs {
     /// Palette user data (#cloud-config): the rewrite rules and stylus.imageRedirectWebhook.
     #[arg(long, value_name = "FILE", required = true)]
     user_data: Option<PathBuf>,
-    /// The edge (local) registry that fronts every image.
-    #[arg(long, value_name = "HOST[:PORT]")]
-    edge_registry: Option<String>,
-    /// The edge registry's project (first path component).
-    #[arg(long, value_name = "NAME", default_value = berth_rewrite::DEFAULT_PROJECT, requires = "edge_registry")]
-    project: String,
+    #[command(flatten)]
+    edge: inputs::EdgeTarget,
     /// The serving certificate chain (PEM).
     #[arg(long, value_name = "FILE", required = true)]
     tls_cert: Option<PathBuf>,
@@ -93,29 +88,25 @@ impl From<Policy> for FailurePolicy {
     }
 }
 
-pub fn run(args: WebhookArgs) -> Result<ExitCode, Failure> {
+pub fn run(args: WebhookArgs) -> Result<ExitCode> {
     match args.command {
         Some(WebhookCommand::Manifest(m)) => manifest(m),
         None => serve(args.serve),
     }
 }
 
-fn manifest(a: ManifestArgs) -> Result<ExitCode, Failure> {
-    let ca_bundle_pem = match &a.ca_bundle {
-        Some(p) => {
-            let pem = inputs::read(p)?;
-            berth_userdata::split_pem(&pem).map_err(|m| anyhow::anyhow!("{}: {m}", p.display()))?;
-            Some(pem)
-        }
-        None => None,
-    };
+fn manifest(a: ManifestArgs) -> Result<ExitCode> {
+    let mut ca_bundle_pem = None;
+    if let Some(p) = &a.ca_bundle {
+        let pem = inputs::read(p)?;
+        berth_userdata::split_pem(&pem).map_err(|m| anyhow!("{}: {m}", p.display()))?;
+        ca_bundle_pem = Some(pem);
+    }
     let endpoint = match a.url {
-        Some(url) => {
-            if !url.starts_with("https://") {
-                return Err(anyhow::anyhow!("--url {url}: the API server calls webhooks over HTTPS; give https://HOST[:PORT]/mutate").into());
-            }
-            Endpoint::Url(url)
-        }
+        Some(url) if !url.starts_with("https://") => bail!(
+            "--url {url}: the API server calls webhooks over HTTPS; give https://HOST[:PORT]/mutate"
+        ),
+        Some(url) => Endpoint::Url(url),
         None => Endpoint::Service {
             namespace: a.namespace.clone(),
             name: a.service,
@@ -134,52 +125,36 @@ fn manifest(a: ManifestArgs) -> Result<ExitCode, Failure> {
     Ok(ExitCode::SUCCESS)
 }
 
-fn serve(a: ServeArgs) -> Result<ExitCode, Failure> {
+fn serve(a: ServeArgs) -> Result<ExitCode> {
     let (Some(ud_path), Some(cert), Some(key)) = (a.user_data, a.tls_cert, a.tls_key) else {
-        return Err(
-            anyhow::anyhow!("berth webhook needs --user-data, --tls-cert and --tls-key").into(),
-        );
+        bail!("berth webhook needs --user-data, --tls-cert and --tls-key");
     };
     let ud = inputs::user_data(&ud_path)?;
-    let local = match &a.edge_registry {
-        Some(h) => Some(LocalRegistry::new(h, Some(&a.project))?),
-        None => None,
+    let local = a.edge.parse()?.map(|e| e.local().clone());
+    let read =
+        |p: &PathBuf| std::fs::read(p).with_context(|| format!("cannot read {}", p.display()));
+    let tls = webhook::tls_config(&read(&cert)?, &read(&key)?)?;
+    let port = if ud.webhook.port == 0 {
+        8443
+    } else {
+        ud.webhook.port
     };
-    let tls = webhook::tls_config(
-        &std::fs::read(&cert).with_context(|| format!("cannot read {}", cert.display()))?,
-        &std::fs::read(&key).with_context(|| format!("cannot read {}", key.display()))?,
-    )?;
-    let listen = a.listen.unwrap_or_else(|| {
-        let port = if ud.webhook.port == 0 {
-            8443
-        } else {
-            ud.webhook.port
-        };
-        SocketAddr::from(([0, 0, 0, 0], port))
-    });
+    let listen = a.listen.unwrap_or(SocketAddr::from(([0, 0, 0, 0], port)));
     let rewriter = Rewriter::new(Some(&ud), local);
     let log: webhook::Logger = Arc::new(|line: &str| eprintln!("berth webhook: {line}"));
     if !rewriter.enabled() {
-        log(&format!(
-            "{}: stylus.imageRedirectWebhook.enable is false: every pod is allowed unchanged",
-            ud.file
-        ));
+        let off = "stylus.imageRedirectWebhook.enable is false: every pod is allowed unchanged";
+        log(&format!("{}: {off}", ud.file));
     }
     log(&format!(
         "rules: {}; listening on https://{listen}/mutate",
         ud.redirect
     ));
     let mutator = Arc::new(Mutator::new(rewriter, a.failure_policy.into()));
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .context("cannot start the async runtime")?;
-    rt.block_on(async move {
-        let listener = tokio::net::TcpListener::bind(listen)
-            .await
-            .with_context(|| format!("cannot listen on {listen}"))?;
-        webhook::serve(listener, tls, mutator, log, webhook::shutdown_signal()).await?;
-        Ok::<_, anyhow::Error>(())
+    crate::runtime()?.block_on(async move {
+        let listener = tokio::net::TcpListener::bind(listen).await;
+        let listener = listener.with_context(|| format!("cannot listen on {listen}"))?;
+        anyhow::Ok(webhook::serve(listener, tls, mutator, log, webhook::shutdown_signal()).await?)
     })?;
     Ok(ExitCode::SUCCESS)
 }

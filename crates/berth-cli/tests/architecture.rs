@@ -121,6 +121,7 @@ fn crates_without_network_reach_neither_the_client_nor_an_http_stack() {
         "berth-userdata",
         "berth-rewrite",
         "berth-profile",
+        "berth-plan",
         "berth-archive",
         "berth-store",
         "berth-containerd",
@@ -155,7 +156,7 @@ fn the_binary_is_thin() {
     }
     assert!(lines > 0);
     // Raised only with a reason: the binary parses flags, prints and sets exit codes.
-    const LIMIT: usize = 3300;
+    const LIMIT: usize = 2050;
     assert!(
         lines <= LIMIT,
         "crates/berth-cli/src has {lines} lines (limit {LIMIT})"

@@ -94,19 +94,13 @@ fn write_user_data(path: &Path, reg: &Distribution) {
     std::fs::write(path, text).unwrap();
 }
 
-fn berth_cmd(args: &[&str]) -> Command {
-    let mut c = Command::new(env!("CARGO_BIN_EXE_berth"));
-    c.args(args)
-        .env_remove("REGISTRY_AUTH_FILE")
-        .env("HOME", "/nonexistent")
-        .env_remove("SSL_CERT_FILE")
-        .env_remove("SSL_CERT_DIR");
-    c
-}
-
-/// `berth agent apply` into `cd` (native snapshotter, JSON output) with `extra` arguments.
+/// `berth agent apply` into `cd` (native snapshotter, JSON output) with `extra` arguments,
+/// in the isolated environment (`HOME` an empty directory beside containerd's).
 fn berth_apply(cd: &TestContainerd, ud: &Path, profile: &Path, extra: &[&str]) -> Command {
-    let mut c = berth_cmd(&["agent", "apply", "--user-data"]);
+    let home = cd.dir.path().join("berth-home");
+    std::fs::create_dir_all(&home).unwrap();
+    let mut c = common::command(&home);
+    c.args(["agent", "apply", "--user-data"]);
     c.arg(ud).arg("--profile").arg(profile);
     c.arg("--containerd-socket").arg(&cd.socket);
     c.args(["--snapshotter", "native", "--output", "json"])

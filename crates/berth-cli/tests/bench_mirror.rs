@@ -18,6 +18,8 @@
 //! of the tools rotates with every repetition. Every cold run is checked: the manifest
 //! digest of every image at its target (read by skopeo) equals the source's.
 
+mod common;
+
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
@@ -158,13 +160,11 @@ fn write_user_data(path: &Path, src: &Distribution, dst: &Distribution) {
     std::fs::write(path, text).unwrap();
 }
 
-fn berth_mirror(profile: &Path, user_data: &Path, jobs: Option<usize>) -> Command {
-    let mut c = Command::new(env!("CARGO_BIN_EXE_berth"));
-    c.env_clear()
-        .env("PATH", "/usr/sbin:/usr/bin:/sbin:/bin")
-        .env("HOME", "/nonexistent")
-        .env("LANG", "C.UTF-8")
-        .arg("mirror")
+/// `berth mirror` in the isolated environment, with `HOME` an empty `home` directory.
+fn berth_mirror(home: &Path, profile: &Path, user_data: &Path, jobs: Option<usize>) -> Command {
+    std::fs::create_dir_all(home).unwrap();
+    let mut c = common::command(home);
+    c.arg("mirror")
         .arg("--profile")
         .arg(profile)
         .arg("--user-data")
@@ -337,7 +337,7 @@ impl Bench {
                     let (s, out) = timed(
                         &self.time,
                         &dir,
-                        berth_mirror(&profile, &ud, jobs),
+                        berth_mirror(&dir.join("home"), &profile, &ud, jobs),
                         "berth mirror",
                     );
                     let v: Value = serde_json::from_slice(&out).expect("berth mirror JSON");

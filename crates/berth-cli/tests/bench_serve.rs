@@ -26,6 +26,8 @@
 //! proxy; `BERTH_BENCH_KEEP_LOGS=DIR` keeps berth serve's logs of the pull-through runs
 //! there.
 
+mod common;
+
 use std::fmt::Write as _;
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
@@ -82,11 +84,9 @@ impl BerthServe {
         let cfg_path = dir.join("serve.yaml");
         std::fs::write(&cfg_path, cfg).unwrap();
         let log = std::fs::File::create(dir.join("serve.log")).unwrap();
-        let mut child = Command::new(berth_bin())
-            .env_clear()
-            .env("PATH", "/usr/sbin:/usr/bin:/sbin:/bin")
-            .env("HOME", "/nonexistent")
-            .env("LANG", "C.UTF-8")
+        let home = dir.join("home");
+        std::fs::create_dir_all(&home).unwrap();
+        let mut child = common::command_of(&berth_bin(), &home)
             .arg("serve")
             .arg("--config")
             .arg(&cfg_path)
@@ -267,10 +267,9 @@ fn pull_all(client: Client, prefix: &str, refs: &[&FixtureRef], out: &Path) -> f
                 skopeo::copy(&src, &o, &dst, &o, &[]);
             }
             Client::BerthCopy => {
-                let out = Command::new(berth_bin())
-                    .env_clear()
-                    .env("PATH", "/usr/sbin:/usr/bin:/sbin:/bin")
-                    .env("HOME", "/nonexistent")
+                let home = out.join(".berth-home");
+                std::fs::create_dir_all(&home).unwrap();
+                let out = common::command_of(&berth_bin(), &home)
                     .arg("copy")
                     .arg("--src-tls-verify=false")
                     .args(["--output", "json"])

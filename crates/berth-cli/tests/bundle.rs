@@ -3,22 +3,16 @@
 //! the user data's rules (skopeo judges every digest), signatures, damage → exit 1; serve
 //! over HTTPS (curl and skopeo verify its certificate against a testkit CA).
 
+mod common;
+
 use std::path::Path;
 use std::process::{Command, Output};
 
 use berth_testkit::images::{self, Fixture};
 use berth_testkit::skopeo::{self, SkopeoOpts};
 use berth_testkit::{Distribution, sha256_digest};
+use common::berth;
 use serde_json::Value;
-
-fn berth(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_berth"))
-        .args(args)
-        .env_remove("REGISTRY_AUTH_FILE")
-        .env("HOME", "/nonexistent")
-        .output()
-        .expect("run berth")
-}
 
 /// `berth bundle build --profile PROFILE -o OUT` from the plain source, plus `extra`.
 fn build(profile: &str, out: &str, extra: &[&str]) -> Output {
@@ -265,14 +259,14 @@ fn bundle_serve_over_tls_answers_skopeo_and_curl_that_trust_its_ca() {
         .unwrap()
         .port();
     let addr = format!("127.0.0.1:{port}");
-    let mut child = Command::new(env!("CARGO_BIN_EXE_berth"))
+    let home = common::Home::new();
+    let mut child = common::command(home.path())
         .args(["bundle", "serve", b, "--listen", &addr, "--tmp-dir"])
         .arg(&tmp)
         .arg("--tls-cert")
         .arg(&certs.cert_path)
         .arg("--tls-key")
         .arg(&certs.key_path)
-        .env("HOME", "/nonexistent")
         .stderr(std::process::Stdio::piped())
         .spawn()
         .expect("run berth bundle serve");

@@ -1,17 +1,12 @@
 //! The `berth` binary as a user runs it: exit codes, JSON contracts, messages, files.
 
+mod common;
+
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::Output;
 
+use common::berth;
 use serde_json::Value;
-
-fn berth(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_berth"))
-        .args(args)
-        .env_remove("RUST_LOG")
-        .output()
-        .expect("run berth")
-}
 
 fn examples() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples")
@@ -133,7 +128,9 @@ fn images_without_user_data_targets_equal_sources() {
         "json",
     ]);
     let v = json(&o);
-    for i in v["images"].as_array().unwrap() {
+    let images = v["images"].as_array().unwrap();
+    assert_eq!(images.len(), 9, "the example profile's images: {v}");
+    for i in images {
         assert_eq!(i["source"], i["target"]);
     }
     let o = berth(&["images", "--profile", profile.to_str().unwrap()]);
@@ -193,9 +190,36 @@ fn bad_input_exits_2_and_names_the_culprit() {
     let o = berth(&["images"]);
     assert_eq!(o.status.code(), Some(2), "usage error");
 
-    let o = berth(&["rewrite", "--local-registry", "http://x", "nginx"]);
+    // A bad edge registry, in either spelling: exit 2, the value and the form named.
+    for flag in ["--edge-registry", "--local-registry"] {
+        let o = berth(&["rewrite", flag, "ftp://x", "nginx"]);
+        assert_eq!(o.status.code(), Some(2));
+        let e = stderr(&o);
+        assert!(e.contains("ftp://x") && e.contains("https://"), "{e}");
+        assert!(stdout(&o).is_empty());
+    }
+    let o = berth(&[
+        "rewrite",
+        "--edge-registry",
+        "https://admin:hunter2@edge",
+        "nginx",
+    ]);
     assert_eq!(o.status.code(), Some(2));
-    assert!(stderr(&o).contains("http://x"), "{}", stderr(&o));
+    assert!(!stderr(&o).contains("hunter2"), "{}", stderr(&o));
+    let o = berth(&[
+        "rewrite",
+        "--edge-registry",
+        "edge/a",
+        "--edge-project",
+        "b",
+        "nginx",
+    ]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(
+        stderr(&o).contains("`a`") && stderr(&o).contains("`b`"),
+        "{}",
+        stderr(&o)
+    );
 }
 
 #[test]
@@ -278,10 +302,184 @@ fn help_explains_every_command() {
     for f in [
         "--profile",
         "--user-data",
-        "--local-registry",
+        "--edge-registry",
+        "--edge-project",
         "--output",
         "--example",
     ] {
         assert!(h.contains(f), "{h}");
     }
+    // The old spellings still work (below) but are not advertised.
+    for old in ["--local-registry", "--project "] {
+        assert!(!h.contains(old), "{old} in {h}");
+    }
+    let h = stdout(&berth(&["mirror", "--help"]));
+    for f in [
+        "--edge-registry",
+        "--edge-project",
+        "--edge-ca",
+        "--edge-insecure",
+        "--edge-creds",
+    ] {
+        assert!(h.contains(f), "{f} in {h}");
+    }
+    for old in [
+        "--local-registry",
+        "--dest-cert-dir",
+        "--dest-tls-verify",
+        "--dest-creds",
+    ] {
+        assert!(!h.contains(old), "{old} in {h}");
+    }
+}
+
+/// `--edge-registry HOST --edge-project P`, `--edge-registry HOST/P` (with or without a
+/// scheme) and the old `--local-registry HOST --project P` all put the edge registry in
+/// front of the same targets.
+#[test]
+fn edge_registry_spellings_agree() {
+    let ud = examples().join("user-data-mapping.yaml");
+    let ud = ud.to_str().unwrap();
+    let refs = [
+        "quay.io/kairos/core:v1",
+        "registry.k8s.io/etcd:3.5.12-0",
+        "nginx",
+    ];
+    let run = |edge: &[&str]| {
+        let mut args = vec!["rewrite", "--user-data", ud];
+        args.extend_from_slice(edge);
+        args.extend_from_slice(&refs);
+        let o = berth(&args);
+        assert_eq!(o.status.code(), Some(0), "{edge:?}: {}", stderr(&o));
+        stdout(&o)
+    };
+    let want = run(&["--edge-registry", "10.0.0.5:5000", "--edge-project", "edge"]);
+    assert_eq!(
+        want.lines().next(),
+        Some("10.0.0.5:5000/edge/registry.example.com/palette-images/quay/kairos/core:v1"),
+        "{want}"
+    );
+    assert_eq!(want.lines().count(), refs.len());
+    for edge in [
+        &["--edge-registry", "10.0.0.5:5000/edge"][..],
+        &["--edge-registry", "https://10.0.0.5:5000/edge/"],
+        &[
+            "--edge-registry",
+            "http://10.0.0.5:5000",
+            "--edge-project",
+            "edge",
+        ],
+        &["--local-registry", "10.0.0.5:5000", "--project", "edge"],
+        &["--local-registry", "10.0.0.5:5000/edge"],
+    ] {
+        assert_eq!(run(edge), want, "{edge:?}");
+    }
+    // The default project, and an IPv6 edge registry.
+    let o = run(&["--edge-registry", "[fd00::5]:5000"]);
+    assert!(
+        o.starts_with("[fd00::5]:5000/spectro-images/registry.example.com/"),
+        "{o}"
+    );
+    // `images` reads the same flags.
+    let profile = examples().join("retail-edge.yaml");
+    let o = berth(&[
+        "images",
+        "--profile",
+        profile.to_str().unwrap(),
+        "--local-registry",
+        "edge.local:5000",
+        "--project",
+        "p",
+        "--output",
+        "json",
+    ]);
+    let v = json(&o);
+    assert_eq!(
+        find(
+            v["images"].as_array().unwrap(),
+            "quay.io/tigera/operator:v1.32.5"
+        )["target"],
+        "edge.local:5000/p/quay.io/tigera/operator:v1.32.5"
+    );
+}
+
+/// The launcher every test uses gives berth nothing of the caller's environment: no CA or
+/// auth settings (the sandbox exports SSL_CERT_FILE), and an empty HOME of its own.
+#[test]
+fn the_test_launcher_isolates_the_environment() {
+    let home = common::Home::new();
+    let o = common::isolate(&mut std::process::Command::new("env"), home.path())
+        .output()
+        .expect("run env");
+    assert!(o.status.success());
+    let text = stdout(&o);
+    let vars: Vec<(&str, &str)> = text.lines().filter_map(|l| l.split_once('=')).collect();
+    let names: Vec<&str> = vars.iter().map(|(k, _)| *k).collect();
+    for k in &names {
+        assert!(
+            ["PATH", "LANG", "HOME", "TMPDIR"].contains(k),
+            "{k} leaked: {text}"
+        );
+    }
+    assert!(names.contains(&"HOME") && names.contains(&"PATH"), "{text}");
+    let home_var = vars.iter().find(|(k, _)| *k == "HOME").unwrap().1;
+    assert_eq!(Path::new(home_var), home.path());
+    assert_eq!(
+        std::fs::read_dir(home.path()).unwrap().count(),
+        0,
+        "an empty home"
+    );
+    // And berth itself starts and runs in it.
+    let o = berth(&["rewrite", "nginx"]);
+    assert_eq!(stdout(&o), "docker.io/library/nginx:latest\n");
+}
+
+/// `berth serve` takes its pull-through flags (and starts with them), and refuses a bad
+/// duration or `--anonymous-pull` without `--htpasswd` before it listens.
+#[test]
+fn serve_flags_are_checked_before_it_listens() {
+    use std::io::{BufRead, BufReader};
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let data = data.to_str().unwrap();
+    let o = berth(&["serve", "--data", data, "--tag-recheck", "soon"]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(
+        stderr(&o).contains("--tag-recheck `soon`"),
+        "{}",
+        stderr(&o)
+    );
+    let o = berth(&["serve", "--data", data, "--anonymous-pull"]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(stderr(&o).contains("htpasswd"), "{}", stderr(&o));
+    assert!(!Path::new(data).exists(), "nothing created");
+
+    let ud = examples().join("user-data.yaml");
+    let home = common::Home::new();
+    let mut child = common::command(home.path())
+        .args([
+            "serve",
+            "--listen",
+            "127.0.0.1:0",
+            "--data",
+            data,
+            "--tag-recheck",
+            "5m",
+        ])
+        .arg("--user-data")
+        .arg(&ud)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    child.kill().unwrap();
+    child.wait().unwrap();
+    assert!(
+        line.starts_with("berth: serving http://127.0.0.1:"),
+        "{line}"
+    );
 }

@@ -46,6 +46,7 @@ fn text(o: &Output) -> String {
 /// exactly that process.
 struct Serve {
     child: Child,
+    _home: common::Home,
     _stdout: BufReader<ChildStdout>,
     host: String,
     data: PathBuf,
@@ -67,7 +68,8 @@ impl Serve {
         std::fs::write(&ht, &line.stdout).unwrap();
         let data = dir.join("data");
         let log = dir.join("serve.log");
-        let mut child = Command::new(env!("CARGO_BIN_EXE_berth"))
+        let home = common::Home::new();
+        let mut child = common::command(home.path())
             .arg("serve")
             .args(["--listen", "127.0.0.1:0", "--tls-self-signed", "--data"])
             .arg(&data)
@@ -75,7 +77,6 @@ impl Serve {
             .arg(&ht)
             .args(extra)
             .env("RUST_LOG", "info")
-            .env("HOME", "/nonexistent")
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(std::fs::File::create(&log).unwrap())
@@ -98,6 +99,7 @@ impl Serve {
         Serve {
             host: host.to_string(),
             child,
+            _home: home,
             _stdout: stdout,
             data,
             log,

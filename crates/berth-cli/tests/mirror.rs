@@ -111,6 +111,7 @@ fn mirror_copies_every_image_byte_for_byte_then_verify_and_rerun() {
     ]);
     assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
     let v = json(&o);
+    assert_eq!(v["images"].as_array().unwrap().len(), f.refs.len(), "{v}");
     for i in v["images"].as_array().unwrap() {
         assert_eq!(i["status"], "missing", "{i}");
     }
@@ -191,7 +192,9 @@ fn mirror_copies_every_image_byte_for_byte_then_verify_and_rerun() {
         "json",
     ]);
     assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
-    for i in json(&o)["images"].as_array().unwrap() {
+    let v = json(&o);
+    assert_eq!(v["images"].as_array().unwrap().len(), f.refs.len(), "{v}");
+    for i in v["images"].as_array().unwrap() {
         assert_eq!(i["status"], "present", "{i}");
     }
 
@@ -209,6 +212,7 @@ fn mirror_copies_every_image_byte_for_byte_then_verify_and_rerun() {
     assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
     let v = json(&o);
     assert_eq!(v["bytes"], 0, "{v}");
+    assert_eq!(v["images"].as_array().unwrap().len(), f.refs.len(), "{v}");
     for i in v["images"].as_array().unwrap() {
         assert_eq!(i["status"], "present", "{i}");
     }
@@ -356,4 +360,104 @@ fn dry_run_copies_nothing() {
         0,
         "nothing written"
     );
+}
+
+/// The edge registry as the destination, in the new spelling (`--edge-registry`,
+/// `--edge-ca FILE`, `--edge-creds`) and the old one (`--local-registry`, `--project`,
+/// `--dest-cert-dir DIR`, `--dest-creds`, `--dest-tls-verify=false`): the same targets, the
+/// CA and credentials used, and without them the registry refused.
+#[test]
+fn mirror_and_verify_to_the_edge_registry_in_either_spelling() {
+    let Setup {
+        work: _work,
+        src,
+        dst: edge,
+        f,
+        profile,
+    } = setup("edge-pass", true);
+    let certs = edge.certs().unwrap();
+    let (ca, cert_dir) = (
+        certs.ca_path.to_str().unwrap(),
+        certs.cert_dir.to_str().unwrap(),
+    );
+    let host = edge.host();
+    let run = |cmd: &str, flags: &[&str]| {
+        let mut args = vec![cmd, "--profile", &profile, "--src-tls-verify=false"];
+        args.extend_from_slice(flags);
+        args.extend_from_slice(&["--output", "json"]);
+        berth(&args)
+    };
+    let new = [
+        "--edge-registry",
+        &host,
+        "--edge-project",
+        "edge",
+        "--edge-ca",
+        ca,
+        "--edge-creds",
+        "edge:edge-pass",
+    ];
+    let o = run("mirror", &new);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let v = json(&o);
+    assert_eq!(v["images"].as_array().unwrap().len(), f.refs.len(), "{v}");
+    let dopts = SkopeoOpts::for_registry(&edge);
+    let encoded = src.host().replace(':', "_");
+    for r in &f.refs {
+        let target = format!("{host}/edge/{encoded}/library/{}:{}", r.name, r.tag);
+        let raw = skopeo::inspect_raw(&format!("docker://{target}"), &dopts);
+        assert_eq!(sha256_digest(&raw), r.digest, "{target}");
+    }
+
+    let old = [
+        "--local-registry",
+        &host,
+        "--project",
+        "edge",
+        "--dest-cert-dir",
+        cert_dir,
+        "--dest-creds",
+        "edge:edge-pass",
+    ];
+    let o = run("verify", &old);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let v = json(&o);
+    let images = v["images"].as_array().unwrap();
+    assert_eq!(images.len(), f.refs.len(), "{v}");
+    assert!(images.iter().all(|i| i["status"] == "present"), "{v}");
+    let o = run("mirror", &old);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    assert_eq!(
+        json(&o)["bytes"],
+        0,
+        "the same targets: nothing left to copy"
+    );
+
+    // Without the CA the certificate is refused; not verifying it, in either spelling, works.
+    let bare = [
+        "--edge-registry",
+        &host,
+        "--edge-project",
+        "edge",
+        "--edge-creds",
+        "edge:edge-pass",
+    ];
+    let o = run("verify", &bare);
+    assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
+    for skip in ["--edge-insecure", "--dest-tls-verify=false"] {
+        let mut flags = bare.to_vec();
+        flags.push(skip);
+        let o = run("verify", &flags);
+        assert_eq!(o.status.code(), Some(0), "{skip}: {}", stderr(&o));
+    }
+    // Without credentials the registry says no.
+    let o = run("verify", &new[..6]);
+    assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
+    // Edge settings without an edge registry are a usage error.
+    let o = run(
+        "verify",
+        &["--edge-insecure", "--user-data", "/nonexistent"],
+    );
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+    assert!(stderr(&o).contains("--edge-registry"), "{}", stderr(&o));
 }

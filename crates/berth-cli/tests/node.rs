@@ -1,31 +1,15 @@
 //! `berth credential-provider`, `berth webhook manifest` and `berth node-config` as kubelet,
 //! an operator and the agent run them.
 
-use std::io::Write;
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
+mod common;
 
+use std::path::{Path, PathBuf};
+
+use common::{berth, berth_stdin};
 use serde_json::Value;
 
 fn examples() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples")
-}
-
-fn berth_stdin(args: &[&str], stdin: &str) -> Output {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_berth"))
-        .args(args)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("run berth");
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(stdin.as_bytes())
-        .unwrap();
-    child.wait_with_output().unwrap()
 }
 
 fn request(image: &str) -> String {
@@ -82,10 +66,7 @@ fn credential_provider_answers_kubelet() {
 
 #[test]
 fn webhook_manifest_excludes_opted_out_namespaces() {
-    let o = Command::new(env!("CARGO_BIN_EXE_berth"))
-        .args(["webhook", "manifest"])
-        .output()
-        .unwrap();
+    let o = berth(&["webhook", "manifest"]);
     assert_eq!(
         o.status.code(),
         Some(0),
@@ -111,20 +92,17 @@ fn node_config_writes_hosts_toml_and_registries_yaml_atomically() {
     let dir = tempfile::tempdir().unwrap();
     let hosts = dir.path().join("certs.d");
     let k3s = dir.path().join("registries.yaml");
-    let o = Command::new(env!("CARGO_BIN_EXE_berth"))
-        .args([
-            "node-config",
-            "--user-data",
-            examples().join("user-data-mapping.yaml").to_str().unwrap(),
-            "--profile",
-            examples().join("retail-edge.yaml").to_str().unwrap(),
-            "--hosts-dir",
-            hosts.to_str().unwrap(),
-            "--k3s-registries",
-            k3s.to_str().unwrap(),
-        ])
-        .output()
-        .unwrap();
+    let o = berth(&[
+        "node-config",
+        "--user-data",
+        examples().join("user-data-mapping.yaml").to_str().unwrap(),
+        "--profile",
+        examples().join("retail-edge.yaml").to_str().unwrap(),
+        "--hosts-dir",
+        hosts.to_str().unwrap(),
+        "--k3s-registries",
+        k3s.to_str().unwrap(),
+    ]);
     assert_eq!(
         o.status.code(),
         Some(0),
@@ -153,4 +131,57 @@ fn node_config_writes_hosts_toml_and_registries_yaml_atomically() {
         .filter(|n| n.contains("tmp"))
         .collect();
     assert!(leftovers.is_empty(), "{leftovers:?}");
+}
+
+/// `node-config` takes the edge registry as every command does: the project in the address,
+/// or apart (`--edge-project`, or the old `--project`), renders the same files.
+#[test]
+fn node_config_edge_registry_spellings_agree() {
+    let ud = examples().join("user-data-mapping.yaml");
+    let profile = examples().join("retail-edge.yaml");
+    let run = |edge: &[&str]| {
+        let mut args = vec![
+            "node-config",
+            "--user-data",
+            ud.to_str().unwrap(),
+            "--profile",
+            profile.to_str().unwrap(),
+            "--hosts-dir",
+            "/etc/containerd/certs.d",
+            "--dry-run",
+        ];
+        args.extend_from_slice(edge);
+        let o = berth(&args);
+        assert_eq!(
+            o.status.code(),
+            Some(0),
+            "{edge:?}: {}",
+            String::from_utf8_lossy(&o.stderr)
+        );
+        String::from_utf8_lossy(&o.stdout).to_string()
+    };
+    let want = run(&[
+        "--edge-registry",
+        "http://10.0.0.5:30003",
+        "--edge-project",
+        "edge",
+    ]);
+    assert!(
+        want.contains("[host.\"http://10.0.0.5:30003/v2/edge/"),
+        "the edge registry first, with its project:\n{want}"
+    );
+    assert_eq!(
+        run(&["--edge-registry", "http://10.0.0.5:30003/edge"]),
+        want
+    );
+    assert_eq!(
+        run(&[
+            "--edge-registry",
+            "http://10.0.0.5:30003",
+            "--project",
+            "edge"
+        ]),
+        want
+    );
+    assert_ne!(run(&["--edge-registry", "http://10.0.0.5:30003"]), want);
 }

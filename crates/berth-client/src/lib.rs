@@ -6,6 +6,7 @@
 //! Credentials are never logged, never shown in errors or `Debug`, and never sent to a host
 //! other than the registry (and its token realm): redirects are followed by hand.
 
+pub mod access;
 mod auth;
 mod client;
 mod config;
@@ -14,6 +15,7 @@ pub mod loaders;
 mod retry;
 mod tls;
 
+pub use access::{Access, AccessError, AuthFiles, parse_scoped_creds, read_cas};
 pub use auth::{Challenge, parse_www_authenticate};
 pub use berth_oci::{ByteStream, VerifyError, VerifyingStream, digest_of, sha256_of};
 pub use client::{

@@ -11,7 +11,9 @@
 
 mod endpoint;
 mod engine;
+mod mirror;
 mod registry_end;
+mod transport;
 mod verify;
 
 pub use berth_archive::{OciLayout, REF_NAME};
@@ -22,5 +24,7 @@ pub use engine::{
     BlobCounts, BlobOutcome, CopyOptions, Event, EventSink, ImageReport, ImageStatus, Report,
     copy_images,
 };
+pub use mirror::{mirror, verify_plan};
 pub use registry_end::RegistryEnd;
+pub use transport::{Side, TransportError, endpoint};
 pub use verify::{VerifyResult, VerifyStatus, verify};

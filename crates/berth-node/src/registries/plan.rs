@@ -10,7 +10,9 @@ use berth_secret::Secret;
 use berth_userdata::{Redirect, UserData, is_under};
 
 use crate::NodeError;
-/// The edge (local) registry as the node reaches it.
+
+/// The edge (local) registry as the node reaches it (its address parsed by
+/// `berth_plan::EdgeRegistry`, the one parser; `berth_agent::node_edge` builds this).
 #[derive(Debug, Clone)]
 pub struct EdgeRegistry {
     pub local: LocalRegistry,
@@ -20,30 +22,6 @@ pub struct EdgeRegistry {
     pub ca_pem: Option<String>,
     /// Skip TLS verification.
     pub insecure: bool,
-}
-
-impl EdgeRegistry {
-    /// From `[http://|https://]HOST[:PORT]`, a project, an optional CA (PEM) and `insecure`.
-    pub fn parse(
-        url: &str,
-        project: Option<&str>,
-        ca_pem: Option<String>,
-        insecure: bool,
-    ) -> Result<EdgeRegistry, NodeError> {
-        let (plain_http, host) = if let Some(h) = url.strip_prefix("http://") {
-            (true, h)
-        } else {
-            (false, url.strip_prefix("https://").unwrap_or(url))
-        };
-        let local = LocalRegistry::new(host.trim_end_matches('/'), project)
-            .map_err(|e| NodeError::Config(e.to_string()))?;
-        Ok(EdgeRegistry {
-            local,
-            plain_http,
-            ca_pem,
-            insecure,
-        })
-    }
 }
 
 /// A rule at one mirror: images under `upstream/<source>` are fetched as

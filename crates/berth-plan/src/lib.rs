@@ -1,0 +1,20 @@
+//! The plan, computed from the inputs alone: what every command that moves images agrees on.
+//!
+//! - [`Plan`]: every image of the profiles ([`berth_profile::ImageUse`]) with its target
+//!   after the one rewrite function ([`berth_rewrite::Rewriter`]), its role, layer and
+//!   provenance (where it was found). `berth images`, `mirror`, `verify` and the edge agent
+//!   read the same plan.
+//! - [`EdgeRegistry`]: the one parser of the edge registry's address,
+//!   `[https://|http://]HOST[:PORT][/PROJECT]`, for every command that takes one.
+//! - [`RegistrySettings`]: user data (and the edge registry) as per-registry login, CAs and
+//!   `insecure`, made in this one place; `berth-client` converts it to its configuration.
+//!
+//! Pure: no I/O. The caller reads files and passes their contents.
+
+mod edge;
+mod plan;
+mod settings;
+
+pub use edge::{EdgeRegistry, EdgeRegistryError};
+pub use plan::{Plan, PlanEntry, PlanError, Unrewritable, role_rank};
+pub use settings::{EdgeAccess, Login, RegistrySetting, RegistrySettings};

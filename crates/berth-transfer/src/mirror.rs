@@ -1,0 +1,59 @@
+//! Mirroring a [`Plan`]: every image whose target differs from its source is copied there;
+//! [`verify_plan`] checks that every image of the plan is at its target.
+
+use berth_plan::Plan;
+
+use crate::{
+    CopyOptions, Endpoint, EventSink, ImageStatus, Report, VerifyResult, copy_images, verify,
+};
+
+/// The engine's jobs for `entries`: source registry → target registry.
+fn pairs<'a>(
+    entries: impl IntoIterator<Item = &'a berth_plan::PlanEntry>,
+) -> Vec<(Endpoint, Endpoint)> {
+    entries
+        .into_iter()
+        .map(|e| {
+            (
+                Endpoint::Registry(e.source.clone()),
+                Endpoint::Registry(e.target.clone()),
+            )
+        })
+        .collect()
+}
+
+/// Copies every redirected image of `plan` to its target; images the rewrite leaves where
+/// they are ([`Plan::split_redirected`]) have nowhere to go.
+pub async fn mirror(plan: &Plan, options: CopyOptions, events: Option<EventSink>) -> Report {
+    let (moved, _) = plan.split_redirected();
+    copy_images(pairs(moved), options, events).await
+}
+
+/// Whether every image of `plan` is at its target (with `deep`, every blob too).
+pub async fn verify_plan(plan: &Plan, options: &CopyOptions, deep: bool) -> Vec<VerifyResult> {
+    verify(pairs(&plan.entries), options, deep).await
+}
+
+/// The one-line summary: images copied, present and failed; blobs; bytes, seconds, rate.
+impl std::fmt::Display for Report {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let count = |s| self.images.iter().filter(|i| i.status == s).count();
+        let (mb, b) = (self.bytes as f64 / 1e6, &self.blobs);
+        let rate = if self.seconds > 0.0 {
+            mb / self.seconds
+        } else {
+            0.0
+        };
+        write!(
+            f,
+            "images: {} copied, {} already present, {} failed; blobs: {} copied, {} skipped, {} mounted; {mb:.1} MB in {:.2} s ({rate:.1} MB/s)",
+            count(ImageStatus::Copied),
+            count(ImageStatus::Present),
+            self.failed(),
+            b.copied,
+            b.skipped,
+            b.mounted,
+            self.seconds,
+        )
+    }
+}
