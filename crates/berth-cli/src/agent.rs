@@ -115,6 +115,7 @@ impl AgentPlanArgs {
             inputs::profiles(&self.profiles)?,
             inputs::user_data(&self.user_data)?,
         );
+        inputs::refuse_empty(&ud, "agent")?;
         Ok(AgentPlan::new(&profiles, ud, edge)?)
     }
 }

@@ -116,6 +116,21 @@ pub fn user_data(path: &Path) -> Result<UserData> {
     Ok(UserData::parse(&text, &path.display().to_string())?)
 }
 
+/// User data that `command` cannot work with: no registry setting comes out of it.
+pub fn refuse_empty(ud: &UserData, command: &str) -> Result<()> {
+    if ud.is_empty() {
+        bail!("berth {command}: {}", empty_user_data(ud));
+    }
+    Ok(())
+}
+
+fn empty_user_data(ud: &UserData) -> String {
+    format!(
+        "{}: no registry settings: it has neither `stylus.registryCredentials` nor `stylus.externalRegistries` (with a registry or a mapping rule), so nothing is redirected and no credentials apply; see docs/user-data.md",
+        ud.file
+    )
+}
+
 pub fn profiles(paths: &[PathBuf]) -> Result<Vec<Profile>> {
     let parse = |p: &PathBuf| Ok(Profile::parse(&read(p)?, &p.display().to_string())?);
     paths.iter().map(parse).collect()
@@ -124,7 +139,13 @@ pub fn profiles(paths: &[PathBuf]) -> Result<Vec<Profile>> {
 /// The rewrite function for these flags (`example` supplies the example user data).
 pub fn rewriter(args: &RedirectArgs, example: bool) -> Result<Rewriter> {
     let ud = match (&args.user_data, example) {
-        (Some(p), _) => Some(user_data(p)?),
+        (Some(p), _) => {
+            let ud = user_data(p)?;
+            if ud.is_empty() {
+                eprintln!("warning: {}", empty_user_data(&ud));
+            }
+            Some(ud)
+        }
         (None, true) => Some(UserData::parse(EXAMPLE_USER_DATA, "<example user data>")?),
         (None, false) => None,
     };
@@ -149,6 +170,9 @@ impl RedirectArgs {
             );
         }
         let ud = self.user_data.as_deref().map(user_data).transpose()?;
+        if let (Some(c), Some(u)) = (command, &ud) {
+            refuse_empty(u, c)?;
+        }
         let edge = self.edge.access(tls, creds)?;
         let local = edge.as_ref().map(|e| e.registry.local().clone());
         let settings = RegistrySettings::new(ud.as_ref(), edge.as_ref());

@@ -47,6 +47,7 @@ pub struct NodeConfigArgs {
 
 pub fn run(a: NodeConfigArgs) -> Result<ExitCode> {
     let ud = inputs::user_data(&a.user_data)?;
+    inputs::refuse_empty(&ud, "node-config")?;
     let edge = a.edge.access(&a.edge_tls, &inputs::EdgeCreds::default())?;
     let extraction = berth_profile::extract_images(&inputs::profiles(&a.profiles)?)?;
     let images: Vec<_> = extraction.images.into_iter().map(|i| i.source).collect();

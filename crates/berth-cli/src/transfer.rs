@@ -40,6 +40,26 @@ pub struct SourceArgs {
     src_tls_verify: bool,
 }
 
+impl SourceArgs {
+    /// These options as a command line repeats them (credentials by name only).
+    fn repeated(&self) -> Vec<String> {
+        let mut out = Vec::new();
+        if !self.src_creds.is_empty() {
+            out.push("--src-creds USER:PASS".to_string());
+        }
+        if let Some(f) = &self.src_authfile {
+            out.push(format!("--src-authfile {}", f.display()));
+        }
+        if let Some(d) = &self.src_cert_dir {
+            out.push(format!("--src-cert-dir {}", d.display()));
+        }
+        if !self.src_tls_verify {
+            out.push("--src-tls-verify=false".to_string());
+        }
+        out
+    }
+}
+
 /// How to reach `berth copy`'s destination registry (as skopeo names it).
 #[derive(Args, Clone, Default)]
 pub struct DestArgs {
@@ -212,19 +232,32 @@ pub fn print_report(report: &Report, output: Output) -> Result<()> {
 }
 
 pub fn verify(args: VerifyArgs) -> Result<ExitCode> {
+    if let Some(p) = &args.plan.redirect.user_data {
+        inputs::refuse_empty(&inputs::user_data(p)?, "verify")?;
+    }
     let (plan, options) = planned(&args.plan, None)?;
     let findings = plan.findings_with_lints(&inputs::profiles(&args.plan.profiles)?)?;
     let results = runtime()?.block_on(berth_transfer::verify_plan(&plan, &options, args.deep));
-    let missing = results
-        .iter()
-        .filter(|r| r.status != VerifyStatus::Present)
-        .count();
+    let missing = results.iter().filter(|r| !r.status.is_ok()).count();
+    let uncompared = results.iter().filter(|r| !r.compared).count();
     #[derive(serde::Serialize)]
     struct Out<'a> {
         images: &'a [VerifyResult],
         findings: &'a [Finding],
     }
-    let row = |r: &VerifyResult| vec![json_word(&r.status), r.target.clone(), r.missing.join("; ")];
+    let row = |r: &VerifyResult| {
+        let detail = match (r.status, &r.found, &r.expected, &r.error) {
+            (VerifyStatus::Differs, Some(found), Some(expected), _) => {
+                format!("the target has {found}, the source has {expected}")
+            }
+            (VerifyStatus::UpstreamOnly, ..) => {
+                "only reachable through the registry's upstream: not stored there".to_string()
+            }
+            (VerifyStatus::Error, _, _, Some(e)) => e.clone(),
+            _ => r.missing.join("; "),
+        };
+        vec![json_word(&r.status), r.target.clone(), detail]
+    };
     let rows = results.iter().map(row).collect();
     let (images, output) = (&results, args.plan.output);
     show(
@@ -239,6 +272,18 @@ pub fn verify(args: VerifyArgs) -> Result<ExitCode> {
     if output == Output::Table {
         print_findings(&findings);
     }
+    for r in results.iter().filter(|r| !r.compared) {
+        eprintln!(
+            "warning: {}: not compared with its source: {}",
+            r.target,
+            r.source_error.as_deref().unwrap_or("the source could not be read")
+        );
+    }
+    if uncompared > 0 {
+        eprintln!(
+            "{uncompared} image(s) were not compared with their source, so a target holding another image passes unnoticed; for a plain-HTTP source give --src-tls-verify=false, for a private CA --src-cert-dir DIR, for credentials --src-creds or --src-authfile"
+        );
+    }
     let (n, deep) = (
         results.len(),
         if args.deep { " (blobs checked)" } else { "" },
@@ -248,6 +293,23 @@ pub fn verify(args: VerifyArgs) -> Result<ExitCode> {
         n - missing
     );
     if missing > 0 {
+        let fixes: Vec<&str> = [
+            VerifyStatus::Differs,
+            VerifyStatus::UpstreamOnly,
+            VerifyStatus::Missing,
+            VerifyStatus::Incomplete,
+        ]
+        .iter()
+        .filter(|s| results.iter().any(|r| r.status == **s))
+        .map(|s| match s {
+            VerifyStatus::Differs => "a tag that points to another image is overwritten",
+            VerifyStatus::UpstreamOnly => "content the edge registry only proxies is stored",
+            _ => "what is missing is copied",
+        })
+        .collect();
+        if !fixes.is_empty() {
+            eprintln!("mirror fixes this: {}", fixes.join("; "));
+        }
         let (r, mut cmd) = (&args.plan.redirect, vec!["berth mirror".to_string()]);
         cmd.extend(
             args.plan
@@ -272,9 +334,18 @@ pub fn verify(args: VerifyArgs) -> Result<ExitCode> {
                 .iter()
                 .map(|v| format!("--edge-project {v}")),
         );
+        cmd.extend(args.plan.source.repeated());
+        let (tls, creds) = (&args.plan.edge_tls, &args.plan.edge_creds);
+        cmd.extend(tls.edge_ca.iter().map(|c| format!("--edge-ca {}", c.display())));
+        if tls.edge_insecure {
+            cmd.push("--edge-insecure".into());
+        }
+        if !creds.edge_creds.is_empty() {
+            cmd.push("--edge-creds USER:PASS".into());
+        }
         eprintln!("to copy what is missing, run: {}", cmd.join(" "));
     }
-    Ok(exit_status(missing > 0))
+    Ok(exit_status(missing > 0 || uncompared > 0))
 }
 
 pub fn copy(args: CopyArgs) -> Result<ExitCode> {
