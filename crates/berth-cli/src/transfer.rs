@@ -276,7 +276,9 @@ pub fn verify(args: VerifyArgs) -> Result<ExitCode> {
         eprintln!(
             "warning: {}: not compared with its source: {}",
             r.target,
-            r.source_error.as_deref().unwrap_or("the source could not be read")
+            r.source_error
+                .as_deref()
+                .unwrap_or("the source could not be read")
         );
     }
     if uncompared > 0 {
@@ -336,7 +338,11 @@ pub fn verify(args: VerifyArgs) -> Result<ExitCode> {
         );
         cmd.extend(args.plan.source.repeated());
         let (tls, creds) = (&args.plan.edge_tls, &args.plan.edge_creds);
-        cmd.extend(tls.edge_ca.iter().map(|c| format!("--edge-ca {}", c.display())));
+        cmd.extend(
+            tls.edge_ca
+                .iter()
+                .map(|c| format!("--edge-ca {}", c.display())),
+        );
         if tls.edge_insecure {
             cmd.push("--edge-insecure".into());
         }

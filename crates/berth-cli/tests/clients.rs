@@ -577,3 +577,108 @@ fn ctr_pulls_from_the_external_registry_with_the_hosts_toml_berth_writes() {
         &log[log.len().saturating_sub(4000)..]
     );
 }
+
+// ---------------------------------------------------------------------------------------
+// seeding the edge registry before the site goes offline (docs/serve.md)
+
+/// `berth serve` pulls through to the external registry. Before seeding, `verify` says the
+/// images are only reachable through that upstream (exit 1); `mirror --edge-registry`
+/// copies them into the edge (it asks with `Cache-Control: only-if-cached`, so the
+/// pull-through does not answer for them), `verify` then says present; with the external
+/// registry stopped, skopeo still pulls every image from the edge, byte for byte.
+#[test]
+fn seeding_the_edge_stores_the_images_and_survives_the_upstream_going_away() {
+    let work = tempfile::tempdir().unwrap();
+    let w = work.path();
+    let mut ext = Distribution::tls_htpasswd(EXT_USER, EXT_PASS);
+    let f = images::build_set(&w.join("set"));
+    images::push_with_skopeo(&f, &ext, "spectro-images/quay.io/berth");
+    let ud = user_data(
+        w,
+        &ext,
+        "spectro-images",
+        &[("quay.io", format!("{}/spectro-images/quay.io", ext.host()))],
+    );
+    let serve = Serve::start(&w.join("serve"), &["--user-data", ud.to_str().unwrap()]);
+    let eh = ext.host();
+    // The profile names the images as the external registry holds them.
+    let refs = [f.get("base", "2"), f.get("app", "1"), f.get("multi", "1")];
+    let name = |r: &FixtureRef| format!("{eh}/spectro-images/quay.io/berth/{}:{}", r.name, r.tag);
+    let profile = profile(w, &refs.iter().map(|r| name(r)).collect::<Vec<_>>());
+    let src_certs = w.join("src-certs");
+    std::fs::create_dir_all(&src_certs).unwrap();
+    std::fs::copy(&ext.certs().unwrap().ca_path, src_certs.join("ca.crt")).unwrap();
+    let src_creds = format!("{EXT_USER}:{EXT_PASS}");
+    let edge_creds = format!("{EDGE_USER}:{EDGE_PASS}");
+    let args = |cmd: &str| -> Vec<String> {
+        [
+            cmd,
+            "--profile",
+            profile.to_str().unwrap(),
+            "--user-data",
+            ud.to_str().unwrap(),
+            "--src-creds",
+            &src_creds,
+            "--src-cert-dir",
+            src_certs.to_str().unwrap(),
+            "--edge-registry",
+            &serve.host,
+            "--edge-ca",
+            serve.ca().to_str().unwrap(),
+            "--edge-creds",
+            &edge_creds,
+            "--output",
+            "json",
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .collect()
+    };
+    let run = |cmd: &str| {
+        let a = args(cmd);
+        berth(&a.iter().map(String::as_str).collect::<Vec<_>>())
+    };
+    let statuses = |o: &Output| -> Vec<String> {
+        let v: serde_json::Value =
+            serde_json::from_slice(&o.stdout).unwrap_or_else(|e| panic!("{e}: {}", text(o)));
+        v["images"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|i| i["status"].as_str().unwrap().to_string())
+            .collect()
+    };
+
+    let o = run("verify");
+    assert_eq!(o.status.code(), Some(1), "{}", text(&o));
+    assert_eq!(statuses(&o), ["upstream-only"; 3], "{}", text(&o));
+
+    let o = run("mirror");
+    assert!(o.status.success(), "{}", text(&o));
+    assert_eq!(statuses(&o), ["copied"; 3], "{}", text(&o));
+    let o = run("verify");
+    assert!(o.status.success(), "{}", text(&o));
+    assert_eq!(statuses(&o), ["present"; 3], "{}", text(&o));
+
+    // The site goes offline: every image still comes from the edge, whole.
+    ext.stop();
+    let ehp = eh.replace(':', "_");
+    for r in refs {
+        let at_edge = format!(
+            "docker://{}/spectro-images/{ehp}/spectro-images/quay.io/berth/{}:{}",
+            serve.host, r.name, r.tag
+        );
+        let raw = skopeo::inspect_raw(&at_edge, &serve.opts());
+        assert_eq!(sha256_digest(&raw), r.digest, "{at_edge}");
+        let out = w.join("pulled").join(&r.ref_name);
+        std::fs::create_dir_all(&out).unwrap();
+        skopeo::copy(
+            &at_edge,
+            &serve.opts(),
+            &format!("oci:{}:x", out.display()),
+            &SkopeoOpts::insecure(),
+            &[],
+        );
+    }
+    assert!(!serve.log().contains(EXT_PASS));
+}

@@ -425,7 +425,7 @@ fn only_if_cached_answers_from_the_store_only() {
         .unwrap();
     let blob_gets = Arc::new(AtomicUsize::new(0));
     let c = reqwest::Client::new();
-    let (proxy, layer, man) = rt.block_on(async {
+    let (proxy, layer, cfgd, man) = rt.block_on(async {
         let proxy = counting_proxy(up_reg.url(), blob_gets.clone()).await;
         let base = up_reg.url();
         let layer = push_blob(&c, &base, "test/app", b"a layer of real bytes").await;
@@ -446,7 +446,7 @@ fn only_if_cached_answers_from_the_store_only() {
             .await
             .unwrap();
         assert_eq!(r.status(), 201);
-        (proxy, layer, man)
+        (proxy, layer, cfgd, man)
     });
     let up = format!("127.0.0.1:{}", proxy.port());
     let reg = start(config(
@@ -477,10 +477,15 @@ fn only_if_cached_answers_from_the_store_only() {
         assert_eq!(blob_gets.load(Ordering::SeqCst), 0);
         // Without the directive the pull-through answers (and stores the manifest).
         assert_eq!(head("manifests/v1".into(), false).await, 200);
+        // The manifest is stored now, its blobs not: not servable offline, so not "stored".
+        assert_eq!(head("manifests/v1".into(), true).await, 404);
         assert_eq!(head(blob.clone(), false).await, 200);
-        assert_eq!(head("manifests/v1".into(), true).await, 200);
-        // The HEAD through the pull-through fetched and stored the blob.
+        // The HEAD through the pull-through fetched and stored the blob; with the config
+        // too, the manifest is whole.
         assert_eq!(head(blob, true).await, 200);
+        assert_eq!(head("manifests/v1".into(), true).await, 404);
+        assert_eq!(head(format!("blobs/{cfgd}"), false).await, 200);
+        assert_eq!(head("manifests/v1".into(), true).await, 200);
         // A blob only a push brings: not found before, found after.
         let data = b"only ever pushed to the edge";
         let other = format!("blobs/{}", sha256_digest(data));

@@ -218,7 +218,22 @@ async fn handle(
     // `Cache-Control: only-if-cached` (RFC 9111): answer from the store only, never from
     // upstream. Mirror and verify read their targets so, so that seeding the edge registry
     // stores what it would otherwise only fetch on demand (a miss is a 404).
-    let upstream = upstream.filter(|_| !only_if_cached(headers));
+    let local_only = only_if_cached(headers);
+    let upstream = upstream.filter(|_| !local_only);
+    // Stored means servable without upstream: a manifest whose blobs (or, for an index,
+    // child manifests) are not all here too is not answered as stored. A pull-through
+    // cache holds manifests it fetched for a client before their blobs.
+    if local_only && let (Route::Manifest { reference, .. }, Some(store)) = (&route, st.store()) {
+        let digest = match Digest::parse(reference) {
+            Ok(d) => Some(d),
+            Err(_) => store.resolve_tag(&name, reference),
+        };
+        if let Some(d) = digest
+            && !stored_whole(store, &name, &d, 0)
+        {
+            return Err(ApiError::manifest_unknown(&name, reference));
+        }
+    }
     let cx = Ctx {
         st,
         name,
@@ -254,6 +269,27 @@ async fn handle(
             format!("{m} is not supported on this path"),
         )),
     }
+}
+
+/// Whether manifest `d` of `repo` is in the store with everything it refers to.
+fn stored_whole(store: &berth_store::Store, repo: &str, d: &Digest, depth: u8) -> bool {
+    if depth > 4 || store.manifest_type(repo, d).is_none() {
+        return false;
+    }
+    let Ok(refs) = store
+        .read_blob(d)
+        .map_err(|_| ())
+        .and_then(|b| berth_store::manifest::references(&b).map_err(|_| ()))
+    else {
+        return false;
+    };
+    refs.blobs
+        .iter()
+        .all(|b| refs.foreign.contains(b) || store.blob_size(b).is_some())
+        && refs
+            .manifests
+            .iter()
+            .all(|m| stored_whole(store, repo, m, depth + 1))
 }
 
 /// Whether the request asks for stored content only (`Cache-Control: only-if-cached`).
