@@ -245,19 +245,7 @@ pub fn verify(args: VerifyArgs) -> Result<ExitCode> {
         images: &'a [VerifyResult],
         findings: &'a [Finding],
     }
-    let row = |r: &VerifyResult| {
-        let detail = match (r.status, &r.found, &r.expected, &r.error) {
-            (VerifyStatus::Differs, Some(found), Some(expected), _) => {
-                format!("the target has {found}, the source has {expected}")
-            }
-            (VerifyStatus::UpstreamOnly, ..) => {
-                "only reachable through the registry's upstream: not stored there".to_string()
-            }
-            (VerifyStatus::Error, _, _, Some(e)) => e.clone(),
-            _ => r.missing.join("; "),
-        };
-        vec![json_word(&r.status), r.target.clone(), detail]
-    };
+    let row = |r: &VerifyResult| vec![json_word(&r.status), r.target.clone(), r.detail()];
     let rows = results.iter().map(row).collect();
     let (images, output) = (&results, args.plan.output);
     show(
@@ -295,20 +283,9 @@ pub fn verify(args: VerifyArgs) -> Result<ExitCode> {
         n - missing
     );
     if missing > 0 {
-        let fixes: Vec<&str> = [
-            VerifyStatus::Differs,
-            VerifyStatus::UpstreamOnly,
-            VerifyStatus::Missing,
-            VerifyStatus::Incomplete,
-        ]
-        .iter()
-        .filter(|s| results.iter().any(|r| r.status == **s))
-        .map(|s| match s {
-            VerifyStatus::Differs => "a tag that points to another image is overwritten",
-            VerifyStatus::UpstreamOnly => "content the edge registry only proxies is stored",
-            _ => "what is missing is copied",
-        })
-        .collect();
+        let mut fixes: Vec<&str> = results.iter().filter_map(|r| r.status.fix()).collect();
+        fixes.sort_unstable();
+        fixes.dedup();
         if !fixes.is_empty() {
             eprintln!("mirror fixes this: {}", fixes.join("; "));
         }

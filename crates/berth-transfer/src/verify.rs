@@ -35,6 +35,32 @@ impl VerifyStatus {
     pub fn is_ok(self) -> bool {
         self == VerifyStatus::Present
     }
+
+    /// What `mirror` does about this state, if it can.
+    pub fn fix(self) -> Option<&'static str> {
+        match self {
+            VerifyStatus::Differs => Some("a tag that points to another image is overwritten"),
+            VerifyStatus::UpstreamOnly => Some("content the edge registry only proxies is stored"),
+            VerifyStatus::Missing | VerifyStatus::Incomplete => Some("what is missing is copied"),
+            VerifyStatus::Present | VerifyStatus::Error => None,
+        }
+    }
+}
+
+impl VerifyResult {
+    /// One line on what is wrong (empty when nothing is).
+    pub fn detail(&self) -> String {
+        match (self.status, &self.found, &self.expected, &self.error) {
+            (VerifyStatus::Differs, Some(found), Some(expected), _) => {
+                format!("the target has {found}, the source has {expected}")
+            }
+            (VerifyStatus::UpstreamOnly, ..) => {
+                "only reachable through the registry's upstream: not stored there".to_string()
+            }
+            (VerifyStatus::Error, _, _, Some(e)) => e.clone(),
+            _ => self.missing.join("; "),
+        }
+    }
 }
 
 /// The state of one target, by [`verify`].

@@ -185,6 +185,49 @@ async fn mirror_set_keeps_every_digest_moves_shared_blobs_once_and_reruns_as_pre
 
     let v = verify(pairs.clone(), &opts(&src, &dst, PASS), true).await;
     assert!(v.iter().all(|r| r.status == VerifyStatus::Present), "{v:?}");
+    assert!(
+        v.iter().all(|r| r.compared && r.expected == r.found),
+        "{v:?}"
+    );
+
+    // A tag replaced at the target (base:2 now points to base:1's manifest) is `differs`,
+    // with both digests; the other images are untouched.
+    let (b1, b2) = (fixture.get("base", "1"), fixture.get("base", "2"));
+    let reg = dst_client(&dst, PASS).registry(&dst.host());
+    let m1 = reg
+        .get_manifest("edge/docker.io/library/base", &b1.digest, MANIFEST_ACCEPT)
+        .await
+        .unwrap();
+    reg.put_manifest(
+        "edge/docker.io/library/base",
+        &b2.tag,
+        m1.bytes.clone(),
+        &m1.media_type,
+    )
+    .await
+    .unwrap();
+    let b2_pair = pair(&src, &dst, "edge/docker.io/library", b2);
+    let v = verify(vec![b2_pair.clone()], &opts(&src, &dst, PASS), false).await;
+    assert_eq!(v[0].status, VerifyStatus::Differs, "{v:?}");
+    assert_eq!(
+        v[0].expected.as_ref().map(|d| d.to_string()),
+        Some(b2.digest.clone())
+    );
+    assert_eq!(
+        v[0].found.as_ref().map(|d| d.to_string()),
+        Some(b1.digest.clone())
+    );
+    // A source that cannot be read: not compared, and said why; the target alone looks fine.
+    let mut no_src = opts(&src, &dst, PASS);
+    no_src.source_registries = RegistryConfigs::new();
+    let v = verify(vec![b2_pair.clone()], &no_src, false).await;
+    assert!(!v[0].compared && v[0].source_error.is_some(), "{v:?}");
+    assert_eq!(v[0].status, VerifyStatus::Present, "{v:?}");
+    // mirror puts it right
+    let fixed = copy_images(vec![b2_pair.clone()], opts(&src, &dst, PASS), None).await;
+    assert_eq!(fixed.images[0].status, ImageStatus::Copied, "{fixed:?}");
+    let v = verify(vec![b2_pair], &opts(&src, &dst, PASS), false).await;
+    assert_eq!(v[0].status, VerifyStatus::Present, "{v:?}");
 
     // A missing child manifest / blob is found by verify.
     let multi = fixture.get("multi", "1");
