@@ -9,9 +9,7 @@ use berth_client::loaders::AuthFileSources;
 use berth_client::{Access, AuthFiles, RegistryConfigs};
 use berth_plan::{Plan, PlanEntry};
 use berth_profile::Finding;
-use berth_transfer::{
-    CopyOptions, Endpoint, ImageReport, Report, Side, VerifyResult, VerifyStatus,
-};
+use berth_transfer::{CopyOptions, Endpoint, ImageReport, Report, Side, VerifyResult};
 use clap::Args;
 
 use crate::inputs::{self, EdgeCreds, EdgeTls};
