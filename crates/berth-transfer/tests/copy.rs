@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use berth_client::{Client, Credentials, RegistryConfig, RegistryConfigs};
+use berth_client::{Client, Credentials, MANIFEST_ACCEPT, RegistryConfig, RegistryConfigs};
 use berth_reference::{Digest, Reference};
 use berth_testkit::images::{self, Fixture, FixtureRef};
 use berth_testkit::skopeo::{self, SkopeoOpts};
