@@ -45,7 +45,7 @@ pub enum ClientError {
         digest: Digest,
     },
     #[error(
-        "TLS with registry {registry} failed: {detail}; trust its CA with `certificates:` (a CA file or cert dir) or, for a test registry only, set `insecure: true`"
+        "TLS with registry {registry} failed: {detail}; trust its CA: a source registry with --src-cert-dir DIR, the external registry with its PEM text in the user data (`stylus.externalRegistries.registries[].certificates`), the edge registry with --edge-ca FILE; for a test registry only, --src-tls-verify=false, `insecure: true` or --edge-insecure"
     )]
     Tls { registry: String, detail: String },
     #[error(
