@@ -294,7 +294,11 @@ async fn wrong_password_names_the_registry_and_never_the_password() {
         .unwrap_err()
         .to_string();
     assert!(
-        e.contains(&dst.host()) && e.contains("certificates:") && e.contains("insecure"),
+        e.contains(&dst.host())
+            && e.contains("--src-cert-dir")
+            && e.contains("registries[].certificates")
+            && e.contains("--edge-ca")
+            && e.contains("insecure"),
         "{e}"
     );
 }
