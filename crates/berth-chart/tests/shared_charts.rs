@@ -1,0 +1,158 @@
+//! Every real chart in `<repo>/../shared/charts/` rendered by Berth's renderer with its
+//! default values (release `rel`, namespace `default`, kube v1.34.0): the Pod-template images
+//! must be exactly the chart's `expected-images.txt` (what `helm template` renders).
+
+use std::collections::BTreeSet;
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use berth_chart::{Options, discover, fs::load_path};
+use berth_testkit::helm::normalize_image;
+
+/// Charts whose images Berth renders exactly; the others are listed (with the first
+/// difference) by `report_all_charts`.
+const EXACT: &[&str] = &[
+    "coredns",
+    "ingress-nginx",
+    "longhorn",
+    "metallb",
+    "metrics-server",
+    "podinfo",
+    "spegel",
+    "tigera-operator",
+    "zot",
+];
+
+fn charts_dir() -> PathBuf {
+    let d = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/charts");
+    assert!(
+        d.join("README.md").is_file(),
+        "shared charts missing at {}",
+        d.display()
+    );
+    d.canonicalize().unwrap()
+}
+
+fn options() -> Options {
+    Options {
+        release_name: "rel".into(),
+        namespace: "default".into(),
+        kube_version: "v1.34.0".into(),
+        ..Options::default()
+    }
+}
+
+fn expected(dir: &Path) -> BTreeSet<String> {
+    std::fs::read_to_string(dir.join("expected-images.txt"))
+        .unwrap()
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty() && !l.starts_with('#'))
+        .map(str::to_string)
+        .collect()
+}
+
+fn rendered(dir: &Path, opts: &Options) -> Result<BTreeSet<String>, String> {
+    let chart = load_path(dir).map_err(|e| e.to_string())?;
+    let images = discover(&chart, opts).map_err(|e| e.to_string())?;
+    Ok(images
+        .iter()
+        .map(|i| normalize_image(&i.reference))
+        .collect())
+}
+
+fn chart_dirs() -> Vec<(String, PathBuf)> {
+    let mut out: Vec<(String, PathBuf)> = std::fs::read_dir(charts_dir())
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.join("expected-images.txt").is_file())
+        .map(|p| {
+            let folder = p.file_name().unwrap().to_string_lossy().to_string();
+            // `<name>-<version>`: the version starts at the first `-` before a digit or `v`.
+            let b = folder.as_bytes();
+            let cut = (1..b.len())
+                .find(|&i| b[i - 1] == b'-' && (b[i].is_ascii_digit() || b[i] == b'v'))
+                .map_or(folder.len(), |i| i - 1);
+            let name = folder[..cut].to_string();
+            (name, p)
+        })
+        .collect();
+    out.sort();
+    out
+}
+
+#[test]
+fn exact_charts_give_their_expected_images() {
+    let dirs = chart_dirs();
+    for name in EXACT {
+        let (_, dir) = dirs
+            .iter()
+            .find(|(n, _)| n == name)
+            .unwrap_or_else(|| panic!("{name} missing"));
+        let got = rendered(dir, &options()).unwrap_or_else(|e| panic!("{name}: {e}"));
+        assert_eq!(
+            got,
+            expected(dir),
+            "{name}: rendered images vs expected-images.txt"
+        );
+    }
+}
+
+/// Renders every chart, prints exact / differs / error and the time; fails only for the
+/// charts in `EXACT` (checked above), so the list shows progress on the others.
+#[test]
+fn report_all_charts() {
+    let start = Instant::now();
+    for (name, dir) in chart_dirs() {
+        let t = Instant::now();
+        let r = rendered(&dir, &options());
+        let ms = t.elapsed().as_millis();
+        match r {
+            Ok(got) if got == expected(&dir) => eprintln!("{name}: exact ({ms} ms)"),
+            Ok(got) => {
+                let want = expected(&dir);
+                eprintln!(
+                    "{name}: differs ({ms} ms): missing {:?}, extra {:?}",
+                    want.difference(&got).collect::<Vec<_>>(),
+                    got.difference(&want).collect::<Vec<_>>()
+                );
+            }
+            Err(e) => eprintln!("{name}: error ({ms} ms): {e}"),
+        }
+    }
+    eprintln!("all charts: {} ms", start.elapsed().as_millis());
+}
+
+#[test]
+fn unrenderable_template_names_file_and_line() {
+    let mut files = std::collections::BTreeMap::new();
+    files.insert(
+        "Chart.yaml".to_string(),
+        b"apiVersion: v2\nname: broken\nversion: 0.1.0\n".to_vec(),
+    );
+    files.insert(
+        "templates/pod.yaml".to_string(),
+        b"kind: Pod\n\n{{ required \"image is required\" .Values.image }}\n".to_vec(),
+    );
+    let chart = berth_chart::load_files(files, "broken").unwrap();
+    let e = discover(&chart, &options()).unwrap_err().to_string();
+    assert!(
+        e.contains("broken/templates/pod.yaml")
+            && e.contains("line 3")
+            && e.contains("image is required"),
+        "{e}"
+    );
+}
+
+#[test]
+fn overrides_change_the_images() {
+    let dirs = chart_dirs();
+    let (_, dir) = dirs.iter().find(|(n, _)| n == "podinfo").unwrap();
+    let mut o = options();
+    o.set = vec!["image.repository=mirror.example.test/podinfo,image.tag=1.2.3".into()];
+    let got = rendered(dir, &o).unwrap();
+    assert_eq!(
+        got.into_iter().collect::<Vec<_>>(),
+        ["mirror.example.test/podinfo:1.2.3"]
+    );
+}
