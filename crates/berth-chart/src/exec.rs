@@ -333,8 +333,15 @@ impl State<'_> {
         has_args: bool,
         line: usize,
     ) -> R<Value> {
+        // Go: a nil that a map lookup gave (an interface-typed nil) stops a field chain with
+        // an error; a nil from a variable, a parenthesized pipeline or `.` gives nil.
+        let mut looked_up = false;
         for (i, f) in path.iter().enumerate() {
             let last = i + 1 == path.len();
+            if v.is_nil() && !looked_up {
+                return Ok(Value::Nil);
+            }
+            looked_up = matches!(v, Value::Map(_));
             v = match &v {
                 Value::Map(m) => {
                     if last && has_args {

@@ -4,13 +4,16 @@
 
 use std::rc::Rc;
 
-use crate::sprig;
 use crate::value::{self, Files, Map, Value};
+use crate::{certs, sprig};
 
 pub type F = Result<Value, String>;
 
 pub fn call(name: &str, a: Vec<Value>) -> F {
     if let Some(r) = sprig::call(name, &a) {
+        return r;
+    }
+    if let Some(r) = certs::call(name, &a) {
         return r;
     }
     Ok(match name {

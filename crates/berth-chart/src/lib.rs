@@ -4,6 +4,7 @@
 //! every Pod template read from the rendered documents. No I/O here (see [`fs`] for a
 //! directory loader).
 
+mod certs;
 mod chart;
 mod exec;
 pub mod fs;

@@ -223,8 +223,7 @@ pub fn call(name: &str, a: &[Value]) -> Option<F> {
         }),
         "now" => Ok(Value::str("2026-01-01 00:00:00 +0000 UTC")),
         "date" | "dateInZone" | "htmlDate" => Ok(Value::str("2026-01-01")),
-        "genCA" | "genSelfSignedCert" | "genSignedCert" | "genPrivateKey" | "derivePassword"
-        | "encryptAES" | "decryptAES" | "sha1sum" | "bcrypt" | "getHostByName" => {
+        "derivePassword" | "encryptAES" | "decryptAES" | "sha1sum" | "bcrypt" | "getHostByName" => {
             Err(format!("{name} is not supported by Berth's renderer"))
         }
         "env" | "expandenv" => Err(format!("function {name:?} not defined")),

@@ -13,13 +13,16 @@ use berth_testkit::helm::normalize_image;
 /// difference) by `report_all_charts`.
 const EXACT: &[&str] = &[
     "coredns",
+    "harbor",
     "ingress-nginx",
     "longhorn",
     "metallb",
     "metrics-server",
+    "nginx",
     "podinfo",
     "spegel",
     "tigera-operator",
+    "traefik",
     "zot",
 ];
 
