@@ -147,10 +147,8 @@ pub fn call(name: &str, a: &[Value]) -> Option<F> {
         "regexReplaceAll" | "mustRegexReplaceAll" => (|| {
             argc(a, 3)?;
             let re = regex(string(a.first(), name)?)?;
-            let repl = string(a.get(2), name)?.replace("${", "${").to_string();
-            Ok(Value::str(
-                re.replace_all(string(a.get(1), name)?, repl.as_str()),
-            ))
+            let repl = string(a.get(2), name)?;
+            Ok(Value::str(re.replace_all(string(a.get(1), name)?, repl)))
         })(),
         "regexReplaceAllLiteral" | "mustRegexReplaceAllLiteral" => (|| {
             argc(a, 3)?;
@@ -397,11 +395,9 @@ fn merge_into(dst: &Rc<std::cell::RefCell<Map>>, src: &Map, overwrite: bool) {
                 }
             }
             (Some(d), v) => {
-                // mergo: an empty destination value is always filled; with overwrite a
-                // non-empty source replaces.
-                if (!d.truthy() && !matches!(d, Value::Bool(_))) || (overwrite && v.truthy()) {
-                    dst.borrow_mut().insert(k.clone(), v.clone());
-                } else if overwrite && matches!(v, Value::Bool(_)) {
+                // mergo: an empty (zero) destination value is filled; with overwrite a
+                // non-empty source value replaces it.
+                if !d.truthy() || (overwrite && v.truthy()) {
                     dst.borrow_mut().insert(k.clone(), v.clone());
                 }
             }

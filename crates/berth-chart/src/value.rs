@@ -114,12 +114,12 @@ impl Value {
     /// `%v`.
     pub fn to_go_string(&self) -> String {
         let mut s = String::new();
-        self.write_go(&mut s, true);
+        self.write_go(&mut s);
         s
     }
-    fn write_go(&self, out: &mut String, top: bool) {
+    fn write_go(&self, out: &mut String) {
         match self {
-            Value::Nil => out.push_str(if top { "<nil>" } else { "<nil>" }),
+            Value::Nil => out.push_str("<nil>"),
             Value::Bool(b) => out.push_str(if *b { "true" } else { "false" }),
             Value::Int(i) => {
                 let _ = write!(out, "{i}");
@@ -132,7 +132,7 @@ impl Value {
                     if i > 0 {
                         out.push(' ');
                     }
-                    v.write_go(out, false);
+                    v.write_go(out);
                 }
                 out.push(']');
             }
@@ -144,7 +144,7 @@ impl Value {
                     }
                     out.push_str(k);
                     out.push(':');
-                    v.write_go(out, false);
+                    v.write_go(out);
                 }
                 out.push(']');
             }

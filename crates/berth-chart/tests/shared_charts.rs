@@ -7,7 +7,8 @@ use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use berth_chart::{Options, discover, fs::load_path};
-use berth_testkit::helm::normalize_image;
+use berth_testkit::helm::{Helm, Template, documents, normalize_image, pod_images};
+use berth_testkit::helm_cases::{CHARTS, KUBE_VERSION, NAMESPACE, RELEASE, cases};
 
 /// Charts whose images Berth renders exactly; the others are listed (with the first
 /// difference) by `report_all_charts`.
@@ -38,9 +39,9 @@ fn charts_dir() -> PathBuf {
 
 fn options() -> Options {
     Options {
-        release_name: "rel".into(),
-        namespace: "default".into(),
-        kube_version: "v1.34.0".into(),
+        release_name: RELEASE.into(),
+        namespace: NAMESPACE.into(),
+        kube_version: KUBE_VERSION.into(),
         ..Options::default()
     }
 }
@@ -158,4 +159,49 @@ fn overrides_change_the_images() {
         got.into_iter().collect::<Vec<_>>(),
         ["mirror.example.test/podinfo:1.2.3"]
     );
+}
+
+/// The value sets of `berth_testkit::helm_cases` (optional parts on, a registry override, a
+/// digest pin) give what each case asks; when the Go peer `helm` is built, exactly the images
+/// `helm template` renders with the same values.
+#[test]
+fn value_sets_give_what_helm_gives() {
+    let helm = berth_testkit::tools::go_peer("helm").map(|_| Helm::new());
+    let scratch = tempfile::tempdir().unwrap();
+    let dirs = chart_dirs();
+    for name in CHARTS {
+        let (_, dir) = dirs
+            .iter()
+            .find(|(n, _)| n == name)
+            .unwrap_or_else(|| panic!("{name} missing"));
+        let defaults = rendered(dir, &options()).unwrap_or_else(|e| panic!("{name}: {e}"));
+        for case in cases(name) {
+            let mut o = options();
+            o.values = vec![(format!("{}.yaml", case.name), case.values.clone())];
+            let got = rendered(dir, &o).unwrap_or_else(|e| panic!("{name} / {}: {e}", case.name));
+            if let Err(e) = case.check(&defaults, &got) {
+                panic!("{name} / {}: {e}", case.name);
+            }
+            if let Some(helm) = &helm {
+                let f = scratch.path().join(format!("{name}-{}.yaml", case.name));
+                std::fs::write(&f, &case.values).unwrap();
+                let text = helm
+                    .template(&Template {
+                        chart: dir,
+                        release: RELEASE,
+                        namespace: NAMESPACE,
+                        kube_version: KUBE_VERSION,
+                        values_files: &[f],
+                        set: &[],
+                        skip_tests: true,
+                    })
+                    .unwrap_or_else(|e| panic!("{name} / {}: {e}", case.name));
+                let want: BTreeSet<String> = pod_images(&documents(&text).unwrap())
+                    .iter()
+                    .map(|i| normalize_image(i))
+                    .collect();
+                assert_eq!(got, want, "{name} / {}: Berth vs helm template", case.name);
+            }
+        }
+    }
 }
