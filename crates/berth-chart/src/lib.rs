@@ -193,6 +193,80 @@ fn prune(r: &mut Resolved, cvals: &Value, prefix: &str) {
     }
 }
 
+/// Helm's `processImportValues`, children first: each dependency's `import-values` (`name`
+/// for the child's `exports.name`, or `{child: PATH, parent: PATH}`) copied into the parent's
+/// values, under the parent's own values.
+fn import_values(r: &mut Resolved) -> Result<(), String> {
+    for c in &mut r.children {
+        import_values(c)?;
+    }
+    let deps: Vec<Value> = match r.meta.get("dependencies") {
+        Some(Value::List(l)) => l.to_vec(),
+        _ => Vec::new(),
+    };
+    if !deps.iter().any(|d| d.get("import-values").is_some()) {
+        return Ok(());
+    }
+    let cvals = Value::map(Map::new());
+    values::coalesce(&node(r), &cvals)?;
+    let b = Value::map(Map::new());
+    let Value::Map(bm) = &b else { unreachable!() };
+    for d in &deps {
+        let Some(Value::List(ivs)) = d.get("import-values") else {
+            continue;
+        };
+        let name = d
+            .get("name")
+            .and_then(|n| n.as_str().map(str::to_string))
+            .unwrap_or_default();
+        for iv in ivs.iter() {
+            let (child, parent) = match iv {
+                Value::Str(s) => (format!("exports.{s}"), ".".to_string()),
+                Value::Map(_) => {
+                    let get = |k: &str| iv.get(k).and_then(|v| v.as_str().map(str::to_string));
+                    match (get("child"), get("parent")) {
+                        (Some(c), Some(p)) => (c, p),
+                        _ => {
+                            return Err(format!(
+                                "dependency {name}: import-values entry needs `child` and `parent`"
+                            ));
+                        }
+                    }
+                }
+                _ => {
+                    return Err(format!(
+                        "dependency {name}: import-values entries are strings or maps"
+                    ));
+                }
+            };
+            // A missing table is skipped, as Helm does (with a warning).
+            let Some(Value::Map(table)) = values::path_get(&cvals, &format!("{name}.{child}"))
+            else {
+                continue;
+            };
+            let mut v = Value::Map(table).deep_copy();
+            if parent != "." {
+                for part in parent.rsplit('.') {
+                    let mut m = Map::new();
+                    m.insert(part.to_string(), v);
+                    v = Value::map(m);
+                }
+            }
+            if let Value::Map(vm) = v {
+                let vm = vm.borrow().clone();
+                values::coalesce_tables(bm, &vm, false);
+            }
+        }
+    }
+    let Value::Map(cm) = &cvals else {
+        unreachable!()
+    };
+    let bm = bm.borrow().clone();
+    values::coalesce_tables(cm, &bm, false);
+    r.defaults = cvals;
+    Ok(())
+}
+
 fn user_values(chart: &Chart, opts: &Options) -> Result<Value, ChartError> {
     let user = Value::map(Map::new());
     for (name, text) in &opts.values {
@@ -225,6 +299,7 @@ pub fn render(chart: &Chart, opts: &Options) -> Result<Vec<Manifest>, ChartError
     let cvals = user_values(chart, opts)?;
     values::coalesce(&node(&top), &cvals).map_err(verr)?;
     prune(&mut top, &cvals, "");
+    import_values(&mut top).map_err(verr)?;
     let vals = user_values(chart, opts)?;
     values::coalesce(&node(&top), &vals).map_err(verr)?;
 

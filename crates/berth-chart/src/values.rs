@@ -30,7 +30,7 @@ pub fn merge_user(dst: &Value, src: &Value) {
 }
 
 /// Helm's `coalesceTablesFullKey`: `dst` has precedence; `src` fills in.
-fn coalesce_tables(dst: &Rc<std::cell::RefCell<Map>>, src: &Map, merge: bool) {
+pub fn coalesce_tables(dst: &Rc<std::cell::RefCell<Map>>, src: &Map, merge: bool) {
     for (k, sv) in src {
         let dv = dst.borrow().get(k).cloned();
         match dv {

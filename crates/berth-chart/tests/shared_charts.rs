@@ -205,3 +205,63 @@ fn value_sets_give_what_helm_gives() {
         }
     }
 }
+
+/// A subchart's `exports` reach the parent through `import-values`, under the parent's own
+/// values; a dependency switched off by its `condition` renders nothing.
+#[test]
+fn import_values_and_conditions() {
+    let mut files = std::collections::BTreeMap::new();
+    let put = |f: &mut std::collections::BTreeMap<String, Vec<u8>>, p: &str, t: &str| {
+        f.insert(p.to_string(), t.as_bytes().to_vec());
+    };
+    put(
+        &mut files,
+        "Chart.yaml",
+        "apiVersion: v2\nname: app\nversion: 1.0.0\ndependencies:\n  - name: lib\n    version: 1.0.0\n    import-values: [defaults]\n  - name: extra\n    version: 1.0.0\n    condition: extra.enabled\n",
+    );
+    put(
+        &mut files,
+        "values.yaml",
+        "image: {tag: \"2\"}\nextra: {enabled: false}\n",
+    );
+    put(
+        &mut files,
+        "templates/pod.yaml",
+        "kind: Pod\nspec:\n  containers:\n    - name: a\n      image: {{ .Values.image.repository }}:{{ .Values.image.tag }}\n",
+    );
+    put(
+        &mut files,
+        "charts/lib/Chart.yaml",
+        "apiVersion: v2\nname: lib\nversion: 1.0.0\n",
+    );
+    put(
+        &mut files,
+        "charts/lib/values.yaml",
+        "exports:\n  defaults:\n    image: {repository: example.test/app, tag: \"1\"}\n",
+    );
+    put(
+        &mut files,
+        "charts/extra/Chart.yaml",
+        "apiVersion: v2\nname: extra\nversion: 1.0.0\n",
+    );
+    put(
+        &mut files,
+        "charts/extra/templates/pod.yaml",
+        "kind: Pod\nspec:\n  containers: [{name: b, image: example.test/extra:1}]\n",
+    );
+    let chart = berth_chart::load_files(files, "app").unwrap();
+    let got: Vec<String> = discover(&chart, &options())
+        .unwrap()
+        .into_iter()
+        .map(|i| i.reference)
+        .collect();
+    assert_eq!(got, ["example.test/app:2"]);
+    let mut o = options();
+    o.set = vec!["extra.enabled=true".into()];
+    let got: Vec<String> = discover(&chart, &o)
+        .unwrap()
+        .into_iter()
+        .map(|i| i.reference)
+        .collect();
+    assert_eq!(got, ["example.test/app:2", "example.test/extra:1"]);
+}
