@@ -111,7 +111,10 @@ pub fn call(name: &str, a: &[Value]) -> Option<F> {
             if user.contains(':') {
                 return Ok(Value::str("invalid username: :"));
             }
-            let h = bcrypt::hash(pass, bcrypt::DEFAULT_COST).map_err(|e| e.to_string())?;
+            // As Go's bcrypt writes it: `$2a$`, cost 10.
+            let h = bcrypt::hash_with_result(pass, 10)
+                .map_err(|e| e.to_string())?
+                .format_for_version(bcrypt::Version::TwoA);
             Ok(Value::str(format!("{user}:{h}")))
         })(),
         "randAlphaNum" | "randAlpha" | "randNumeric" | "randAscii" => (|| {

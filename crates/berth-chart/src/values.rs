@@ -29,6 +29,22 @@ pub fn merge_user(dst: &Value, src: &Value) {
     }
 }
 
+/// A chart default as Helm copies it into the values: `null`s in maps are left out (a
+/// `null` in a list stays).
+fn without_nulls(v: &Value) -> Value {
+    match v {
+        Value::Map(m) => Value::map(
+            m.borrow()
+                .iter()
+                .filter(|(_, x)| !x.is_nil())
+                .map(|(k, x)| (k.clone(), without_nulls(x)))
+                .collect(),
+        ),
+        Value::List(l) => Value::list(l.iter().map(Value::deep_copy).collect()),
+        v => v.clone(),
+    }
+}
+
 /// Helm's `coalesceTablesFullKey`: `dst` has precedence; `src` fills in.
 pub fn coalesce_tables(dst: &Rc<std::cell::RefCell<Map>>, src: &Map, merge: bool) {
     for (k, sv) in src {
@@ -37,8 +53,9 @@ pub fn coalesce_tables(dst: &Rc<std::cell::RefCell<Map>>, src: &Map, merge: bool
             Some(Value::Nil) if !merge => {
                 dst.borrow_mut().remove(k);
             }
+            None if sv.is_nil() => {}
             None => {
-                dst.borrow_mut().insert(k.clone(), sv.deep_copy());
+                dst.borrow_mut().insert(k.clone(), without_nulls(sv));
             }
             Some(Value::Map(dm)) => {
                 if let Value::Map(sm) = sv {
@@ -76,8 +93,9 @@ pub fn coalesce(node: &Node, dest: &Value) -> Result<(), String> {
                     }
                 }
                 Some(_) => {}
+                None if sv.is_nil() => {}
                 None => {
-                    d.borrow_mut().insert(k.clone(), sv.deep_copy());
+                    d.borrow_mut().insert(k.clone(), without_nulls(sv));
                 }
             }
         }

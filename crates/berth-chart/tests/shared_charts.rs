@@ -2,12 +2,14 @@
 //! default values (release `rel`, namespace `default`, kube v1.34.0): the Pod-template images
 //! must be exactly the chart's `expected-images.txt` (what `helm template` renders).
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
-use berth_chart::{Options, discover, fs::load_path};
-use berth_testkit::helm::{Helm, Template, documents, normalize_image, pod_images};
+use berth_chart::{Options, discover, fs::load_path, render};
+use berth_testkit::helm::{
+    Helm, Template, documents, documents_by_source, normalize_image, pod_images,
+};
 use berth_testkit::helm_cases::{CHARTS, KUBE_VERSION, NAMESPACE, RELEASE, cases};
 
 /// Charts whose images Berth renders exactly; the others are listed (with the first
@@ -161,6 +163,111 @@ fn overrides_change_the_images() {
     );
 }
 
+/// `helm template` of the chart with `values` (a values file's text).
+fn helm_text(helm: &Helm, dir: &Path, scratch: &Path, case: &str, values: &str) -> String {
+    let f = scratch.join(format!("{case}.yaml"));
+    std::fs::write(&f, values).unwrap();
+    let files = if values.is_empty() { vec![] } else { vec![f] };
+    helm.template(&Template {
+        chart: dir,
+        release: RELEASE,
+        namespace: NAMESPACE,
+        kube_version: KUBE_VERSION,
+        values_files: &files,
+        set: &[],
+        skip_tests: true,
+    })
+    .unwrap_or_else(|e| panic!("{case}: {e}"))
+}
+
+fn images_in(text: &str) -> BTreeSet<String> {
+    pod_images(&documents(text).unwrap())
+        .iter()
+        .map(|i| normalize_image(i))
+        .collect()
+}
+
+type BySource = BTreeMap<String, Vec<serde_json::Value>>;
+
+/// Documents by template, each template's documents in a canonical order (Helm sorts them by
+/// kind), strings without trailing newlines (Helm prints a document's last newline before
+/// `---`, which a `|+` block scalar then keeps).
+fn canonical(by: BySource) -> BySource {
+    fn strip(v: serde_json::Value) -> serde_json::Value {
+        use serde_json::Value as V;
+        match v {
+            V::String(s) => V::String(s.trim_end_matches('\n').to_string()),
+            V::Array(a) => V::Array(a.into_iter().map(strip).collect()),
+            V::Object(m) => V::Object(m.into_iter().map(|(k, v)| (k, strip(v))).collect()),
+            v => v,
+        }
+    }
+    by.into_iter()
+        .map(|(k, docs)| {
+            let mut docs: Vec<serde_json::Value> = docs.into_iter().map(strip).collect();
+            docs.sort_by_key(|d| d.to_string());
+            (k, docs)
+        })
+        .collect()
+}
+
+/// Berth's rendering of the chart, as documents by template (test hooks left out, as
+/// `--skip-tests` does).
+fn berth_documents(dir: &Path, opts: &Options) -> BySource {
+    let chart = load_path(dir).unwrap();
+    let mut text = String::new();
+    for m in render(&chart, opts).unwrap() {
+        for doc in m.text.split("\n---") {
+            let doc = doc.trim_start_matches("---");
+            if !doc.trim().is_empty() {
+                text.push_str(&format!("---\n# Source: {}\n{doc}\n", m.source));
+            }
+        }
+    }
+    let by = documents_by_source(&text).unwrap();
+    let by = by
+        .into_iter()
+        .map(|(k, docs)| {
+            let docs: Vec<serde_json::Value> = docs
+                .into_iter()
+                .filter(|d| {
+                    !d["metadata"]["annotations"]["helm.sh/hook"]
+                        .as_str()
+                        .is_some_and(|h| h.split(',').any(|x| x.trim().starts_with("test")))
+                })
+                .collect();
+            (k, docs)
+        })
+        .filter(|(_, docs)| !docs.is_empty())
+        .collect();
+    canonical(by)
+}
+
+/// Every document Helm renders the same way twice (random passwords, keys and the checksums
+/// of them aside) must be what Berth renders, template by template.
+fn same_documents(name: &str, case: &str, berth: &BySource, helm1: &str, helm2: &str) -> usize {
+    let h1 = canonical(documents_by_source(helm1).unwrap());
+    let h2 = canonical(documents_by_source(helm2).unwrap());
+    assert_eq!(
+        h1.keys().collect::<Vec<_>>(),
+        berth.keys().collect::<Vec<_>>(),
+        "{name} / {case}: the templates that render documents"
+    );
+    let mut compared = 0;
+    for (source, docs) in &h1 {
+        if h2.get(source) != Some(docs) {
+            continue;
+        }
+        assert_eq!(
+            berth.get(source),
+            Some(docs),
+            "{name} / {case}: {source}, Berth vs helm"
+        );
+        compared += 1;
+    }
+    compared
+}
+
 /// The value sets of `berth_testkit::helm_cases` (optional parts on, a registry override, a
 /// digest pin) give what each case asks; when the Go peer `helm` is built, exactly the images
 /// `helm template` renders with the same values.
@@ -169,12 +276,27 @@ fn value_sets_give_what_helm_gives() {
     let helm = berth_testkit::tools::go_peer("helm").map(|_| Helm::new());
     let scratch = tempfile::tempdir().unwrap();
     let dirs = chart_dirs();
+    let (mut compared, mut documents) = (0, 0);
     for name in CHARTS {
         let (_, dir) = dirs
             .iter()
             .find(|(n, _)| n == name)
             .unwrap_or_else(|| panic!("{name} missing"));
         let defaults = rendered(dir, &options()).unwrap_or_else(|e| panic!("{name}: {e}"));
+        if let Some(helm) = &helm {
+            let (t1, t2) = (
+                helm_text(helm, dir, scratch.path(), &format!("{name}-defaults"), ""),
+                helm_text(helm, dir, scratch.path(), &format!("{name}-defaults"), ""),
+            );
+            assert_eq!(
+                defaults,
+                images_in(&t1),
+                "{name} / defaults: Berth vs helm template"
+            );
+            let berth = berth_documents(dir, &options());
+            documents += same_documents(name, "defaults", &berth, &t1, &t2);
+            compared += 1;
+        }
         for case in cases(name) {
             let mut o = options();
             o.values = vec![(format!("{}.yaml", case.name), case.values.clone())];
@@ -183,27 +305,25 @@ fn value_sets_give_what_helm_gives() {
                 panic!("{name} / {}: {e}", case.name);
             }
             if let Some(helm) = &helm {
-                let f = scratch.path().join(format!("{name}-{}.yaml", case.name));
-                std::fs::write(&f, &case.values).unwrap();
-                let text = helm
-                    .template(&Template {
-                        chart: dir,
-                        release: RELEASE,
-                        namespace: NAMESPACE,
-                        kube_version: KUBE_VERSION,
-                        values_files: &[f],
-                        set: &[],
-                        skip_tests: true,
-                    })
-                    .unwrap_or_else(|e| panic!("{name} / {}: {e}", case.name));
-                let want: BTreeSet<String> = pod_images(&documents(&text).unwrap())
-                    .iter()
-                    .map(|i| normalize_image(i))
-                    .collect();
-                assert_eq!(got, want, "{name} / {}: Berth vs helm template", case.name);
+                let label = format!("{name}-{}", case.name);
+                let (t1, t2) = (
+                    helm_text(helm, dir, scratch.path(), &label, &case.values),
+                    helm_text(helm, dir, scratch.path(), &label, &case.values),
+                );
+                assert_eq!(
+                    got,
+                    images_in(&t1),
+                    "{name} / {}: Berth vs helm template",
+                    case.name
+                );
+                documents += same_documents(name, case.name, &berth_documents(dir, &o), &t1, &t2);
+                compared += 1;
             }
         }
     }
+    eprintln!(
+        "value sets compared with helm template: {compared}; templates with the same documents: {documents}"
+    );
 }
 
 /// A subchart's `exports` reach the parent through `import-values`, under the parent's own
