@@ -8,47 +8,12 @@
 //! Issue 13 (Berth's own renderer) compares its image set and documents with these.
 
 use std::collections::BTreeSet;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use berth_testkit::helm::{self, Helm, Template};
-use berth_testkit::helm_cases::{CHARTS, Case, KUBE_VERSION, NAMESPACE, RELEASE, cases};
-
-/// `<repo>/../shared/charts` (CI keeps a copy of `shared/` beside its clone).
-fn charts_dir() -> PathBuf {
-    let d = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/charts");
-    assert!(
-        d.join("README.md").is_file(),
-        "the shared charts are missing at {}: put the project's `shared/` directory beside the repository",
-        d.display()
-    );
-    d.canonicalize().unwrap()
-}
-
-/// The chart folder whose name starts with `NAME-` (folders are `<name>-<version>`).
-fn chart(name: &str) -> PathBuf {
-    let dir = charts_dir();
-    let found: Vec<PathBuf> = std::fs::read_dir(&dir)
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .filter(|p| {
-            p.is_dir()
-                && p.file_name()
-                    .and_then(|n| n.to_str())
-                    .and_then(|n| n.strip_prefix(name))
-                    .is_some_and(|rest| {
-                        rest.starts_with('-')
-                            && rest[1..].starts_with(|c: char| c.is_ascii_digit() || c == 'v')
-                    })
-        })
-        .collect();
-    assert_eq!(
-        found.len(),
-        1,
-        "exactly one chart `{name}-<version>` in {}",
-        dir.display()
-    );
-    found.into_iter().next().unwrap()
-}
+use berth_testkit::helm_cases::{
+    CHARTS, Case, KUBE_VERSION, NAMESPACE, RELEASE, cases, chart_dir as chart, charts_dir,
+};
 
 /// `name:` of the chart's Chart.yaml (helm's `# Source:` lines start with it).
 fn chart_name(chart: &Path) -> String {
