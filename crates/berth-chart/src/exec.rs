@@ -62,6 +62,7 @@ impl Engine {
     pub fn render(&self, file: &str, body: &[Node], dot: &Value) -> R<String> {
         let mut st = State {
             eng: self,
+            overlay: None,
             file: Rc::from(file),
             vars: vec![("$".into(), dot.clone())],
             out: String::new(),
@@ -72,8 +73,12 @@ impl Engine {
     }
 }
 
+/// Named templates a `tpl` text defines, visible while it renders.
+type Overlay = Option<Rc<HashMap<String, Rc<Vec<Node>>>>>;
+
 struct State<'e> {
     eng: &'e Engine,
+    overlay: Overlay,
     file: Rc<str>,
     vars: Vec<(String, Value)>,
     out: String,
@@ -200,7 +205,12 @@ impl State<'_> {
     }
 
     fn call_template(&mut self, name: &str, dot: &Value, line: usize) -> R<String> {
-        let Some((file, body)) = self.eng.defines.get(name).cloned() else {
+        let from_tpl = self
+            .overlay
+            .as_ref()
+            .and_then(|o| o.get(name))
+            .map(|b| (self.file.clone(), b.clone()));
+        let Some((file, body)) = from_tpl.or_else(|| self.eng.defines.get(name).cloned()) else {
             return Err(self.err(
                 line,
                 format!("no template {name:?} associated with template"),
@@ -216,6 +226,7 @@ impl State<'_> {
         }
         let mut st = State {
             eng: self.eng,
+            overlay: self.overlay.clone(),
             file,
             vars: vec![("$".into(), dot.clone())],
             out: String::new(),
@@ -465,17 +476,20 @@ impl State<'_> {
                 p
             }
         };
-        if !parsed.defines.is_empty() {
-            return Err(self.err(
-                line,
-                "error calling tpl: a define inside tpl text is not supported",
-            ));
-        }
         if self.depth >= MAX_DEPTH {
             return Err(self.err(line, "error calling tpl: exceeded max depth"));
         }
+        // The text's own `define`s join (and take precedence over) the ones in scope.
+        let overlay = if parsed.defines.is_empty() {
+            self.overlay.clone()
+        } else {
+            let mut o = self.overlay.as_deref().cloned().unwrap_or_default();
+            o.extend(parsed.defines.iter().map(|(k, v)| (k.clone(), v.clone())));
+            Some(Rc::new(o))
+        };
         let mut st = State {
             eng: self.eng,
+            overlay,
             file: self.file.clone(),
             vars: vec![("$".into(), dot.clone())],
             out: String::new(),
@@ -547,6 +561,13 @@ mod tests {
             render("{{ and 1 0 }} {{ or 0 \"\" \"z\" }}", dot.clone()),
             "0 z"
         );
-        assert_eq!(render("{{ tpl \"{{ .n }}\" . }}", dot), "3");
+        assert_eq!(render("{{ tpl \"{{ .n }}\" . }}", dot.clone()), "3");
+        assert_eq!(
+            render(
+                "{{ tpl \"{{ define \\\"x\\\" }}<{{ . }}>{{ end }}{{ include \\\"x\\\" .n }}\" . }}",
+                dot
+            ),
+            "<3>"
+        );
     }
 }
