@@ -366,20 +366,24 @@ pub fn render(chart: &Chart, opts: &Options) -> Result<Vec<Manifest>, ChartError
     let mut out = Vec::new();
     for (t, p) in tpls.iter().zip(&parsed) {
         let base = t.name.rsplit('/').next().unwrap_or_default();
-        if base.starts_with('_') || base == "NOTES.txt" || !t.name.contains("/templates/") {
+        // The top chart's NOTES.txt is rendered (an error there fails `helm template` too)
+        // but is no manifest; subcharts' notes are not rendered.
+        let notes = base == "NOTES.txt";
+        let top_notes = notes && t.name == format!("{}/templates/NOTES.txt", top.name);
+        if base.starts_with('_') || (notes && !top_notes) || !t.name.contains("/templates/") {
             continue;
         }
-        let mut top = Map::new();
-        top.insert("Values".into(), t.values.clone());
-        top.insert("Chart".into(), t.chart.clone());
-        top.insert("Release".into(), release.clone());
-        top.insert("Capabilities".into(), caps.clone());
-        top.insert("Files".into(), t.files.clone());
+        let mut m = Map::new();
+        m.insert("Values".into(), t.values.clone());
+        m.insert("Chart".into(), t.chart.clone());
+        m.insert("Release".into(), release.clone());
+        m.insert("Capabilities".into(), caps.clone());
+        m.insert("Files".into(), t.files.clone());
         let mut tm = Map::new();
         tm.insert("Name".into(), Value::str(&t.name));
         tm.insert("BasePath".into(), Value::str(&t.base));
-        top.insert("Template".into(), Value::map(tm));
-        let dot = Value::map(top);
+        m.insert("Template".into(), Value::map(tm));
+        let dot = Value::map(m);
         let text = engine
             .render(&t.name, &p.body, &dot)
             .map_err(|e| ChartError::Template {
@@ -388,10 +392,12 @@ pub fn render(chart: &Chart, opts: &Options) -> Result<Vec<Manifest>, ChartError
                 line: e.line,
                 message: e.message,
             })?;
-        out.push(Manifest {
-            source: t.name.clone(),
-            text: text.replace("<no value>", ""),
-        });
+        if !notes {
+            out.push(Manifest {
+                source: t.name.clone(),
+                text: text.replace("<no value>", ""),
+            });
+        }
     }
     out.sort_by(|a, b| a.source.cmp(&b.source));
     Ok(out)
