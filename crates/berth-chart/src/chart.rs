@@ -21,6 +21,8 @@ pub struct Chart {
     /// Every other file (what `.Files` sees), except Chart.yaml, values.yaml and subcharts.
     pub files: BTreeMap<String, Vec<u8>>,
     pub subcharts: Vec<Chart>,
+    /// requirements.yaml (where an `apiVersion: v1` chart lists its dependencies).
+    pub requirements: Option<String>,
     /// Where the chart came from, for errors (`nginx`, `metallb/charts/frr-k8s-0.0.25.tgz`).
     pub origin: String,
 }
@@ -85,7 +87,12 @@ impl Chart {
                 subcharts.push(Chart::from_files(files, &format!("{origin}/charts/{dir}"))?);
             }
         }
+        let requirements = match files.get("requirements.yaml") {
+            Some(b) => Some(text("requirements.yaml", b)?),
+            None => None,
+        };
         Ok(Chart {
+            requirements,
             name,
             metadata,
             values,

@@ -103,6 +103,15 @@ fn resolve<'c>(chart: &'c Chart, name: String) -> Result<Resolved<'c>, ChartErro
         Ok(_) => return Err(verr("values.yaml is not a map".into())),
         Err(e) => return Err(verr(format!("values.yaml: {e}"))),
     };
+    // An `apiVersion: v1` chart lists its dependencies in requirements.yaml.
+    if meta.get("dependencies").is_none()
+        && let Some(req) = &chart.requirements
+    {
+        let r = Value::from_yaml_str(req).map_err(|e| verr(format!("requirements.yaml: {e}")))?;
+        if let (Value::Map(m), Some(d)) = (&meta, r.get("dependencies")) {
+            m.borrow_mut().insert("dependencies".into(), d);
+        }
+    }
     let deps: Vec<Value> = match meta.get("dependencies") {
         Some(Value::List(l)) => l.to_vec(),
         _ => Vec::new(),
@@ -311,6 +320,8 @@ pub fn render(chart: &Chart, opts: &Options) -> Result<Vec<Manifest>, ChartError
         chart: Value,
         files: Value,
         base: String,
+        /// A library chart's templates only define (Helm renders none of its files).
+        library: bool,
     }
     let mut tpls: Vec<Tpl> = Vec::new();
     fn collect<'a>(
@@ -328,6 +339,11 @@ pub fn render(chart: &Chart, opts: &Options) -> Result<Vec<Manifest>, ChartError
                 .collect(),
         )));
         let chart = chart_object(&r.meta, &r.name, is_root);
+        let library = r
+            .meta
+            .get("type")
+            .and_then(|t| t.as_str().map(|t| t == "library"))
+            == Some(true);
         for (path, text) in &r.chart.templates {
             out.push(Tpl {
                 name: format!("{prefix}{}/{path}", r.name),
@@ -336,6 +352,7 @@ pub fn render(chart: &Chart, opts: &Options) -> Result<Vec<Manifest>, ChartError
                 chart: chart.clone(),
                 files: files.clone(),
                 base: format!("{prefix}{}/templates", r.name),
+                library,
             });
         }
         for c in &r.children {
@@ -370,7 +387,11 @@ pub fn render(chart: &Chart, opts: &Options) -> Result<Vec<Manifest>, ChartError
         // but is no manifest; subcharts' notes are not rendered.
         let notes = base == "NOTES.txt";
         let top_notes = notes && t.name == format!("{}/templates/NOTES.txt", top.name);
-        if base.starts_with('_') || (notes && !top_notes) || !t.name.contains("/templates/") {
+        if base.starts_with('_')
+            || t.library
+            || (notes && !top_notes)
+            || !t.name.contains("/templates/")
+        {
             continue;
         }
         let mut m = Map::new();

@@ -288,7 +288,8 @@ fn value_sets_give_what_helm_gives() {
 }
 
 /// A subchart's `exports` reach the parent through `import-values`, under the parent's own
-/// values; a dependency switched off by its `condition` renders nothing.
+/// values; a dependency switched off by its `condition` renders nothing; a library chart
+/// renders nothing.
 #[test]
 fn import_values_and_conditions() {
     let mut files = std::collections::BTreeMap::new();
@@ -329,6 +330,17 @@ fn import_values_and_conditions() {
         &mut files,
         "charts/extra/templates/pod.yaml",
         "kind: Pod\nspec:\n  containers: [{name: b, image: example.test/extra:1}]\n",
+    );
+    // A library chart's files only define templates: its Pod is not rendered.
+    put(
+        &mut files,
+        "charts/common/Chart.yaml",
+        "apiVersion: v2\nname: common\nversion: 1.0.0\ntype: library\n",
+    );
+    put(
+        &mut files,
+        "charts/common/templates/pod.yaml",
+        "kind: Pod\nspec:\n  containers: [{name: c, image: example.test/library-pod:1}]\n",
     );
     let chart = berth_chart::load_files(files, "app").unwrap();
     let got: Vec<String> = discover(&chart, &options())
