@@ -268,8 +268,18 @@ fn path_fn(a: &[Value], name: &str, f: impl Fn(&str) -> String) -> F {
     Ok(Value::str(f(string(a.first(), name)?)))
 }
 
+/// A compiled pattern, cached per thread (charts call the same few in loops).
 fn regex(p: &str) -> Result<regex::Regex, String> {
-    regex::Regex::new(p).map_err(|e| e.to_string())
+    thread_local! {
+        static CACHE: std::cell::RefCell<std::collections::HashMap<String, regex::Regex>> =
+            Default::default();
+    }
+    if let Some(re) = CACHE.with(|c| c.borrow().get(p).cloned()) {
+        return Ok(re);
+    }
+    let re = regex::Regex::new(p).map_err(|e| e.to_string())?;
+    CACHE.with(|c| c.borrow_mut().insert(p.to_string(), re.clone()));
+    Ok(re)
 }
 
 fn re2(a: &[Value], name: &str, f: impl Fn(&regex::Regex, &str) -> Value) -> F {
