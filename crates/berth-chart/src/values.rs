@@ -53,6 +53,11 @@ pub fn coalesce_tables(dst: &Rc<std::cell::RefCell<Map>>, src: &Map, merge: bool
             Some(Value::Nil) if !merge => {
                 dst.borrow_mut().remove(k);
             }
+            // Merging (a parent's table for a subchart) keeps `null`s: they delete the
+            // subchart's defaults later.
+            None if merge => {
+                dst.borrow_mut().insert(k.clone(), sv.deep_copy());
+            }
             None if sv.is_nil() => {}
             None => {
                 dst.borrow_mut().insert(k.clone(), without_nulls(sv));
@@ -93,6 +98,8 @@ pub fn coalesce(node: &Node, dest: &Value) -> Result<(), String> {
                     }
                 }
                 Some(_) => {}
+                // A default the values do not have is copied without its `null`s (even a
+                // parent's table for a subchart: as Helm v4 does).
                 None if sv.is_nil() => {}
                 None => {
                     d.borrow_mut().insert(k.clone(), without_nulls(sv));

@@ -358,3 +358,86 @@ fn import_values_and_conditions() {
         .collect();
     assert_eq!(got, ["example.test/app:2", "example.test/extra:1"]);
 }
+
+/// Values as Helm coalesces them, on a chart made for it: chart defaults' `null`s dropped, a
+/// user `null` deleting a default, a parent's `sub: {drop: null}` deleting the subchart's
+/// default, lists replaced, `global` copied down with the parent winning, YAML 1.1 keys
+/// (`y` is `true`), numbers as float64 (`1000000` prints `1e+06`). The expected strings are
+/// what Helm v4.3.2 renders; with the Go peer `helm` built, its output is compared too.
+#[test]
+fn values_coalesce_as_helm_does() {
+    let files: &[(&str, &str)] = &[
+        (
+            "Chart.yaml",
+            "apiVersion: v2\nname: p\nversion: 0.1.0\ndependencies:\n  - name: sub\n    version: 0.1.0\n",
+        ),
+        (
+            "values.yaml",
+            "global: {registry: r.example, list: [1, 2]}\na: {x: null, y: 1, keep: k}\nbig: 1000000\nsub: {image: {tag: \"2\"}, drop: null}\n",
+        ),
+        (
+            "templates/cm.yaml",
+            "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: p}\ndata:\n  values: {{ toJson .Values | quote }}\n  big: {{ .Values.big | quote }}\n  yaml: |\n{{ toYaml .Values | indent 4 }}\n",
+        ),
+        (
+            "charts/sub/Chart.yaml",
+            "apiVersion: v2\nname: sub\nversion: 0.1.0\n",
+        ),
+        (
+            "charts/sub/values.yaml",
+            "image: {repository: img, tag: \"1\"}\ndrop: {z: 1}\nglobal: {registry: sub-default, own: o}\nlist: [a, b]\n",
+        ),
+        (
+            "charts/sub/templates/cm.yaml",
+            "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: sub}\ndata:\n  values: {{ toJson .Values | quote }}\n",
+        ),
+    ];
+    let user = "a: {keep: null, new: 1}\nsub: {list: [c]}\nglobal: {registry: user.example}\n";
+    let chart = berth_chart::load_files(
+        files
+            .iter()
+            .map(|(p, t)| (p.to_string(), t.as_bytes().to_vec()))
+            .collect(),
+        "p",
+    )
+    .unwrap();
+    let mut o = options();
+    o.values = vec![("user.yaml".into(), user.into())];
+    let out = render(&chart, &o).unwrap();
+    let data = |source: &str| -> serde_json::Value {
+        let m = out.iter().find(|m| m.source == source).unwrap();
+        documents(&m.text).unwrap()[0]["data"].clone()
+    };
+    let sub = r#"{"global":{"list":[1,2],"own":"o","registry":"user.example"},"image":{"repository":"img","tag":"2"},"list":["c"]}"#;
+    assert_eq!(data("p/charts/sub/templates/cm.yaml")["values"], sub);
+    let top = data("p/templates/cm.yaml");
+    assert_eq!(
+        top["values"],
+        format!(
+            r#"{{"a":{{"new":1,"true":1}},"big":1000000,"global":{{"list":[1,2],"registry":"user.example"}},"sub":{sub}}}"#
+        )
+    );
+    assert_eq!(top["big"], "1e+06");
+    if berth_testkit::tools::go_peer("helm").is_some() {
+        let dir = tempfile::tempdir().unwrap();
+        for (p, t) in files {
+            let f = dir.path().join("p").join(p);
+            std::fs::create_dir_all(f.parent().unwrap()).unwrap();
+            std::fs::write(f, t).unwrap();
+        }
+        let helm = Helm::new();
+        for values in [user, ""] {
+            let text = helm_text(&helm, &dir.path().join("p"), dir.path(), "user", values);
+            let theirs = canonical(documents_by_source(&text).unwrap());
+            let mut o = options();
+            if !values.is_empty() {
+                o.values = vec![("user.yaml".into(), values.into())];
+            }
+            assert_eq!(
+                berth_documents(&dir.path().join("p"), &o),
+                theirs,
+                "values {values:?}"
+            );
+        }
+    }
+}
