@@ -441,3 +441,38 @@ fn values_coalesce_as_helm_does() {
         }
     }
 }
+
+/// MetalLB guards option combinations with `fail`: Berth refuses them as Helm does, naming
+/// the chart, the template, the line and the chart's own message (and helm, when built,
+/// refuses the same values).
+#[test]
+fn a_fail_guard_is_an_error_with_file_and_line() {
+    let dir = chart_dir("metallb");
+    let values = "speaker: {frr: {enabled: true}}\nfrrk8s: {enabled: true}\n";
+    let mut o = options();
+    o.values = vec![("guard.yaml".into(), values.into())];
+    let chart = load_path(&dir).unwrap();
+    let e = discover(&chart, &o).unwrap_err().to_string();
+    assert!(
+        e.contains("metallb/templates/speaker.yaml line 3")
+            && e.contains(
+                "speaker.frr.enabled and frrk8s.enabled / external are mutually exclusive!"
+            ),
+        "{e}"
+    );
+    if berth_testkit::tools::go_peer("helm").is_some() {
+        let scratch = tempfile::tempdir().unwrap();
+        let f = scratch.path().join("guard.yaml");
+        std::fs::write(&f, values).unwrap();
+        let r = Helm::new().template(&Template {
+            chart: &dir,
+            release: RELEASE,
+            namespace: NAMESPACE,
+            kube_version: KUBE_VERSION,
+            values_files: &[f],
+            set: &[],
+            skip_tests: true,
+        });
+        assert!(r.unwrap_err().contains("mutually exclusive"));
+    }
+}
