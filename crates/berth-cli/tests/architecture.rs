@@ -125,6 +125,7 @@ fn crates_without_network_reach_neither_the_client_nor_an_http_stack() {
         "berth-archive",
         "berth-store",
         "berth-containerd",
+        "berth-chart",
     ] {
         assert!(g.contains_key(c), "{c} is not a workspace crate any more");
         let mut reach = closure(&g, c);

@@ -34,6 +34,7 @@ pub mod containerd;
 pub mod cosign;
 pub mod crane;
 pub mod helm;
+pub mod helm_cases;
 pub mod images;
 pub mod oras;
 pub mod podman;
