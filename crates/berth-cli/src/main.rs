@@ -157,10 +157,10 @@ fn exit_status(failed: bool) -> ExitCode {
 
 /// The serde name of a unit enum value (`"provider"`).
 fn json_word<T: serde::Serialize>(v: &T) -> String {
-    serde_json::to_value(v)
-        .ok()
-        .and_then(|v| v.as_str().map(str::to_string))
-        .unwrap_or_default()
+    match serde_json::to_value(v) {
+        Ok(serde_json::Value::String(s)) => s,
+        _ => String::new(),
+    }
 }
 
 /// Prints `value` as pretty JSON on stdout.
@@ -178,15 +178,12 @@ fn show<T: serde::Serialize>(
 ) -> anyhow::Result<()> {
     match output {
         Output::Json => print_json(json),
-        Output::Table => {
-            print_table(headers, &rows);
-            Ok(())
-        }
+        Output::Table => print_table(headers, &rows),
     }
 }
 
 /// Columns padded to their widest cell; the last one unpadded.
-fn print_table(headers: &[&str], rows: &[Vec<String>]) {
+fn print_table(headers: &[&str], rows: &[Vec<String>]) -> anyhow::Result<()> {
     let mut widths: Vec<usize> = headers.iter().map(|h| h.len()).collect();
     for r in rows {
         for (w, c) in widths.iter_mut().zip(r) {
@@ -202,6 +199,7 @@ fn print_table(headers: &[&str], rows: &[Vec<String>]) {
             .collect();
         println!("{}", cells.join("  ").trim_end());
     }
+    Ok(())
 }
 
 fn main() -> ExitCode {
