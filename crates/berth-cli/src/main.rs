@@ -144,9 +144,7 @@ enum Output {
 
 /// The async runtime the library crates run on.
 fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build();
+    let rt = tokio::runtime::Runtime::new();
     anyhow::Context::context(rt, "cannot start the async runtime")
 }
 
@@ -229,7 +227,7 @@ fn main() -> ExitCode {
                 Some(b) if b.is_damage() => eprintln!("berth: bundle refused: {b}"),
                 Some(b @ berth_bundle::BundleError::Image { .. }) => eprintln!("berth: error: {b}"),
                 _ => {
-                    eprintln!("berth: error: {e:#}");
+                    eprintln!("berth: error: {}", berth_oci::error_chain(e.as_ref()));
                     return ExitCode::from(EXIT_BAD_INPUT);
                 }
             }
