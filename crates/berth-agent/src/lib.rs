@@ -114,7 +114,7 @@ impl AgentPlan {
             .filter(|e| seen.insert(e.source.clone()))
             .cloned()
             .collect();
-        let settings = RegistrySettings::new(Some(&user_data), edge.as_ref());
+        let settings = berth_plan::registry_settings(Some(&user_data), edge.as_ref());
         Ok(AgentPlan {
             plan,
             user_data,

@@ -47,6 +47,20 @@ impl RenderedNodeFiles {
     pub fn write(&self) -> Result<(), AgentError> {
         Ok(berth_node::files::write_all(&self.files)?)
     }
+
+    /// Every file as `==> PATH <==` and its contents, passwords shown as `<redacted>` in
+    /// the files that hold them (what a dry run prints).
+    pub fn preview(&self) -> String {
+        let mut out = String::new();
+        for f in &self.files {
+            let text = match f.secret {
+                true => registries::redact(&f.contents, &self.plan),
+                false => f.contents.clone(),
+            };
+            out.push_str(&format!("==> {} <==\n{text}", f.path.display()));
+        }
+        out
+    }
 }
 
 /// berth-node's view of the edge registry: its CAs as one PEM bundle.

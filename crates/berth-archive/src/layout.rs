@@ -3,9 +3,8 @@
 //! renamed into place only after their digest was verified; `index.json` is replaced
 //! atomically the same way.
 
-use std::collections::HashMap;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex, OnceLock};
+use std::sync::Arc;
 
 use async_trait::async_trait;
 use berth_oci::{ByteStream, Manifest, VerifyingStream, digest_of, media_type_from_json};
@@ -31,15 +30,7 @@ pub struct OciLayout {
 
 /// One lock per layout directory for `index.json` updates within this process.
 fn index_lock(dir: &Path) -> Arc<tokio::sync::Mutex<()>> {
-    static LOCKS: OnceLock<Mutex<HashMap<PathBuf, Arc<tokio::sync::Mutex<()>>>>> = OnceLock::new();
-    let key = dir.canonicalize().unwrap_or_else(|_| dir.to_path_buf());
-    LOCKS
-        .get_or_init(Default::default)
-        .lock()
-        .expect("lock")
-        .entry(key)
-        .or_default()
-        .clone()
+    crate::writer::path_lock(dir.canonicalize().unwrap_or_else(|_| dir.to_path_buf()))
 }
 
 impl OciLayout {
@@ -155,18 +146,7 @@ impl OciLayout {
                 .await
                 .map_err(|e| self.io(&what, e))?;
             while let Some(chunk) = stream.next().await {
-                let chunk = chunk.map_err(|e| match berth_oci::VerifyError::from_io(&e) {
-                    Some(v) => TransferError::Verify {
-                        source_name: "stream".into(),
-                        digest: digest.clone(),
-                        error: v.clone(),
-                    },
-                    None => TransferError::SourceRead {
-                        source_name: "stream".into(),
-                        digest: digest.clone(),
-                        detail: e.to_string(),
-                    },
-                })?;
+                let chunk = chunk.map_err(|e| TransferError::stream("stream", digest, &e))?;
                 f.write_all(&chunk).await.map_err(|e| self.io(&what, e))?;
             }
             f.flush().await.map_err(|e| self.io(&what, e))?;

@@ -68,6 +68,28 @@ fn names(raw: &[String], origin: &str, problems: &mut Vec<String>) -> Vec<String
     out
 }
 
+/// Adds the image `reference` of `source` under the names of `raw` that are image
+/// references; an image with none is left out (each bad name is a problem).
+fn add(
+    images: &mut Vec<Preloaded>,
+    problems: &mut Vec<String>,
+    source: &Arc<dyn Source>,
+    origin: String,
+    raw: &[String],
+    reference: String,
+) {
+    let names = names(raw, &origin, problems);
+    if !names.is_empty() {
+        let source = source.clone();
+        images.push(Preloaded {
+            origin,
+            names,
+            source,
+            reference,
+        });
+    }
+}
+
 /// Lists the images of every layout and archive directly in `dir` (sorted by file name;
 /// hidden entries are skipped). Archives are indexed here (a compressed one is
 /// decompressed once into an unlinked temporary file).
@@ -134,16 +156,14 @@ fn layout(dir: &Path, images: &mut Vec<Preloaded>, problems: &mut Vec<String>) {
             continue;
         };
         let origin = format!("oci:{}:{r}", dir.display());
-        let n = names(&[r.to_string()], &origin, problems);
-        if n.is_empty() {
-            continue;
-        }
-        images.push(Preloaded {
+        add(
+            images,
+            problems,
+            &layout,
             origin,
-            names: n,
-            source: layout.clone(),
-            reference: r.to_string(),
-        });
+            &[r.to_string()],
+            r.to_string(),
+        );
     }
 }
 
@@ -151,23 +171,15 @@ async fn archive(path: &Path, images: &mut Vec<Preloaded>, problems: &mut Vec<St
     let oci_err = match OciArchive::open(path, None) {
         Ok(a) => match a.ref_names().await {
             Ok(refs) => {
-                let a = Arc::new(a);
+                let a: Arc<dyn Source> = Arc::new(a);
                 for (i, r) in refs.iter().enumerate() {
-                    let origin = format!("oci-archive:{}:{r}", path.display());
                     if r == "(unnamed)" {
                         problems.push(format!("oci-archive: index.json entry {i} has no {REF_NAME}; it is not imported"));
                         continue;
                     }
-                    let n = names(std::slice::from_ref(r), &origin, problems);
-                    if n.is_empty() {
-                        continue;
-                    }
-                    images.push(Preloaded {
-                        origin: origin.clone(),
-                        names: n,
-                        source: a.clone(),
-                        reference: r.clone(),
-                    });
+                    let origin = format!("oci-archive:{}:{r}", path.display());
+                    let raw = std::slice::from_ref(r);
+                    add(images, problems, &a, origin, raw, r.clone());
                 }
                 return;
             }
@@ -178,25 +190,16 @@ async fn archive(path: &Path, images: &mut Vec<Preloaded>, problems: &mut Vec<St
     let docker_err = match DockerArchive::open(path, None) {
         Ok(a) => match a.repo_tags().await {
             Ok(tags) => {
-                let a = Arc::new(a);
+                let a: Arc<dyn Source> = Arc::new(a);
                 for (i, t) in tags.iter().enumerate() {
-                    let origin = format!("docker-archive:{}:@{i}", path.display());
                     if t.is_empty() {
                         problems.push(format!(
                             "docker-archive: image @{i} has no RepoTags; it is not imported"
                         ));
                         continue;
                     }
-                    let n = names(t, &origin, problems);
-                    if n.is_empty() {
-                        continue;
-                    }
-                    images.push(Preloaded {
-                        origin: origin.clone(),
-                        names: n,
-                        source: a.clone(),
-                        reference: format!("@{i}"),
-                    });
+                    let origin = format!("docker-archive:{}:@{i}", path.display());
+                    add(images, problems, &a, origin, t, format!("@{i}"));
                 }
                 return;
             }

@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, OnceLock};
 
 use berth_ends::TransferError;
-use berth_oci::{ByteStream, VerifyError};
+use berth_oci::ByteStream;
 use berth_reference::Digest;
 use futures_util::StreamExt;
 use tokio::io::AsyncWriteExt;
@@ -19,8 +19,12 @@ use crate::tarindex::{RangeReader, TarIndex};
 /// One lock per target file, so that writers of the same archive in this process take
 /// turns (each re-reads the archive under the lock and keeps the others' images).
 pub(crate) fn target_lock(path: &Path) -> Arc<tokio::sync::Mutex<()>> {
+    path_lock(std::path::absolute(path).unwrap_or_else(|_| path.to_path_buf()))
+}
+
+/// One lock per path (an archive file, a layout directory) within this process.
+pub(crate) fn path_lock(key: PathBuf) -> Arc<tokio::sync::Mutex<()>> {
     static LOCKS: OnceLock<Mutex<HashMap<PathBuf, Arc<tokio::sync::Mutex<()>>>>> = OnceLock::new();
-    let key = std::path::absolute(path).unwrap_or_else(|_| path.to_path_buf());
     LOCKS
         .get_or_init(Default::default)
         .lock()
@@ -100,18 +104,7 @@ impl Stage {
                 .map_err(|e| ArchiveError::io(&self.name, &what, e))?;
             let mut size = 0u64;
             while let Some(chunk) = stream.next().await {
-                let chunk = chunk.map_err(|e| match VerifyError::from_io(&e) {
-                    Some(v) => TransferError::Verify {
-                        source_name: "stream".into(),
-                        digest: digest.clone(),
-                        error: v.clone(),
-                    },
-                    None => TransferError::SourceRead {
-                        source_name: "stream".into(),
-                        digest: digest.clone(),
-                        detail: e.to_string(),
-                    },
-                })?;
+                let chunk = chunk.map_err(|e| TransferError::stream("stream", digest, &e))?;
                 size += chunk.len() as u64;
                 f.write_all(&chunk)
                     .await

@@ -47,6 +47,18 @@ pub fn write(path: impl AsRef<Path>, bytes: &[u8]) -> Result<(), Error> {
     Options::new().write(path, bytes)
 }
 
+/// Replaces the file at `path` atomically, keeping its permission bits (a new file gets
+/// the defaults of [`Options`]).
+pub fn replace(path: impl AsRef<Path>, bytes: &[u8]) -> Result<(), Error> {
+    use std::os::unix::fs::PermissionsExt;
+    let path = path.as_ref();
+    let opts = match std::fs::metadata(path) {
+        Ok(meta) => Options::new().mode(meta.permissions().mode() & 0o7777),
+        Err(_) => Options::new(),
+    };
+    opts.write(path, bytes)
+}
+
 /// How to write: the file's mode and where the temporary file goes.
 #[derive(Debug, Clone, Default)]
 pub struct Options {

@@ -50,6 +50,6 @@ pub use build::{BuildOptions, BuildReport, ProfileFile, build, parse_platform};
 pub use error::BundleError;
 pub use extract::{Extracted, extract, push};
 pub use manifest::{BundleManifest, Content, ImageEntry, ProfileEntry};
-pub use profiles::profile_files;
+pub use profiles::{profile_files, read_profile_files};
 pub use read::{BlobSink, Contents, Head, blob_entry, head, scan};
-pub use serve::{BundleContent, ServeOptions, listen, router, serve, stop_signal};
+pub use serve::{BundleContent, ServeOptions, listen, router, serve};

@@ -1,9 +1,23 @@
 //! Profile files as bundle entries.
 
 use std::collections::BTreeSet;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
-use crate::ProfileFile;
+use crate::{BundleError, ProfileFile};
+
+/// [`profile_files`] of the files at `paths`, read now, with their profiles' `names`.
+pub fn read_profile_files(
+    paths: &[PathBuf],
+    names: impl IntoIterator<Item = String>,
+) -> Result<Vec<ProfileFile>, BundleError> {
+    let mut files = Vec::new();
+    for (path, name) in paths.iter().zip(names) {
+        let bytes = std::fs::read(path)
+            .map_err(|e| BundleError::io(&path.display().to_string(), "cannot read", e))?;
+        files.push((path.as_path(), name, bytes));
+    }
+    Ok(profile_files(files))
+}
 
 /// Bundle entries for profile files, in order: `(path, profile name, bytes)`. Each is stored
 /// under its file name made safe (letters, digits, `.`, `-`, `_`; no leading `.`), or

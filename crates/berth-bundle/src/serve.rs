@@ -177,6 +177,26 @@ impl berth_registry::ReadOnlyContent for BundleContent {
     }
 }
 
+impl ServeOptions {
+    /// Images named as `rewriter` names them (with the edge registry in front, as the agent
+    /// computes them: `<project>/<registry>/<path>`).
+    pub fn rewriting(rewriter: berth_rewrite::Rewriter) -> ServeOptions {
+        ServeOptions {
+            name: Box::new(move |r: &Reference| rewriter.rewrite(r).map_err(|e| e.to_string())),
+        }
+    }
+
+    /// `(source, repository)` of each image of `bundle` that these options name.
+    pub fn served(&self, bundle: &Extracted) -> Vec<(String, String)> {
+        let images = &bundle.contents.head.manifest.images;
+        let name = |source: &str| (self.name)(&Reference::parse(source).ok()?).ok();
+        let named = images.iter().filter_map(|i| Some((i, name(&i.source)?)));
+        named
+            .map(|(i, t)| (i.source.clone(), t.path().to_string()))
+            .collect()
+    }
+}
+
 /// The read-only registry API over `bundle`, as a router (to serve it with TLS, hand it to
 /// a TLS-capable server such as `berth_registry::serve_app`).
 pub fn router(bundle: Arc<Extracted>, opts: ServeOptions) -> Result<axum::Router, BundleError> {
@@ -187,18 +207,18 @@ pub fn router(bundle: Arc<Extracted>, opts: ServeOptions) -> Result<axum::Router
     )))
 }
 
-/// Serves `bundle` over plain HTTP on `listener` until `shutdown` completes.
+/// Serves `bundle` on `listener` (over TLS with `tls`) until `shutdown` completes, with the
+/// connection handling of `berth serve`.
 pub async fn serve(
     bundle: Arc<Extracted>,
     listener: tokio::net::TcpListener,
     opts: ServeOptions,
+    tls: Option<Arc<berth_registry::tls::ServerConfig>>,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), BundleError> {
     let app = router(bundle, opts)?;
-    axum::serve(listener, app)
-        .with_graceful_shutdown(shutdown)
-        .await
-        .map_err(|e| BundleError::io("serve", "serving", e))
+    berth_registry::serve_app(listener, tls, app, shutdown).await;
+    Ok(())
 }
 
 /// Binds `addr` for [`serve`].
@@ -206,21 +226,4 @@ pub async fn listen(addr: std::net::SocketAddr) -> Result<tokio::net::TcpListene
     tokio::net::TcpListener::bind(addr)
         .await
         .map_err(|e| BundleError::io("serve", format!("cannot listen on {addr}"), e))
-}
-
-/// Completes on Ctrl-C or SIGTERM (a graceful end of [`serve`], which removes the extracted
-/// bundle).
-pub async fn stop_signal() {
-    #[cfg(unix)]
-    {
-        use tokio::signal::unix::{SignalKind, signal};
-        if let Ok(mut term) = signal(SignalKind::terminate()) {
-            tokio::select! {
-                _ = tokio::signal::ctrl_c() => {}
-                _ = term.recv() => {}
-            }
-            return;
-        }
-    }
-    let _ = tokio::signal::ctrl_c().await;
 }

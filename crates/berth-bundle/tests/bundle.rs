@@ -714,7 +714,7 @@ fn serve_answers_skopeo_with_every_digest_and_ranges() {
             .map_err(|e| e.to_string())
         }),
     };
-    let server = rt.spawn(berth_bundle::serve(ex, listener, opts, async {
+    let server = rt.spawn(berth_bundle::serve(ex, listener, opts, None, async {
         let _ = rx.await;
     }));
     let sk = SkopeoOpts::insecure();

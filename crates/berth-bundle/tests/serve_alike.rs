@@ -111,7 +111,7 @@ fn setup() -> Setup {
         let addr = listener.local_addr().unwrap();
         let (tx, rx) = tokio::sync::oneshot::channel::<()>();
         stop.push(tx);
-        rt.spawn(berth_bundle::serve(ex, listener, opts(), async {
+        rt.spawn(berth_bundle::serve(ex, listener, opts(), None, async {
             let _ = rx.await;
         }));
         addr

@@ -111,10 +111,8 @@ pub fn run(cmd: AgentCommand) -> Result<ExitCode> {
 impl AgentPlanArgs {
     fn plan(&self) -> Result<AgentPlan> {
         let edge = self.edge.access(&self.edge_tls, &self.edge_creds)?;
-        let (profiles, ud) = (
-            inputs::profiles(&self.profiles)?,
-            inputs::user_data(&self.user_data)?,
-        );
+        let profiles = inputs::profiles(&self.profiles)?;
+        let ud = inputs::user_data(&self.user_data)?;
         inputs::refuse_empty(&ud, "agent")?;
         Ok(AgentPlan::new(&profiles, ud, edge)?)
     }
@@ -122,25 +120,19 @@ impl AgentPlanArgs {
 
 impl ContainerdArgs {
     fn options(&self) -> Result<ContainerdOptions> {
-        let (socket, ns, snapshotter) =
-            (&self.containerd_socket, &self.namespace, &self.snapshotter);
-        let o = berth_agent::containerd_options(
-            socket.clone(),
-            ns,
-            snapshotter,
-            self.platform.as_deref(),
-        );
+        let (socket, ns, snap) = (&self.containerd_socket, &self.namespace, &self.snapshotter);
+        let platform = self.platform.as_deref();
+        let o = berth_agent::containerd_options(socket.clone(), ns, snap, platform);
         o.context("--platform")
     }
 }
 
 fn apply(a: ApplyArgs) -> Result<ExitCode> {
     let plan = a.plan.plan()?;
-    let (hosts_dir, k3s_registries) = (a.hosts_dir.clone(), a.k3s_registries.clone());
     let which = NodeFiles {
-        hosts_dir,
+        hosts_dir: a.hosts_dir.clone(),
         hosts_credentials: a.hosts_credentials,
-        k3s_registries,
+        k3s_registries: a.k3s_registries.clone(),
         ..NodeFiles::default()
     };
     if which.any() {
@@ -156,9 +148,8 @@ fn apply(a: ApplyArgs) -> Result<ExitCode> {
     let preload = a
         .preload_dir
         .as_deref()
-        .map(|d| rt.block_on(berth_agent::preload(d)))
-        .transpose()?;
-    let work = Work::new(&plan, preload);
+        .map(|d| rt.block_on(berth_agent::preload(d)));
+    let work = Work::new(&plan, preload.transpose()?);
     let progress = Progress::new(a.output, work.len(), "imported", true);
     let out = rt.block_on(agent.apply(&plan, work, usize::from(a.jobs), Some(progress.sink())))?;
     progress.finish();
@@ -171,20 +162,14 @@ fn apply(a: ApplyArgs) -> Result<ExitCode> {
     };
     let rows = out.images.iter().map(row).collect();
     show(a.output, &out, &["STATUS", "IMAGE", "DIGEST", "FROM"], rows)?;
-    for i in out
-        .images
-        .iter()
-        .filter(|i| a.output == Output::Table && i.status == Outcome::Failed)
-    {
+    let failed = out.images.iter().filter(|i| i.status == Outcome::Failed);
+    for i in failed.filter(|_| a.output == Output::Table) {
         let what = if i.name.is_empty() { &i.from } else { &i.name };
         eprintln!("error: {what}: {}", i.error.as_deref().unwrap_or_default());
     }
     let cd = agent.containerd();
-    eprintln!(
-        "containerd {} namespace {}: {out}",
-        cd.socket().display(),
-        cd.namespace()
-    );
+    let (socket, ns) = (cd.socket().display(), cd.namespace());
+    eprintln!("containerd {socket} namespace {ns}: {out}");
     Ok(exit_status(out.failed > 0))
 }
 
@@ -206,10 +191,7 @@ fn status(a: StatusArgs) -> Result<ExitCode> {
     let json = std::collections::BTreeMap::from([("images", &rows)]);
     show(a.output, &json, &headers, rows.iter().map(row).collect())?;
     let (cd, n) = (agent.containerd(), rows.len());
-    let (socket, ns) = (cd.socket().display(), cd.namespace());
-    eprintln!(
-        "{} of {n} image(s) in containerd {socket} namespace {ns}",
-        n - missing
-    );
+    let (socket, ns, present) = (cd.socket().display(), cd.namespace(), n - missing);
+    eprintln!("{present} of {n} image(s) in containerd {socket} namespace {ns}");
     Ok(exit_status(missing > 0))
 }

@@ -8,7 +8,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
 
-use anyhow::{Context, Result};
+use anyhow::Result;
 use berth_bundle::sign::{self, PublicKey};
 use berth_bundle::{BuildOptions, BundleManifest, Extracted, ServeOptions};
 use berth_client::RegistryConfigs;
@@ -184,20 +184,14 @@ pub fn run(cmd: BundleCommand) -> Result<ExitCode> {
 
 impl BundleIn {
     fn key(&self) -> Result<Option<PublicKey>> {
-        Ok(self
-            .public_key
-            .as_deref()
-            .map(sign::read_public_key)
-            .transpose()?)
+        let key = self.public_key.as_deref().map(sign::read_public_key);
+        Ok(key.transpose()?)
     }
 
     /// The bundle extracted (verified) into a temporary directory.
     fn open(&self, tmp_dir: Option<&std::path::Path>) -> Result<Extracted> {
-        Ok(Extracted::open(
-            &self.bundle,
-            self.key()?.as_ref(),
-            tmp_dir,
-        )?)
+        let key = self.key()?;
+        Ok(Extracted::open(&self.bundle, key.as_ref(), tmp_dir)?)
     }
 }
 
@@ -205,29 +199,18 @@ fn build(args: BuildArgs) -> Result<ExitCode> {
     let profiles = inputs::profiles(&args.profiles)?;
     let extraction = berth_profile::extract_images(&profiles)?;
     let images: Vec<Reference> = extraction.images.iter().map(|i| i.source.clone()).collect();
-    let mut files = Vec::new();
-    for (path, profile) in args.profiles.iter().zip(&profiles) {
-        let bytes =
-            std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?;
-        files.push((path.as_path(), profile.name.clone(), bytes));
-    }
+    let names = profiles.iter().map(|p| p.name.clone());
     let hosts = images.iter().map(|r| r.domain().to_string()).collect();
+    let key = args.signing_key.as_deref().map(sign::read_signing_key);
+    let sources = args.source.configs(&hosts)?;
     let mut opts = BuildOptions {
-        profiles: berth_bundle::profile_files(files),
+        profiles: berth_bundle::read_profile_files(&args.profiles, names)?,
         platforms: args.platforms.clone(),
         split_size: args.split_size,
         level: args.level,
         existing: args.existing.clone(),
-        signing_key: args
-            .signing_key
-            .as_deref()
-            .map(sign::read_signing_key)
-            .transpose()?,
-        copy: copy_options(
-            args.jobs,
-            args.source.configs(&hosts)?,
-            RegistryConfigs::new(),
-        ),
+        signing_key: key.transpose()?,
+        copy: copy_options(args.jobs, sources, RegistryConfigs::new()),
         images,
         ..BuildOptions::default()
     };
@@ -249,12 +232,8 @@ const IMAGE_HEADERS: &[&str] = &["SOURCE", "DIGEST", "MEDIA TYPE", "SIZE"];
 
 fn image_rows(m: &BundleManifest) -> Vec<Vec<String>> {
     let row = |i: &berth_bundle::ImageEntry| {
-        vec![
-            i.source.clone(),
-            i.digest.clone(),
-            i.media_type.clone(),
-            i.size.to_string(),
-        ]
+        let (s, d, t) = (i.source.clone(), i.digest.clone(), i.media_type.clone());
+        vec![s, d, t, i.size.to_string()]
     };
     m.images.iter().map(row).collect()
 }
@@ -282,12 +261,8 @@ fn push(args: PushArgs) -> Result<ExitCode> {
     let mut options = copy_options(args.jobs, RegistryConfigs::new(), destination_registries);
     options.keep_going = args.keep_going;
     let target = |r: &Reference| rewriter.rewrite(r).map_err(|e| e.to_string());
-    let progress = Progress::new(
-        args.output,
-        bundle.contents.head.manifest.images.len(),
-        "copied",
-        false,
-    );
+    let n = bundle.contents.head.manifest.images.len();
+    let progress = Progress::new(args.output, n, "copied", false);
     let sink = Some(progress.sink());
     let (report, unmoved) =
         runtime()?.block_on(berth_bundle::push(&bundle, &target, options, sink))?;
@@ -307,57 +282,28 @@ fn serve(args: ServeArgs) -> Result<ExitCode> {
         _ => None,
     };
     let scheme = if tls.is_some() { "https" } else { "http" };
-    let ud = args
-        .user_data
-        .as_deref()
-        .map(inputs::user_data)
-        .transpose()?;
+    let ud = args.user_data.as_deref().map(inputs::user_data);
     // Only the path matters: the host is whatever clients use to reach this server.
     let local = LocalRegistry::new("localhost", Some(&args.edge_project))?;
-    let rewriter = Rewriter::new(ud.as_ref(), Some(local));
+    let opts = ServeOptions::rewriting(Rewriter::new(ud.transpose()?.as_ref(), Some(local)));
     let bundle = Arc::new(args.input.open(args.tmp_dir.as_deref())?);
     let rt = runtime()?;
     let listener = rt.block_on(berth_bundle::listen(args.listen))?;
-    for img in &bundle.contents.head.manifest.images {
-        if let Ok(r) = Reference::parse(&img.source)
-            && let Ok(t) = rewriter.rewrite(&r)
-        {
-            let repository = t
-                .name()
-                .split_once('/')
-                .map_or(String::new(), |x| x.1.to_string());
-            eprintln!("serving {} as {}/{repository}", img.source, args.listen);
-        }
+    for (source, repository) in opts.served(&bundle) {
+        eprintln!("serving {source} as {}/{repository}", args.listen);
     }
-    eprintln!(
-        "berth bundle serve: {scheme}://{}/v2/ (read-only; Ctrl-C stops)",
-        args.listen
-    );
-    let opts = ServeOptions {
-        name: Box::new(move |r: &Reference| rewriter.rewrite(r).map_err(|e| e.to_string())),
-    };
-    let app = berth_bundle::router(bundle, opts)?;
-    rt.block_on(berth_registry::serve_app(
-        listener,
-        tls,
-        app,
-        berth_bundle::stop_signal(),
-    ));
+    let (listen, stop) = (args.listen, berth_registry::shutdown_signal());
+    eprintln!("berth bundle serve: {scheme}://{listen}/v2/ (read-only; Ctrl-C stops)");
+    rt.block_on(berth_bundle::serve(bundle, listener, opts, tls, stop))?;
     Ok(ExitCode::SUCCESS)
 }
 
 fn extract(args: ExtractArgs) -> Result<ExitCode> {
     let c = berth_bundle::extract(&args.input.bundle, &args.to, args.input.key()?.as_ref())?;
-    let verified = if c.signature_verified {
-        " (signature verified)"
-    } else {
-        ""
-    };
-    eprintln!(
-        "extracted {} image(s), {} blob(s) into the OCI layout {}{verified}",
-        c.head.manifest.images.len(),
-        c.head.manifest.blobs.len(),
-        args.to.display(),
-    );
+    let verified = c.signature_verified.then_some(" (signature verified)");
+    let verified = verified.unwrap_or_default();
+    let (m, to) = (&c.head.manifest, args.to.display());
+    let (images, blobs) = (m.images.len(), m.blobs.len());
+    eprintln!("extracted {images} image(s), {blobs} blob(s) into the OCI layout {to}{verified}");
     Ok(ExitCode::SUCCESS)
 }

@@ -44,11 +44,9 @@ pub fn run(args: CredentialProviderArgs) -> Result<ExitCode> {
     if let Some(ProviderCommand::Config(c)) = args.command {
         let ud = inputs::user_data(&c.user_data)?;
         let path = std::path::absolute(&c.user_data).unwrap_or(c.user_data.clone());
-        let path = path.display().to_string();
-        print!(
-            "{}",
-            credential_provider::provider_config(&ud, &path, &c.cache_duration)?
-        );
+        let (path, cache) = (path.display().to_string(), &c.cache_duration);
+        let config = credential_provider::provider_config(&ud, &path, cache)?;
+        print!("{config}");
         return Ok(ExitCode::SUCCESS);
     }
     let Some(path) = args.user_data else {

@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result, anyhow, bail};
 use berth_client::{RegistryConfigs, read_cas};
-use berth_plan::{EdgeAccess, EdgeRegistry, Login, RegistrySettings};
+use berth_plan::{EdgeAccess, EdgeRegistry, Login};
 use berth_profile::Profile;
 use berth_rewrite::Rewriter;
 use berth_userdata::UserData;
@@ -71,13 +71,11 @@ pub struct EdgeCreds {
 impl EdgeTarget {
     /// The parsed address, if given.
     pub fn parse(&self) -> Result<Option<EdgeRegistry>> {
-        self.edge_registry
-            .as_deref()
-            .map(|u| {
-                EdgeRegistry::parse(u, self.edge_project.as_deref())
-                    .map_err(|e| anyhow!("--edge-registry: {e}"))
-            })
-            .transpose()
+        let Some(url) = &self.edge_registry else {
+            return Ok(None);
+        };
+        let r = EdgeRegistry::parse(url, self.edge_project.as_deref());
+        Ok(Some(r.map_err(|e| anyhow!("--edge-registry: {e}"))?))
     }
 
     /// The address with its TLS settings and login, if given.
@@ -85,12 +83,8 @@ impl EdgeTarget {
         let Some(registry) = self.parse()? else {
             return Ok(None);
         };
-        let ca_pems = tls
-            .edge_ca
-            .as_deref()
-            .map(read_cas)
-            .transpose()
-            .context("--edge-ca")?;
+        let ca_pems = tls.edge_ca.as_deref().map(read_cas).transpose();
+        let ca_pems = ca_pems.context("--edge-ca")?.unwrap_or_default();
         let mut login = None;
         for c in &creds.edge_creds {
             let (scope, c) = berth_client::parse_scoped_creds(c).context("--edge-creds")?;
@@ -101,7 +95,7 @@ impl EdgeTarget {
         Ok(Some(EdgeAccess {
             insecure: tls.edge_insecure || tls.dest_tls_verify == Some(false),
             registry,
-            ca_pems: ca_pems.unwrap_or_default(),
+            ca_pems,
             login,
         }))
     }
@@ -118,17 +112,10 @@ pub fn user_data(path: &Path) -> Result<UserData> {
 
 /// User data that `command` cannot work with: no registry setting comes out of it.
 pub fn refuse_empty(ud: &UserData, command: &str) -> Result<()> {
-    if ud.is_empty() {
-        bail!("berth {command}: {}", empty_user_data(ud));
+    match ud.why_empty() {
+        Some(why) => bail!("berth {command}: {why}"),
+        None => Ok(()),
     }
-    Ok(())
-}
-
-fn empty_user_data(ud: &UserData) -> String {
-    format!(
-        "{}: no registry settings: it has neither `stylus.registryCredentials` nor `stylus.externalRegistries` (with a registry or a mapping rule), so nothing is redirected and no credentials apply; see docs/user-data.md",
-        ud.file
-    )
 }
 
 pub fn profiles(paths: &[PathBuf]) -> Result<Vec<Profile>> {
@@ -141,9 +128,9 @@ pub fn rewriter(args: &RedirectArgs, example: bool) -> Result<Rewriter> {
     let ud = match (&args.user_data, example) {
         (Some(p), _) => {
             let ud = user_data(p)?;
-            if ud.is_empty() {
-                eprintln!("warning: {}", empty_user_data(&ud));
-            }
+            ud.why_empty()
+                .iter()
+                .for_each(|w| eprintln!("warning: {w}"));
             Some(ud)
         }
         (None, true) => Some(UserData::parse(EXAMPLE_USER_DATA, "<example user data>")?),
@@ -175,17 +162,7 @@ impl RedirectArgs {
         }
         let edge = self.edge.access(tls, creds)?;
         let local = edge.as_ref().map(|e| e.registry.local().clone());
-        let settings = RegistrySettings::new(ud.as_ref(), edge.as_ref());
+        let settings = berth_plan::registry_settings(ud.as_ref(), edge.as_ref());
         Ok((Rewriter::new(ud.as_ref(), local), (&settings).into()))
     }
-}
-
-/// Writes `text` to `path` atomically (berth-atomic), keeping the file's permissions.
-pub fn write_atomic(path: &Path, text: &str) -> Result<()> {
-    use std::os::unix::fs::PermissionsExt;
-    let mut opts = berth_atomic::Options::new();
-    if let Ok(meta) = std::fs::metadata(path) {
-        opts = opts.mode(meta.permissions().mode() & 0o7777);
-    }
-    Ok(opts.write(path, text.as_bytes())?)
 }

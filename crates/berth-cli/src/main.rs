@@ -144,9 +144,7 @@ enum Output {
 
 /// The async runtime the library crates run on.
 fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build();
+    let rt = tokio::runtime::Runtime::new();
     anyhow::Context::context(rt, "cannot start the async runtime")
 }
 
@@ -157,10 +155,10 @@ fn exit_status(failed: bool) -> ExitCode {
 
 /// The serde name of a unit enum value (`"provider"`).
 fn json_word<T: serde::Serialize>(v: &T) -> String {
-    serde_json::to_value(v)
-        .ok()
-        .and_then(|v| v.as_str().map(str::to_string))
-        .unwrap_or_default()
+    match serde_json::to_value(v) {
+        Ok(serde_json::Value::String(s)) => s,
+        _ => String::new(),
+    }
 }
 
 /// Prints `value` as pretty JSON on stdout.
@@ -178,15 +176,12 @@ fn show<T: serde::Serialize>(
 ) -> anyhow::Result<()> {
     match output {
         Output::Json => print_json(json),
-        Output::Table => {
-            print_table(headers, &rows);
-            Ok(())
-        }
+        Output::Table => print_table(headers, &rows),
     }
 }
 
 /// Columns padded to their widest cell; the last one unpadded.
-fn print_table(headers: &[&str], rows: &[Vec<String>]) {
+fn print_table(headers: &[&str], rows: &[Vec<String>]) -> anyhow::Result<()> {
     let mut widths: Vec<usize> = headers.iter().map(|h| h.len()).collect();
     for r in rows {
         for (w, c) in widths.iter_mut().zip(r) {
@@ -202,6 +197,7 @@ fn print_table(headers: &[&str], rows: &[Vec<String>]) {
             .collect();
         println!("{}", cells.join("  ").trim_end());
     }
+    Ok(())
 }
 
 fn main() -> ExitCode {
@@ -231,7 +227,7 @@ fn main() -> ExitCode {
                 Some(b) if b.is_damage() => eprintln!("berth: bundle refused: {b}"),
                 Some(b @ berth_bundle::BundleError::Image { .. }) => eprintln!("berth: error: {b}"),
                 _ => {
-                    eprintln!("berth: error: {e:#}");
+                    eprintln!("berth: error: {}", berth_oci::error_chain(e.as_ref()));
                     return ExitCode::from(EXIT_BAD_INPUT);
                 }
             }

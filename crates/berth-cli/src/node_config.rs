@@ -5,7 +5,6 @@ use std::process::ExitCode;
 
 use anyhow::Result;
 use berth_agent::NodeFiles;
-use berth_node::registries::redact;
 use clap::Args;
 
 use crate::inputs;
@@ -59,21 +58,13 @@ pub fn run(a: NodeConfigArgs) -> Result<ExitCode> {
         fallback_upstream: a.fallback_upstream,
     };
     let r = berth_agent::node_files(&ud, edge.as_ref(), &images, &which)?;
-    if !a.dry_run {
+    if a.dry_run {
+        print!("{}", r.preview());
+    } else {
         r.write()?;
-    }
-    for f in &r.files {
-        if !a.dry_run {
-            println!("wrote {}", f.path.display());
-        } else if f.secret {
-            print!(
-                "==> {} <==\n{}",
-                f.path.display(),
-                redact(&f.contents, &r.plan)
-            );
-        } else {
-            print!("==> {} <==\n{}", f.path.display(), f.contents);
-        }
+        r.files
+            .iter()
+            .for_each(|f| println!("wrote {}", f.path.display()));
     }
     r.notes
         .iter()

@@ -1,6 +1,7 @@
 //! `berth images`, `berth rewrite`, `berth lint`: the plan (berth-plan) and the profile
 //! checks (berth-profile), read from files and printed.
 
+use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::{Result, anyhow};
@@ -42,11 +43,13 @@ pub fn images(args: ImagesArgs) -> Result<ExitCode> {
 
 pub fn rewrite(args: RewriteArgs) -> Result<ExitCode> {
     let rewriter = inputs::rewriter(&args.redirect, false)?;
-    let targets = args
+    let target = |r: &String| rewriter.rewrite_str(r).map_err(|e| anyhow!("{e}"));
+    for t in args
         .references
         .iter()
-        .map(|r| rewriter.rewrite_str(r).map_err(|e| anyhow!("{e}")));
-    for t in targets.collect::<Result<Vec<_>>>()? {
+        .map(target)
+        .collect::<Result<Vec<_>>>()?
+    {
         println!("{t}");
     }
     Ok(ExitCode::SUCCESS)
@@ -59,25 +62,20 @@ pub fn lint(args: LintArgs) -> Result<ExitCode> {
     }
     if args.fix {
         // Check and fix every file before writing any, so a bad file leaves all untouched.
-        let mut fixed = Vec::new();
-        for (p, text) in &texts {
-            fixed.push(berth_profile::fix_always_pull_images(
-                text,
-                &p.display().to_string(),
-            )?);
-        }
+        let fix = |(p, t): &(PathBuf, String)| {
+            berth_profile::fix_always_pull_images(t, &p.display().to_string())
+        };
+        let fixed = texts.iter().map(fix).collect::<Result<Vec<_>, _>>()?;
         for ((p, text), fix) in texts.iter_mut().zip(fixed) {
             if fix.text != *text {
-                inputs::write_atomic(p, &fix.text)?;
+                berth_atomic::replace(p.as_path(), fix.text.as_bytes())?;
                 eprintln!("fixed {}: removed AlwaysPullImages", p.display());
                 *text = fix.text;
             }
         }
     }
-    let profiles: Vec<Profile> = texts
-        .iter()
-        .map(|(p, t)| Profile::parse(t, &p.display().to_string()))
-        .collect::<Result<_, _>>()?;
+    let parse = |(p, t): &(PathBuf, String)| Profile::parse(t, &p.display().to_string());
+    let profiles = texts.iter().map(parse).collect::<Result<Vec<_>, _>>()?;
     let findings = berth_profile::lint(&profiles)?;
     if args.output == Output::Json {
         #[derive(serde::Serialize)]
@@ -88,38 +86,21 @@ pub fn lint(args: LintArgs) -> Result<ExitCode> {
             findings: &findings,
         })?;
     } else {
-        for f in &findings {
-            println!("{}", finding_line(f));
-        }
-        let errors = findings
-            .iter()
-            .filter(|f| f.severity == Severity::Error)
-            .count();
-        let warnings = findings.len() - errors;
-        eprintln!(
-            "{} finding(s): {errors} error(s), {warnings} warning(s)",
-            findings.len()
-        );
+        findings.iter().for_each(|f| println!("{f}"));
+        let errors = findings.iter().filter(|f| f.severity == Severity::Error);
+        let (n, errors) = (findings.len(), errors.count());
+        let warnings = n - errors;
+        eprintln!("{n} finding(s): {errors} error(s), {warnings} warning(s)");
     }
     Ok(exit_for(&findings))
 }
 
 /// Exit 1 when a finding has severity `error`.
 pub fn exit_for(findings: &[Finding]) -> ExitCode {
-    exit_status(findings.iter().any(|f| f.severity == Severity::Error))
-}
-
-pub fn finding_line(f: &Finding) -> String {
-    let severity = json_word(&f.severity);
-    format!(
-        "{}: {severity} [{}] layer {}: {}: {}",
-        f.file, f.rule, f.layer, f.path, f.message
-    )
+    exit_status(Finding::any_error(findings))
 }
 
 /// Every finding on stderr, one per line.
 pub fn print_findings(findings: &[Finding]) {
-    for f in findings {
-        eprintln!("{}", finding_line(f));
-    }
+    findings.iter().for_each(|f| eprintln!("{f}"));
 }

@@ -4,16 +4,11 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
 
-use anyhow::{Result, bail};
+use anyhow::Result;
 use berth_registry::{Config, LogFormat, Server};
 use berth_store::{GcOptions, Store};
-use clap::{Args, ValueEnum};
-
-#[derive(ValueEnum, Clone, Copy)]
-pub enum LogFormatArg {
-    Text,
-    Json,
-}
+use clap::Args;
+use clap::builder::TypedValueParser;
 
 #[derive(Args)]
 pub struct ServeArgs {
@@ -52,40 +47,32 @@ pub struct ServeArgs {
     #[arg(long, conflicts_with_all = ["tls_cert", "tls_key"])]
     tls_self_signed: bool,
     /// Log format.
-    #[arg(long, value_enum)]
-    log_format: Option<LogFormatArg>,
+    #[arg(long, value_parser = log_format())]
+    log_format: Option<LogFormat>,
 }
 
-/// The settings: embedded defaults, then the file, then the flags.
-fn settings(args: &ServeArgs) -> Result<Config> {
-    let mut cfg = match &args.config {
-        Some(p) => Config::from_file(p)?,
-        None => Config::default(),
-    };
-    cfg.listen = args.listen.clone().unwrap_or(cfg.listen);
-    cfg.data = args.data.clone().unwrap_or(cfg.data);
-    cfg.proxy.user_data = args.user_data.clone().or(cfg.proxy.user_data);
-    if let Some(t) = &args.tag_recheck {
-        if berth_registry::parse_duration(t).is_none() {
-            bail!("--tag-recheck `{t}` is not a duration (30s, 5m, 1h or seconds)");
+impl ServeArgs {
+    /// What the flags set over the file.
+    fn overrides(self) -> berth_registry::Overrides {
+        berth_registry::Overrides {
+            listen: self.listen,
+            data: self.data,
+            user_data: self.user_data,
+            tag_recheck: self.tag_recheck,
+            htpasswd: self.htpasswd,
+            anonymous_pull: self.anonymous_pull,
+            tls_cert: self.tls_cert,
+            tls_key: self.tls_key,
+            tls_self_signed: self.tls_self_signed,
+            log_format: self.log_format,
         }
-        cfg.proxy.tag_recheck = Some(t.clone());
     }
-    cfg.auth.htpasswd = args.htpasswd.clone().or(cfg.auth.htpasswd);
-    cfg.auth.anonymous_pull |= args.anonymous_pull;
-    if args.tls_self_signed || args.tls_cert.is_some() {
-        cfg.tls.self_signed = args.tls_self_signed;
-        (cfg.tls.cert, cfg.tls.key) = (args.tls_cert.clone(), args.tls_key.clone());
-    }
-    cfg.log_format = match args.log_format {
-        Some(LogFormatArg::Text) => LogFormat::Text,
-        Some(LogFormatArg::Json) => LogFormat::Json,
-        None => cfg.log_format,
-    };
-    if cfg.auth.anonymous_pull && cfg.auth.htpasswd.is_none() {
-        bail!("anonymous_pull needs an htpasswd file (without one, everything is anonymous)");
-    }
-    Ok(cfg)
+}
+
+/// `text` or `json`.
+fn log_format() -> impl TypedValueParser<Value = LogFormat> {
+    let words = clap::builder::PossibleValuesParser::new(["text", "json"]);
+    words.map(|w| [LogFormat::Text, LogFormat::Json][usize::from(w == "json")])
 }
 
 fn init_logs(format: LogFormat) {
@@ -102,34 +89,15 @@ fn init_logs(format: LogFormat) {
 }
 
 pub fn serve(args: ServeArgs) -> Result<ExitCode> {
-    let cfg = settings(&args)?;
+    let file = args.config.clone();
+    let cfg = Config::load(file.as_deref(), args.overrides())?;
     init_logs(cfg.log_format);
     crate::runtime()?.block_on(async {
         let server = Server::bind(cfg).await?;
-        let scheme = if server.state().tls() {
-            "https"
-        } else {
-            "http"
-        };
-        println!("berth: serving {scheme}://{}", server.local_addr());
+        println!("berth: serving {}", server.url());
         anyhow::Ok(server.run(berth_registry::shutdown_signal()).await?)
     })?;
     Ok(ExitCode::SUCCESS)
-}
-
-/// `30s`, `15m`, `2h`, `1d` or plain seconds.
-fn parse_duration(s: &str) -> Result<Duration, String> {
-    berth_registry::parse_duration(s)
-        .ok_or_else(|| format!("`{s}` is not a duration: use e.g. 30s, 15m, 2h or 1d"))
-}
-
-/// An existing data directory (gc and fsck never create one).
-fn open_data(data: &std::path::Path) -> Result<Store> {
-    if !data.join("blobs").is_dir() {
-        let data = data.display();
-        bail!("`{data}` is not a berth data directory (no blobs/): give the registry's --data");
-    }
-    Ok(Store::open(data)?)
 }
 
 #[derive(Args)]
@@ -138,7 +106,7 @@ pub struct GcArgs {
     #[arg(long, value_name = "DIR", default_value = "berth-data")]
     data: PathBuf,
     /// Keep anything younger than this (pushes in progress), e.g. 30m, 2h.
-    #[arg(long, value_name = "DURATION", default_value = "1h", value_parser = parse_duration)]
+    #[arg(long, value_name = "DURATION", default_value = "1h", value_parser = berth_registry::parse_duration)]
     grace: Duration,
     /// Also remove manifests no tag reaches (directly, through an index, or as a referrer).
     #[arg(long)]
@@ -150,21 +118,12 @@ pub struct GcArgs {
 
 pub fn gc(a: GcArgs) -> Result<ExitCode> {
     let (grace, delete_untagged, dry_run) = (a.grace, a.delete_untagged, a.dry_run);
-    let r = open_data(&a.data)?.gc(&GcOptions {
+    let opts = GcOptions {
         grace,
         delete_untagged,
         dry_run,
-    })?;
-    let verb = if a.dry_run { "would remove" } else { "removed" };
-    println!(
-        "{verb} {} blobs ({} bytes), {} untagged manifests, {} layer links; kept {} blobs ({} younger than the grace period)",
-        r.blobs_removed,
-        r.bytes_removed,
-        r.manifests_removed,
-        r.layer_links_removed,
-        r.blobs_kept + r.blobs_young,
-        r.blobs_young
-    );
+    };
+    println!("{}", Store::open_existing(&a.data)?.gc(&opts)?);
     Ok(ExitCode::SUCCESS)
 }
 
@@ -176,13 +135,8 @@ pub struct FsckArgs {
 }
 
 pub fn fsck(args: FsckArgs) -> Result<ExitCode> {
-    let r = open_data(&args.data)?.fsck()?;
+    let r = Store::open_existing(&args.data)?.fsck()?;
     r.findings.iter().for_each(|f| println!("{f}"));
-    let (n, bytes) = (r.blobs_checked, r.bytes_checked);
-    let verdict = match r.findings.len() {
-        0 => "no damage".to_string(),
-        problems => format!("{problems} problems"),
-    };
-    println!("checked {n} blobs ({bytes} bytes): {verdict}");
+    println!("{r}");
     Ok(crate::exit_status(!r.is_clean()))
 }

@@ -5,11 +5,10 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::{Context, Result};
-use berth_client::loaders::AuthFileSources;
 use berth_client::{Access, AuthFiles, RegistryConfigs};
 use berth_plan::{Plan, PlanEntry};
 use berth_profile::Finding;
-use berth_transfer::{CopyOptions, Endpoint, ImageReport, Report, Side, VerifyResult};
+use berth_transfer::{CopyOptions, ImageReport, Report, Side, VerifyResult, VerifySummary};
 use clap::Args;
 
 use crate::inputs::{self, EdgeCreds, EdgeTls};
@@ -138,10 +137,7 @@ pub struct CopyArgs {
 impl SourceArgs {
     /// Registry settings for these source hosts.
     pub fn configs(&self, hosts: &BTreeSet<String>) -> Result<RegistryConfigs> {
-        let files = match &self.src_authfile {
-            Some(f) => AuthFiles::File(f.clone()),
-            None => AuthFiles::Usual(AuthFileSources::from_env()),
-        };
+        let files = AuthFiles::file_or_usual(self.src_authfile.clone());
         let (creds, dir) = (self.src_creds.clone(), self.src_cert_dir.clone());
         let access = Access::new(creds, files, dir, self.src_tls_verify);
         access.configs(hosts).context("source registries (--src-*)")
@@ -158,17 +154,8 @@ fn planned(args: &PlanArgs, command: Option<&str>) -> Result<(Plan, CopyOptions)
 }
 
 /// `jobs` parallel transfers with these settings of the two ends.
-pub fn copy_options(
-    jobs: u16,
-    sources: RegistryConfigs,
-    destinations: RegistryConfigs,
-) -> CopyOptions {
-    CopyOptions {
-        jobs: usize::from(jobs),
-        source_registries: sources,
-        destination_registries: destinations,
-        ..CopyOptions::default()
-    }
+pub fn copy_options(jobs: u16, sources: RegistryConfigs, dests: RegistryConfigs) -> CopyOptions {
+    CopyOptions::new(usize::from(jobs), sources, dests)
 }
 
 pub fn mirror(args: MirrorArgs) -> Result<ExitCode> {
@@ -182,16 +169,14 @@ pub fn mirror(args: MirrorArgs) -> Result<ExitCode> {
     }
     if args.dry_run {
         let pair = |e: &&PlanEntry| {
-            [
+            BTreeMap::from([
                 ("source", e.source.to_string()),
                 ("target", e.target.to_string()),
-            ]
+            ])
         };
-        let images: Vec<BTreeMap<_, _>> = moved.iter().map(|e| BTreeMap::from(pair(e))).collect();
-        let rows = images
-            .iter()
-            .map(|p| p.values().cloned().collect())
-            .collect();
+        let images: Vec<BTreeMap<_, _>> = moved.iter().map(pair).collect();
+        let rows = images.iter().map(|p| p.values().cloned().collect());
+        let rows = rows.collect();
         let json = BTreeMap::from([("images", &images)]);
         show(output, &json, &["SOURCE", "TARGET"], rows)?;
         eprintln!("dry run: {} image(s) would be copied", moved.len());
@@ -221,9 +206,10 @@ pub fn print_report(report: &Report, output: Output) -> Result<()> {
         report.images.iter().map(row).collect(),
     )?;
     for i in report.images.iter().filter(|_| output == Output::Table) {
-        if let Some(e) = &i.error {
-            eprintln!("error: {}: {e}", i.source);
-        }
+        let source = &i.source;
+        i.error
+            .iter()
+            .for_each(|e| eprintln!("error: {source}: {e}"));
     }
     eprintln!("{report}");
     Ok(())
@@ -236,111 +222,66 @@ pub fn verify(args: VerifyArgs) -> Result<ExitCode> {
     let (plan, options) = planned(&args.plan, None)?;
     let findings = plan.findings_with_lints(&inputs::profiles(&args.plan.profiles)?)?;
     let results = runtime()?.block_on(berth_transfer::verify_plan(&plan, &options, args.deep));
-    let missing = results.iter().filter(|r| !r.status.is_ok()).count();
-    let uncompared = results.iter().filter(|r| !r.compared).count();
     #[derive(serde::Serialize)]
     struct Out<'a> {
         images: &'a [VerifyResult],
         findings: &'a [Finding],
     }
     let row = |r: &VerifyResult| vec![json_word(&r.status), r.target.clone(), r.detail()];
-    let rows = results.iter().map(row).collect();
     let (images, output) = (&results, args.plan.output);
-    show(
-        output,
-        &Out {
-            images,
-            findings: &findings,
-        },
-        &["STATUS", "TARGET", "MISSING"],
-        rows,
-    )?;
+    let json = Out {
+        images,
+        findings: &findings,
+    };
+    let rows = results.iter().map(row).collect();
+    show(output, &json, &["STATUS", "TARGET", "MISSING"], rows)?;
     if output == Output::Table {
         print_findings(&findings);
     }
-    for r in results.iter().filter(|r| !r.compared) {
-        eprintln!(
-            "warning: {}: not compared with its source: {}",
-            r.target,
-            r.source_error
-                .as_deref()
-                .unwrap_or("the source could not be read")
-        );
+    let summary = VerifySummary {
+        results: &results,
+        deep: args.deep,
+    };
+    eprint!("{summary}");
+    if summary.missing() > 0 {
+        let cmd = args.plan.mirror_command();
+        eprintln!("to copy what is missing, run: {cmd}");
     }
-    if uncompared > 0 {
-        eprintln!(
-            "{uncompared} image(s) were not compared with their source, so a target holding another image passes unnoticed; for a plain-HTTP source give --src-tls-verify=false, for a private CA --src-cert-dir DIR, for credentials --src-creds or --src-authfile"
-        );
+    Ok(exit_status(summary.failed()))
+}
+
+impl PlanArgs {
+    /// `berth mirror` with these options (credentials by name only).
+    fn mirror_command(&self) -> String {
+        let (edge, tls) = (&self.redirect.edge, &self.edge_tls);
+        let mut cmd = vec!["berth mirror".to_string()];
+        let path = |flag: &str, p: &PathBuf| format!("--{flag} {}", p.display());
+        cmd.extend(self.profiles.iter().map(|p| path("profile", p)));
+        cmd.extend(self.redirect.user_data.iter().map(|u| path("user-data", u)));
+        let (url, project) = (&edge.edge_registry, &edge.edge_project);
+        cmd.extend(url.iter().map(|v| format!("--edge-registry {v}")));
+        cmd.extend(project.iter().map(|v| format!("--edge-project {v}")));
+        cmd.extend(self.source.repeated());
+        cmd.extend(tls.edge_ca.iter().map(|c| path("edge-ca", c)));
+        cmd.extend(tls.edge_insecure.then(|| "--edge-insecure".into()));
+        let creds = !self.edge_creds.edge_creds.is_empty();
+        cmd.extend(creds.then(|| "--edge-creds USER:PASS".into()));
+        cmd.join(" ")
     }
-    let (n, deep) = (
-        results.len(),
-        if args.deep { " (blobs checked)" } else { "" },
-    );
-    eprintln!(
-        "{} of {n} image(s) present at their targets{deep}",
-        n - missing
-    );
-    if missing > 0 {
-        let mut fixes: Vec<&str> = results.iter().filter_map(|r| r.status.fix()).collect();
-        fixes.sort_unstable();
-        fixes.dedup();
-        if !fixes.is_empty() {
-            eprintln!("mirror fixes this: {}", fixes.join("; "));
-        }
-        let (r, mut cmd) = (&args.plan.redirect, vec!["berth mirror".to_string()]);
-        cmd.extend(
-            args.plan
-                .profiles
-                .iter()
-                .map(|p| format!("--profile {}", p.display())),
-        );
-        cmd.extend(
-            r.user_data
-                .iter()
-                .map(|u| format!("--user-data {}", u.display())),
-        );
-        cmd.extend(
-            r.edge
-                .edge_registry
-                .iter()
-                .map(|v| format!("--edge-registry {v}")),
-        );
-        cmd.extend(
-            r.edge
-                .edge_project
-                .iter()
-                .map(|v| format!("--edge-project {v}")),
-        );
-        cmd.extend(args.plan.source.repeated());
-        let (tls, creds) = (&args.plan.edge_tls, &args.plan.edge_creds);
-        cmd.extend(
-            tls.edge_ca
-                .iter()
-                .map(|c| format!("--edge-ca {}", c.display())),
-        );
-        if tls.edge_insecure {
-            cmd.push("--edge-insecure".into());
-        }
-        if !creds.edge_creds.is_empty() {
-            cmd.push("--edge-creds USER:PASS".into());
-        }
-        eprintln!("to copy what is missing, run: {}", cmd.join(" "));
-    }
-    Ok(exit_status(missing > 0 || uncompared > 0))
 }
 
 pub fn copy(args: CopyArgs) -> Result<ExitCode> {
     let src = berth_transfer::endpoint(&args.src, Side::Source)?;
     let dst = berth_transfer::endpoint(&args.dst, Side::Destination)?;
-    let host = |e: &Endpoint| match e {
-        Endpoint::Registry(r) => BTreeSet::from([r.domain().to_string()]),
-        _ => BTreeSet::new(),
-    };
     let d = &args.dest;
     let (creds, dir) = (d.dest_creds.clone(), d.dest_cert_dir.clone());
     let access = Access::new(creds, AuthFiles::None, dir, d.dest_tls_verify);
-    let destinations = access.configs(&host(&dst)).context("--dest-*")?;
-    let options = copy_options(args.jobs, args.source.configs(&host(&src))?, destinations);
+    let destinations = access.configs(&dst.registry_hosts()).context("--dest-*")?;
+    let options = copy_options(
+        args.jobs,
+        args.source.configs(&src.registry_hosts())?,
+        destinations,
+    );
     let progress = Progress::new(args.output, 1, "copied", false);
     let sink = Some(progress.sink());
     let report = runtime()?.block_on(berth_transfer::copy_images(vec![(src, dst)], options, sink));

@@ -5,10 +5,10 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
 
-use anyhow::{Context, Result, anyhow, bail};
-use berth_node::webhook::{self, Endpoint, FailurePolicy, ManifestOptions, Mutator};
-use berth_rewrite::Rewriter;
-use clap::{Args, Subcommand, ValueEnum};
+use anyhow::{Result, bail};
+use berth_node::webhook::{self, Endpoint, FailurePolicy, ManifestOptions, WebhookServer};
+use clap::builder::TypedValueParser;
+use clap::{Args, Subcommand};
 
 use crate::inputs;
 
@@ -46,8 +46,8 @@ struct ServeArgs {
     listen: Option<SocketAddr>,
     /// An image that cannot be rewritten: `ignore` allows the pod with a warning and leaves the
     /// image; `fail` denies the pod.
-    #[arg(long, value_enum, default_value_t = Policy::Ignore)]
-    failure_policy: Policy,
+    #[arg(long, value_parser = policy(), default_value = "ignore")]
+    failure_policy: FailurePolicy,
 }
 
 #[derive(Args)]
@@ -69,23 +69,14 @@ struct ManifestArgs {
     #[arg(long, value_name = "FILE")]
     ca_bundle: Option<PathBuf>,
     /// What the API server does when the webhook cannot be reached.
-    #[arg(long, value_enum, default_value_t = Policy::Ignore)]
-    failure_policy: Policy,
+    #[arg(long, value_parser = policy(), default_value = "ignore")]
+    failure_policy: FailurePolicy,
 }
 
-#[derive(ValueEnum, Clone, Copy, PartialEq, Eq)]
-enum Policy {
-    Ignore,
-    Fail,
-}
-
-impl From<Policy> for FailurePolicy {
-    fn from(p: Policy) -> FailurePolicy {
-        match p {
-            Policy::Ignore => FailurePolicy::Ignore,
-            Policy::Fail => FailurePolicy::Fail,
-        }
-    }
+/// `ignore` or `fail`.
+fn policy() -> impl TypedValueParser<Value = FailurePolicy> {
+    let words = clap::builder::PossibleValuesParser::new(["ignore", "fail"]);
+    words.map(|w| [FailurePolicy::Ignore, FailurePolicy::Fail][usize::from(w == "fail")])
 }
 
 pub fn run(args: WebhookArgs) -> Result<ExitCode> {
@@ -96,17 +87,8 @@ pub fn run(args: WebhookArgs) -> Result<ExitCode> {
 }
 
 fn manifest(a: ManifestArgs) -> Result<ExitCode> {
-    let mut ca_bundle_pem = None;
-    if let Some(p) = &a.ca_bundle {
-        let pem = inputs::read(p)?;
-        berth_userdata::split_pem(&pem).map_err(|m| anyhow!("{}: {m}", p.display()))?;
-        ca_bundle_pem = Some(pem);
-    }
     let endpoint = match a.url {
-        Some(url) if !url.starts_with("https://") => bail!(
-            "--url {url}: the API server calls webhooks over HTTPS; give https://HOST[:PORT]/mutate"
-        ),
-        Some(url) => Endpoint::Url(url),
+        Some(url) => Endpoint::url(&url)?,
         None => Endpoint::Service {
             namespace: a.namespace.clone(),
             name: a.service,
@@ -114,13 +96,15 @@ fn manifest(a: ManifestArgs) -> Result<ExitCode> {
             target_port: a.target_port,
         },
     };
-    let o = ManifestOptions {
+    let mut o = ManifestOptions {
         endpoint,
         own_namespace: a.namespace,
-        ca_bundle_pem,
-        failure_policy: a.failure_policy.into(),
+        failure_policy: a.failure_policy,
         ..ManifestOptions::default()
     };
+    if let Some(p) = &a.ca_bundle {
+        o.ca_bundle(&p.display().to_string(), inputs::read(p)?)?;
+    }
     print!("{}", webhook::manifest(&o));
     Ok(ExitCode::SUCCESS)
 }
@@ -131,30 +115,13 @@ fn serve(a: ServeArgs) -> Result<ExitCode> {
     };
     let ud = inputs::user_data(&ud_path)?;
     let local = a.edge.parse()?.map(|e| e.local().clone());
-    let read =
-        |p: &PathBuf| std::fs::read(p).with_context(|| format!("cannot read {}", p.display()));
-    let tls = webhook::tls_config(&read(&cert)?, &read(&key)?)?;
-    let port = if ud.webhook.port == 0 {
-        8443
-    } else {
-        ud.webhook.port
+    let server = WebhookServer {
+        cert,
+        key,
+        listen: a.listen,
+        failure_policy: a.failure_policy,
     };
-    let listen = a.listen.unwrap_or(SocketAddr::from(([0, 0, 0, 0], port)));
-    let rewriter = Rewriter::new(Some(&ud), local);
     let log: webhook::Logger = Arc::new(|line: &str| eprintln!("berth webhook: {line}"));
-    if !rewriter.enabled() {
-        let off = "stylus.imageRedirectWebhook.enable is false: every pod is allowed unchanged";
-        log(&format!("{}: {off}", ud.file));
-    }
-    log(&format!(
-        "rules: {}; listening on https://{listen}/mutate",
-        ud.redirect
-    ));
-    let mutator = Arc::new(Mutator::new(rewriter, a.failure_policy.into()));
-    crate::runtime()?.block_on(async move {
-        let listener = tokio::net::TcpListener::bind(listen).await;
-        let listener = listener.with_context(|| format!("cannot listen on {listen}"))?;
-        anyhow::Ok(webhook::serve(listener, tls, mutator, log, webhook::shutdown_signal()).await?)
-    })?;
+    crate::runtime()?.block_on(server.run(&ud, local, log))?;
     Ok(ExitCode::SUCCESS)
 }

@@ -483,3 +483,121 @@ fn serve_flags_are_checked_before_it_listens() {
         "{line}"
     );
 }
+
+/// A `berth serve` that cannot start (the port taken, a data directory it cannot create,
+/// TLS files missing after the data directory was made) exits 2, says what to do, and
+/// leaves no new directory behind.
+#[test]
+fn serve_that_cannot_start_leaves_nothing_behind() {
+    let dir = tempfile::tempdir().unwrap();
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = taken.local_addr().unwrap().to_string();
+    let fresh = dir.path().join("fresh");
+    let data = fresh.join("data");
+    let data = data.to_str().unwrap();
+    let o = berth(&["serve", "--listen", &addr, "--data", data]);
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+    let e = stderr(&o);
+    assert!(e.contains(&format!("cannot listen on {addr}")), "{e}");
+    assert!(e.contains("--listen HOST:PORT"), "{e}");
+    assert!(!fresh.exists(), "nothing created");
+
+    // TLS material is read after the data directory is made: that directory goes again.
+    let missing = dir.path().join("missing.crt");
+    let missing = missing.to_str().unwrap();
+    let o = berth(&[
+        "serve",
+        "--listen",
+        "127.0.0.1:0",
+        "--data",
+        data,
+        "--tls-cert",
+        missing,
+        "--tls-key",
+        missing,
+    ]);
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+    assert!(stderr(&o).contains("missing.crt"), "{}", stderr(&o));
+    assert!(!fresh.exists(), "the new data directory is removed");
+
+    // A data directory that cannot be created (under a file, or without permission).
+    let file = dir.path().join("file");
+    std::fs::write(&file, "").unwrap();
+    let ro = dir.path().join("read-only");
+    std::fs::create_dir(&ro).unwrap();
+    let mut perms = std::fs::metadata(&ro).unwrap().permissions();
+    std::os::unix::fs::PermissionsExt::set_mode(&mut perms, 0o555);
+    std::fs::set_permissions(&ro, perms).unwrap();
+    // Root writes anyway: then only the case under a file says something.
+    let privileged = std::fs::write(ro.join("probe"), "").is_ok();
+    let mut cases = vec![file.join("data")];
+    if !privileged {
+        cases.push(ro.join("data"));
+    }
+    for data in cases {
+        let o = berth(&[
+            "serve",
+            "--listen",
+            "127.0.0.1:0",
+            "--data",
+            data.to_str().unwrap(),
+        ]);
+        assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+        let e = stderr(&o);
+        let named = format!("cannot use the data directory `{}`", data.display());
+        assert!(e.contains(&named) && e.contains("--data DIR"), "{e}");
+        assert!(!data.exists());
+    }
+}
+
+/// `berth serve --config FILE`: every error names the file, a YAML error also its line.
+#[test]
+fn serve_config_errors_name_the_file_and_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let cases = [
+        (
+            "syntax.yaml",
+            "listen: 127.0.0.1:0\nauth: [unclosed\n",
+            "line 2",
+        ),
+        ("unknown.yaml", "listen: 127.0.0.1:0\nlistne: x\n", "listne"),
+        (
+            "duration.yaml",
+            "proxy:\n  tag_recheck: soon\n",
+            "proxy.tag_recheck `soon`",
+        ),
+        (
+            "anonymous.yaml",
+            "auth:\n  anonymous_pull: true\n",
+            "htpasswd",
+        ),
+    ];
+    for (name, text, says) in cases {
+        let file = dir.path().join(name);
+        std::fs::write(&file, text).unwrap();
+        let o = berth(&[
+            "serve",
+            "--config",
+            file.to_str().unwrap(),
+            "--data",
+            data.to_str().unwrap(),
+        ]);
+        assert_eq!(o.status.code(), Some(2), "{name}: {}", stderr(&o));
+        let e = stderr(&o);
+        assert!(
+            e.contains(&format!("config file `{}`", file.display())),
+            "{name}: {e}"
+        );
+        assert!(e.contains(says), "{name}: {e}");
+        assert!(!data.exists(), "{name}: nothing created");
+    }
+    let absent = dir.path().join("absent.yaml");
+    let o = berth(&["serve", "--config", absent.to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(
+        stderr(&o).contains(&absent.display().to_string()),
+        "{}",
+        stderr(&o)
+    );
+}

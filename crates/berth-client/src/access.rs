@@ -1,11 +1,12 @@
-//! Where [`RegistryConfigs`] come from: the plan's settings (user data and the edge
-//! registry, converted in `berth-plan`) and skopeo-style access settings (credentials, auth
-//! files, cert dirs, TLS verification) for the registries a command talks to.
+//! Where [`RegistryConfigs`] come from: the registry settings of the user data and the edge
+//! registry (made in `berth-userdata` and `berth-plan`), and skopeo-style access settings
+//! (credentials, auth files, cert dirs, TLS verification) for the registries a command
+//! talks to.
 
 use std::collections::BTreeSet;
 use std::path::PathBuf;
 
-use berth_plan::{RegistrySetting, RegistrySettings};
+use berth_userdata::{RegistrySetting, RegistrySettings};
 
 use crate::config::{Credentials, RegistryConfig, RegistryConfigs};
 use crate::loaders::{self, AuthFileSources, LoadError};
@@ -43,6 +44,16 @@ pub enum AuthFiles {
     File(PathBuf),
     /// The first of the usual places that exist ([`AuthFileSources::paths`]).
     Usual(AuthFileSources),
+}
+
+impl AuthFiles {
+    /// `file` when given, else the usual places of this environment.
+    pub fn file_or_usual(file: Option<PathBuf>) -> AuthFiles {
+        match file {
+            Some(f) => AuthFiles::File(f),
+            None => AuthFiles::Usual(AuthFileSources::from_env()),
+        }
+    }
 }
 
 /// How to reach a set of registries, as skopeo's `--src-*`/`--dest-*` flags say it.
@@ -190,7 +201,7 @@ mod tests {
         let mut edge = EdgeAccess::new(EdgeRegistry::parse("http://edge:5000", None).unwrap());
         edge.login = Some(Login::new("u", "pw"));
         edge.ca_pems.push("CA".into());
-        let c = RegistryConfigs::from(&RegistrySettings::new(None, Some(&edge)));
+        let c = RegistryConfigs::from(&berth_plan::registry_settings(None, Some(&edge)));
         let (key, cfg) = c.select("edge:5000", "spectro-images/x").unwrap();
         assert_eq!(key, "edge:5000");
         assert!(cfg.insecure);

@@ -131,20 +131,7 @@ fn build_http(key: &str, cfg: Option<&RegistryConfig>) -> Result<reqwest::Client
     })
 }
 
-/// The error and its sources, joined (reqwest hides the interesting part in sources).
-pub(crate) fn error_chain(e: &dyn std::error::Error) -> String {
-    let mut s = e.to_string();
-    let mut cur = e.source();
-    while let Some(c) = cur {
-        let m = c.to_string();
-        if !s.contains(&m) {
-            s.push_str(": ");
-            s.push_str(&m);
-        }
-        cur = c.source();
-    }
-    s
-}
+pub(crate) use berth_oci::error_chain;
 
 fn is_tls_error(detail: &str) -> bool {
     let d = detail.to_ascii_lowercase();

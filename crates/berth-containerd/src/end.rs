@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use berth_ends::{Destination, TransferError};
-use berth_oci::{ByteStream, Descriptor, Manifest, VerifyError};
+use berth_oci::{ByteStream, Descriptor, Manifest};
 use berth_reference::Digest;
 
 use crate::unpack::{self, LABEL_DISTRIBUTION_SOURCE};
@@ -215,18 +215,7 @@ impl Destination for ContainerdEnd {
             .await
         {
             Ok(()) => Ok(()),
-            Err(Ok(io)) => Err(match VerifyError::from_io(&io) {
-                Some(v) => TransferError::Verify {
-                    source_name: "the source".into(),
-                    digest: digest.clone(),
-                    error: v.clone(),
-                },
-                None => TransferError::SourceRead {
-                    source_name: "the source".into(),
-                    digest: digest.clone(),
-                    detail: io.to_string(),
-                },
-            }),
+            Err(Ok(io)) => Err(TransferError::stream("the source", digest, &io)),
             Err(Err(e)) if e.is_retryable() => Err(TransferError::SourceRead {
                 source_name: self.name(),
                 digest: digest.clone(),

@@ -74,6 +74,23 @@ impl TransferError {
         TransferError::End(EndFailure::new(fault))
     }
 
+    /// A source stream's read error while blob `digest` was written: the verification
+    /// failure it carries ([`TransferError::Verify`]), or a broken-off read (retryable).
+    pub fn stream(source_name: &str, digest: &Digest, e: &std::io::Error) -> TransferError {
+        match VerifyError::from_io(e) {
+            Some(v) => TransferError::Verify {
+                source_name: source_name.into(),
+                digest: digest.clone(),
+                error: v.clone(),
+            },
+            None => TransferError::SourceRead {
+                source_name: source_name.into(),
+                digest: digest.clone(),
+                detail: e.to_string(),
+            },
+        }
+    }
+
     /// Whether trying again may help (network trouble, 5xx, a broken-off source stream).
     pub fn is_retryable(&self) -> bool {
         match self {

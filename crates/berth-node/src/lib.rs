@@ -26,6 +26,8 @@ pub enum NodeError {
     Request(String),
     #[error("TLS: {0}")]
     Tls(String),
+    #[error("{0}")]
+    Listen(String),
     #[error("cannot listen or serve: {0}")]
     Io(#[from] std::io::Error),
     #[error("cannot write {path}: {source}")]

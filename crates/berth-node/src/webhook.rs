@@ -476,6 +476,54 @@ pub async fn serve(
     }
 }
 
+/// What `berth webhook` serves with, besides the rewrite rules.
+pub struct WebhookServer {
+    /// The serving certificate chain and its private key (PEM files).
+    pub cert: std::path::PathBuf,
+    pub key: std::path::PathBuf,
+    /// Default: `0.0.0.0` and the user data's `stylus.imageRedirectWebhook.port`, or 8443.
+    pub listen: Option<SocketAddr>,
+    pub failure_policy: FailurePolicy,
+}
+
+impl WebhookServer {
+    /// Serves the user data's rewrite (with the edge registry `local` in front) at
+    /// `https://LISTEN/mutate` until SIGINT or SIGTERM, logging what it does through `log`.
+    pub async fn run(
+        self,
+        user_data: &berth_userdata::UserData,
+        local: Option<berth_rewrite::LocalRegistry>,
+        log: Logger,
+    ) -> Result<(), NodeError> {
+        let read = |p: &std::path::Path| {
+            std::fs::read(p)
+                .map_err(|e| NodeError::Config(format!("cannot read {}: {e}", p.display())))
+        };
+        let tls = tls_config(&read(self.cert.as_path())?, &read(self.key.as_path())?)?;
+        let port = match user_data.webhook.port {
+            0 => 8443,
+            p => p,
+        };
+        let listen = self
+            .listen
+            .unwrap_or(SocketAddr::from(([0, 0, 0, 0], port)));
+        let rewriter = Rewriter::new(Some(user_data), local);
+        if !rewriter.enabled() {
+            let off = "stylus.imageRedirectWebhook.enable is false: every pod is allowed unchanged";
+            log(&format!("{}: {off}", user_data.file));
+        }
+        let rules = &user_data.redirect;
+        log(&format!(
+            "rules: {rules}; listening on https://{listen}/mutate"
+        ));
+        let mutator = Arc::new(Mutator::new(rewriter, self.failure_policy));
+        let listener = TcpListener::bind(listen)
+            .await
+            .map_err(|e| NodeError::Listen(format!("cannot listen on {listen}: {e}")))?;
+        serve(listener, tls, mutator, log, shutdown_signal()).await
+    }
+}
+
 /// Completes on SIGINT or SIGTERM (how kubelet and systemd stop the webhook).
 pub async fn shutdown_signal() {
     let ctrl_c = async {
@@ -544,6 +592,27 @@ impl Default for ManifestOptions {
             failure_policy: FailurePolicy::Ignore,
             timeout_seconds: 10,
         }
+    }
+}
+
+impl Endpoint {
+    /// A URL the API server calls: it must be `https://`.
+    pub fn url(url: &str) -> Result<Endpoint, NodeError> {
+        match url.starts_with("https://") {
+            true => Ok(Endpoint::Url(url.to_string())),
+            false => Err(NodeError::Config(format!(
+                "--url {url}: the API server calls webhooks over HTTPS; give https://HOST[:PORT]/mutate"
+            ))),
+        }
+    }
+}
+
+impl ManifestOptions {
+    /// `ca_bundle_pem` from the text of the file `name`, which must hold PEM certificates.
+    pub fn ca_bundle(&mut self, name: &str, pem: String) -> Result<(), NodeError> {
+        berth_userdata::split_pem(&pem).map_err(|m| NodeError::Config(format!("{name}: {m}")))?;
+        self.ca_bundle_pem = Some(pem);
+        Ok(())
     }
 }
 

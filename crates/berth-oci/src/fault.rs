@@ -14,3 +14,19 @@ pub trait Fault: std::error::Error + Send + Sync + 'static {
         None
     }
 }
+
+/// An error and its sources, joined with `: ` (a source whose message the text already holds
+/// is left out). Network and gRPC errors keep the interesting part in their sources.
+pub fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut s = e.to_string();
+    let mut cur = e.source();
+    while let Some(c) = cur {
+        let m = c.to_string();
+        if !s.contains(&m) {
+            s.push_str(": ");
+            s.push_str(&m);
+        }
+        cur = c.source();
+    }
+    s
+}

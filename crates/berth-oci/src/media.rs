@@ -29,6 +29,13 @@ pub fn is_index(mt: &str) -> bool {
     mt == OCI_INDEX || mt == DOCKER_LIST
 }
 
+/// Whether a layer of this media type may be left out of a registry: non-distributable OCI
+/// layers and foreign Docker layers, which clients fetch from their `urls`.
+pub fn is_foreign_layer(mt: &str) -> bool {
+    mt.starts_with("application/vnd.oci.image.layer.nondistributable.")
+        || mt.starts_with("application/vnd.docker.image.rootfs.foreign.")
+}
+
 /// Whether `mt` is Docker schema 1 (signed or not).
 pub fn is_schema1(mt: &str) -> bool {
     mt == DOCKER_SCHEMA1 || mt == DOCKER_SCHEMA1_SIGNED

@@ -6,8 +6,9 @@
 //!   read the same plan.
 //! - [`EdgeRegistry`]: the one parser of the edge registry's address,
 //!   `[https://|http://]HOST[:PORT][/PROJECT]`, for every command that takes one.
-//! - [`RegistrySettings`]: user data (and the edge registry) as per-registry login, CAs and
-//!   `insecure`, made in this one place; `berth-client` converts it to its configuration.
+//! - [`registry_settings`]: user data and the edge registry as per-registry login, CAs and
+//!   `insecure` ([`RegistrySettings`], of `berth-userdata`), made in this one place;
+//!   `berth-client` converts it to its configuration.
 //!
 //! Pure: no I/O. The caller reads files and passes their contents.
 
@@ -15,6 +16,7 @@ mod edge;
 mod plan;
 mod settings;
 
+pub use berth_userdata::RegistrySettings;
 pub use edge::{EdgeRegistry, EdgeRegistryError};
 pub use plan::{Plan, PlanEntry, PlanError, Unrewritable, role_rank};
-pub use settings::{EdgeAccess, Login, RegistrySetting, RegistrySettings};
+pub use settings::{EdgeAccess, Login, RegistrySetting, registry_settings};

@@ -30,6 +30,29 @@ pub struct Finding {
     pub message: String,
 }
 
+/// `FILE: SEVERITY [RULE] layer LAYER: PATH: MESSAGE`.
+impl std::fmt::Display for Finding {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let severity = match self.severity {
+            Severity::Error => "error",
+            Severity::Warning => "warning",
+        };
+        let (file, rule, layer) = (&self.file, &self.rule, &self.layer);
+        write!(
+            f,
+            "{file}: {severity} [{rule}] layer {layer}: {}: {}",
+            self.path, self.message
+        )
+    }
+}
+
+impl Finding {
+    /// Whether any of `findings` has severity `error`.
+    pub fn any_error(findings: &[Finding]) -> bool {
+        findings.iter().any(|f| f.severity == Severity::Error)
+    }
+}
+
 /// One image the cluster uses.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct ImageUse {
@@ -146,6 +169,21 @@ struct Occurrence {
     listed: bool,
 }
 
+impl Occurrence {
+    /// `raw`, found in layer `rl` at `path` (`place` in `found_in`).
+    fn new(rl: &RenderedLayer, raw: String, path: String, place: String, listed: bool) -> Self {
+        let (profile, layer) = (rl.profile, rl.layer);
+        Occurrence {
+            raw,
+            profile,
+            layer,
+            path,
+            place,
+            listed,
+        }
+    }
+}
+
 /// Whether a reference as written has a tag or a digest.
 fn has_tag_or_digest(raw: &str) -> bool {
     let last = raw.rsplit('/').next().unwrap_or(raw);
@@ -244,14 +282,7 @@ fn occurrences(layers: &[RenderedLayer]) -> Vec<Occurrence> {
                         format!("pack.content.images[{i}].image"),
                     ),
                 };
-                out.push(Occurrence {
-                    raw,
-                    profile: rl.profile,
-                    layer: rl.layer,
-                    place: path.clone(),
-                    path,
-                    listed: true,
-                });
+                out.push(Occurrence::new(rl, raw, path.clone(), path, true));
             }
         }
     }
@@ -273,14 +304,7 @@ fn occurrences(layers: &[RenderedLayer]) -> Vec<Occurrence> {
                 walk_images(doc, "", "", &mut found);
                 for (raw, p) in found {
                     let path = format!("manifest {name}: {what}: {p}");
-                    out.push(Occurrence {
-                        raw,
-                        profile: rl.profile,
-                        layer: rl.layer,
-                        place: path.clone(),
-                        path,
-                        listed: false,
-                    });
+                    out.push(Occurrence::new(rl, raw, path.clone(), path, false));
                 }
             }
         }
@@ -290,14 +314,8 @@ fn occurrences(layers: &[RenderedLayer]) -> Vec<Occurrence> {
         let mut found = Vec::new();
         walk_images(&rl.values, "", "pack.content.images", &mut found);
         for (raw, p) in found {
-            out.push(Occurrence {
-                raw,
-                profile: rl.profile,
-                layer: rl.layer,
-                place: format!("values {p}"),
-                path: p,
-                listed: false,
-            });
+            let place = format!("values {p}");
+            out.push(Occurrence::new(rl, raw, p, place, false));
         }
     }
     out

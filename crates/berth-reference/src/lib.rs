@@ -15,12 +15,41 @@
 //!
 //! Pure: no I/O.
 
+/// `Debug` as `Name(text)`, `FromStr`, and serde as the text, for a type that prints
+/// itself (`Display`) and parses itself (`parse`, with a [`ReferenceError`]).
+macro_rules! text_form {
+    ($t:ident) => {
+        impl std::fmt::Debug for $t {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                write!(f, "{}({self})", stringify!($t))
+            }
+        }
+
+        impl std::str::FromStr for $t {
+            type Err = $crate::ReferenceError;
+            fn from_str(s: &str) -> Result<Self, Self::Err> {
+                $t::parse(s)
+            }
+        }
+
+        impl serde::Serialize for $t {
+            fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+                s.collect_str(self)
+            }
+        }
+
+        impl<'de> serde::Deserialize<'de> for $t {
+            fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+                let s = <String as serde::Deserialize>::deserialize(d)?;
+                $t::parse(&s).map_err(serde::de::Error::custom)
+            }
+        }
+    };
+}
+
 mod digest;
 
 use std::fmt;
-use std::str::FromStr;
-
-use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 pub use digest::{Algorithm, Digest};
 
@@ -139,16 +168,20 @@ impl Reference {
     /// Builds a reference from a name (`domain/path`, normalized like [`Reference::parse`])
     /// and the tag and digest of `from`.
     pub fn with_name(&self, name: &str) -> Result<Reference, ReferenceError> {
-        let mut s = name.to_string();
+        Reference::parse(&self.after_name(name.to_string()))
+    }
+
+    /// `name` followed by `:TAG` and `@DIGEST`, those this reference has.
+    fn after_name(&self, mut name: String) -> String {
         if let Some(t) = &self.tag {
-            s.push(':');
-            s.push_str(t);
+            name.push(':');
+            name.push_str(t);
         }
         if let Some(d) = &self.digest {
-            s.push('@');
-            s.push_str(&d.to_string());
+            name.push('@');
+            name.push_str(&d.to_string());
         }
-        Reference::parse(&s)
+        name
     }
 
     /// The registry host, with its port if any (`docker.io`, `127.0.0.1:5000`, `[::1]:5000`).
@@ -221,16 +254,7 @@ impl Reference {
         } else {
             self.name()
         };
-        let mut s = name;
-        if let Some(t) = &self.tag {
-            s.push(':');
-            s.push_str(t);
-        }
-        if let Some(d) = &self.digest {
-            s.push('@');
-            s.push_str(&d.to_string());
-        }
-        s
+        self.after_name(name)
     }
 }
 
@@ -393,42 +417,11 @@ pub fn validate_path_component(comp: &str) -> Result<(), String> {
 
 impl fmt::Display for Reference {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}/{}", self.domain, self.path)?;
-        if let Some(t) = &self.tag {
-            write!(f, ":{t}")?;
-        }
-        if let Some(d) = &self.digest {
-            write!(f, "@{d}")?;
-        }
-        Ok(())
+        f.write_str(&self.after_name(self.name()))
     }
 }
 
-impl fmt::Debug for Reference {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "Reference({self})")
-    }
-}
-
-impl FromStr for Reference {
-    type Err = ReferenceError;
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        Reference::parse(s)
-    }
-}
-
-impl Serialize for Reference {
-    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        s.collect_str(self)
-    }
-}
-
-impl<'de> Deserialize<'de> for Reference {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        let s = String::deserialize(d)?;
-        Reference::parse(&s).map_err(serde::de::Error::custom)
-    }
-}
+text_form!(Reference);
 
 #[cfg(test)]
 mod tests;

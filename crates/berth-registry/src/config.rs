@@ -183,22 +183,89 @@ impl Config {
     }
 }
 
-/// `30s`, `5m`, `1h`, `2d` or plain seconds.
-pub fn parse_duration(s: &str) -> Option<std::time::Duration> {
-    let s = s.trim();
-    let (n, unit) = match s.find(|c: char| !c.is_ascii_digit()) {
-        Some(i) => (&s[..i], s[i..].trim()),
-        None => (s, ""),
+/// What `berth serve`'s flags set over the file: `None` and `false` keep the file's value.
+#[derive(Debug, Clone, Default)]
+pub struct Overrides {
+    pub listen: Option<String>,
+    pub data: Option<PathBuf>,
+    pub user_data: Option<PathBuf>,
+    /// A duration as [`parse_duration`] reads it.
+    pub tag_recheck: Option<String>,
+    pub htpasswd: Option<PathBuf>,
+    pub anonymous_pull: bool,
+    pub tls_cert: Option<PathBuf>,
+    pub tls_key: Option<PathBuf>,
+    pub tls_self_signed: bool,
+    pub log_format: Option<LogFormat>,
+}
+
+impl Config {
+    /// `berth serve`'s settings: the embedded defaults, then `file`, then the flags. A value
+    /// that cannot work is refused before anything is created, naming the file (and the
+    /// line, where the YAML parser gives one) or the flag.
+    pub fn load(file: Option<&Path>, flags: Overrides) -> Result<Config, RegistryError> {
+        let mut cfg = match file {
+            Some(p) => {
+                let cfg = Config::from_file(p)?;
+                if let Some(t) = &cfg.proxy.tag_recheck {
+                    parse_duration(t).map_err(|e| RegistryError::Config {
+                        path: p.to_path_buf(),
+                        reason: format!("proxy.tag_recheck {e}"),
+                    })?;
+                }
+                cfg
+            }
+            None => Config::default(),
+        };
+        if let Some(t) = flags.tag_recheck {
+            parse_duration(&t).map_err(|e| RegistryError::Flag(format!("--tag-recheck {e}")))?;
+            cfg.proxy.tag_recheck = Some(t);
+        }
+        cfg.listen = flags.listen.unwrap_or(cfg.listen);
+        cfg.data = flags.data.unwrap_or(cfg.data);
+        cfg.proxy.user_data = flags.user_data.or(cfg.proxy.user_data);
+        cfg.auth.htpasswd = flags.htpasswd.or(cfg.auth.htpasswd);
+        cfg.auth.anonymous_pull |= flags.anonymous_pull;
+        if flags.tls_self_signed || flags.tls_cert.is_some() {
+            cfg.tls.self_signed = flags.tls_self_signed;
+            (cfg.tls.cert, cfg.tls.key) = (flags.tls_cert, flags.tls_key);
+        }
+        cfg.log_format = flags.log_format.unwrap_or(cfg.log_format);
+        let together = if cfg.auth.anonymous_pull && cfg.auth.htpasswd.is_none() {
+            "anonymous_pull (--anonymous-pull) needs an htpasswd file (auth.htpasswd, --htpasswd): without one, everything is anonymous"
+        } else if cfg.tls.cert.is_some() != cfg.tls.key.is_some() {
+            "TLS needs a certificate and its key (tls.cert and tls.key, --tls-cert and --tls-key)"
+        } else {
+            return Ok(cfg);
+        };
+        Err(match file {
+            Some(p) => RegistryError::Config {
+                path: p.to_path_buf(),
+                reason: format!("with the flags given: {together}"),
+            },
+            None => RegistryError::Flag(together.into()),
+        })
+    }
+}
+
+/// `30s`, `5m`, `1h`, `2d` or plain seconds. The error names the value and the forms.
+pub fn parse_duration(s: &str) -> Result<std::time::Duration, String> {
+    let bad = || format!("`{s}` is not a duration: use e.g. 30s, 15m, 2h, 1d or seconds");
+    let t = s.trim();
+    let (n, unit) = match t.find(|c: char| !c.is_ascii_digit()) {
+        Some(i) => (&t[..i], t[i..].trim()),
+        None => (t, ""),
     };
-    let n: u64 = n.parse().ok()?;
+    let n: u64 = n.parse().map_err(|_| bad())?;
     let mult = match unit {
         "" | "s" => 1,
         "m" => 60,
         "h" => 3600,
         "d" => 86400,
-        _ => return None,
+        _ => return Err(bad()),
     };
-    Some(std::time::Duration::from_secs(n.checked_mul(mult)?))
+    let secs = n.checked_mul(mult).ok_or_else(bad)?;
+    Ok(std::time::Duration::from_secs(secs))
 }
 
 #[cfg(test)]
@@ -210,8 +277,8 @@ mod tests {
         assert_eq!(parse_duration("5m").unwrap().as_secs(), 300);
         assert_eq!(parse_duration("90").unwrap().as_secs(), 90);
         assert_eq!(parse_duration("2h").unwrap().as_secs(), 7200);
-        assert!(parse_duration("5 weeks").is_none());
-        assert!(parse_duration("").is_none());
+        assert!(parse_duration("5 weeks").unwrap_err().contains("`5 weeks`"));
+        assert!(parse_duration("").is_err());
         let c = Config::from_yaml(
             "proxy:\n  tag_recheck: 5m\n  upstreams:\n  - host: reg:5000\n    url: mirror/pre\n    ca: /ca.pem\n    insecure: true\n",
         )

@@ -16,11 +16,24 @@ pub enum RegistryError {
     },
     #[error("config file `{path}`: {reason}")]
     Config { path: PathBuf, reason: String },
+    /// A flag's value, or flags that do not go together.
+    #[error("{0}")]
+    Flag(String),
     #[error("`{listen}` is not a listen address: {reason} (use HOST:PORT, e.g. 127.0.0.1:5000)")]
     Listen { listen: String, reason: String },
-    #[error("cannot listen on {listen}: {source} (is another server on that port?)")]
+    #[error(
+        "cannot listen on {listen}: {source} (is another server on that port? stop it, or choose another address: --listen HOST:PORT, or `listen:` in the config file)"
+    )]
     Bind {
         listen: String,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error(
+        "cannot use the data directory `{path}`: {source} (give a directory this user can create and write: --data DIR, or `data:` in the config file)"
+    )]
+    DataDir {
+        path: PathBuf,
         #[source]
         source: std::io::Error,
     },

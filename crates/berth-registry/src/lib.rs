@@ -37,7 +37,8 @@ use hyper_util::service::TowerToHyperService;
 
 pub use auth::load_htpasswd;
 pub use config::{
-    AuthConfig, Config, Limits, LogFormat, ProxyConfig, TlsConfig, Upstream, parse_duration,
+    AuthConfig, Config, Limits, LogFormat, Overrides, ProxyConfig, TlsConfig, Upstream,
+    parse_duration,
 };
 pub use content::ReadOnlyContent;
 pub use error::{ApiError, RegistryError};
@@ -161,7 +162,8 @@ pub struct Server {
 }
 
 impl Server {
-    /// Reads TLS material, opens the store, binds the listen address.
+    /// Binds the listen address, then creates the data directory, reads TLS material and
+    /// opens the store. A server that cannot start leaves no new directory behind.
     pub async fn bind(cfg: Config) -> Result<Server, RegistryError> {
         let addr: SocketAddr =
             cfg.listen
@@ -170,24 +172,51 @@ impl Server {
                     listen: cfg.listen.clone(),
                     reason: e.to_string(),
                 })?;
-        std::fs::create_dir_all(&cfg.data).map_err(|source| RegistryError::Io {
-            action: "create data directory",
-            path: cfg.data.clone(),
-            source,
-        })?;
-        let tls = tls::from_config(&cfg.tls, &cfg.data, &cfg.listen)?;
-        let state = State::new(cfg, tls.is_some())?;
         let listener = tokio::net::TcpListener::bind(addr)
             .await
             .map_err(|source| RegistryError::Bind {
-                listen: state.cfg.listen.clone(),
+                listen: cfg.listen.clone(),
                 source,
             })?;
+        let created = cfg.data.ancestors().take_while(|a| !a.exists()).last();
+        let created = created.map(std::path::Path::to_path_buf);
+        let opened = Self::open(cfg);
+        if let (Err(_), Some(dir)) = (&opened, &created) {
+            let _ = std::fs::remove_dir_all(dir);
+        }
+        let (state, tls) = opened?;
         Ok(Server {
             listener,
             state,
             tls,
         })
+    }
+
+    /// The data directory (created), the TLS material and the state on the store.
+    #[allow(clippy::type_complexity)]
+    fn open(cfg: Config) -> Result<(Arc<State>, Option<Arc<rustls::ServerConfig>>), RegistryError> {
+        let data = cfg.data.clone();
+        let data_dir = |source| RegistryError::DataDir {
+            path: data.clone(),
+            source,
+        };
+        std::fs::create_dir_all(&cfg.data).map_err(data_dir)?;
+        let tls = tls::from_config(&cfg.tls, &cfg.data, &cfg.listen)?;
+        let state = State::new(cfg, tls.is_some()).map_err(|e| match e {
+            RegistryError::Store(berth_store::StoreError::Io { source, .. })
+                if source.kind() == std::io::ErrorKind::PermissionDenied =>
+            {
+                data_dir(source)
+            }
+            e => e,
+        })?;
+        Ok((state, tls))
+    }
+
+    /// `http://ADDR` or `https://ADDR`: where clients reach the server.
+    pub fn url(&self) -> String {
+        let scheme = if self.tls.is_some() { "https" } else { "http" };
+        format!("{scheme}://{}", self.local_addr())
     }
 
     pub fn local_addr(&self) -> SocketAddr {

@@ -25,6 +25,8 @@ pub enum StoreError {
         "the data directory `{path}` is in use by another process (lock `{lock}` is held): stop the other `berth serve`, `berth gc` or `berth fsck`"
     )]
     Locked { path: PathBuf, lock: PathBuf },
+    #[error("`{path}` is not a berth data directory (no blobs/): give the registry's --data")]
+    NotADataDir { path: PathBuf },
     #[error("blob {digest} is not in the store")]
     BlobMissing { digest: Digest },
 }

@@ -44,6 +44,28 @@ pub struct GcReport {
     pub manifests_removed: u64,
     pub layer_links_removed: u64,
     pub temp_files_removed: u64,
+    /// Nothing was removed: the counts say what would have been.
+    pub dry_run: bool,
+}
+
+impl std::fmt::Display for GcReport {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let verb = if self.dry_run {
+            "would remove"
+        } else {
+            "removed"
+        };
+        write!(
+            f,
+            "{verb} {} blobs ({} bytes), {} untagged manifests, {} layer links; kept {} blobs ({} younger than the grace period)",
+            self.blobs_removed,
+            self.bytes_removed,
+            self.manifests_removed,
+            self.layer_links_removed,
+            self.blobs_kept + self.blobs_young,
+            self.blobs_young
+        )
+    }
 }
 
 /// One problem fsck found.
@@ -115,6 +137,17 @@ impl FsckReport {
     }
 }
 
+/// The summary line (the findings are listed apart).
+impl std::fmt::Display for FsckReport {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let (n, bytes) = (self.blobs_checked, self.bytes_checked);
+        match self.findings.len() {
+            0 => write!(f, "checked {n} blobs ({bytes} bytes): no damage"),
+            p => write!(f, "checked {n} blobs ({bytes} bytes): {p} problems"),
+        }
+    }
+}
+
 /// Every blob file: `(digest if the name is one, path)`.
 pub(crate) fn all_blobs(store: &Store) -> Vec<(Option<Digest>, PathBuf)> {
     let mut out = vec![];
@@ -170,7 +203,10 @@ impl Store {
     /// server runs: it holds off pushes only for the duration of the sweep.
     pub fn gc(&self, opts: &GcOptions) -> Result<GcReport> {
         let _lock = self.gc_exclusive()?;
-        let mut report = GcReport::default();
+        let mut report = GcReport {
+            dry_run: opts.dry_run,
+            ..GcReport::default()
+        };
         let mut referenced: HashSet<Digest> = HashSet::new();
         for repo in self.repositories() {
             let dir = self.repo_dir(&repo);

@@ -149,6 +149,17 @@ impl Store {
         })
     }
 
+    /// Opens a data directory that is already one (`blobs/` in it), for gc and fsck, which
+    /// never create one.
+    pub fn open_existing(root: &Path) -> Result<Store> {
+        if !root.join("blobs").is_dir() {
+            return Err(StoreError::NotADataDir {
+                path: root.to_path_buf(),
+            });
+        }
+        Self::open_unlocked(root)
+    }
+
     /// Opens (creating) a data directory without cleaning it (gc, fsck, tests).
     pub fn open(root: &Path) -> Result<Store> {
         Self::open_unlocked(root)

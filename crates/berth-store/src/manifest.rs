@@ -9,6 +9,7 @@ use serde_json::Value;
 pub use berth_oci::ManifestError;
 pub use berth_oci::media::{
     DOCKER_LIST, DOCKER_MANIFEST, DOCKER_SCHEMA1, DOCKER_SCHEMA1_SIGNED, OCI_INDEX, OCI_MANIFEST,
+    is_foreign_layer,
 };
 
 /// The manifest media types the registry stores.
@@ -32,12 +33,6 @@ pub struct ManifestRefs {
     /// Layers a registry need not hold (also in `blobs`): non-distributable OCI layers and
     /// foreign Docker layers, which clients fetch from their `urls`.
     pub foreign: Vec<Digest>,
-}
-
-/// Whether a layer of this media type may be left out of a registry.
-pub fn is_foreign_layer(media_type: &str) -> bool {
-    media_type.starts_with("application/vnd.oci.image.layer.nondistributable.")
-        || media_type.starts_with("application/vnd.docker.image.rootfs.foreign.")
 }
 
 impl ManifestRefs {

@@ -26,6 +26,14 @@ pub enum Endpoint {
 }
 
 impl Endpoint {
+    /// The registry host of a registry end (none for the others).
+    pub fn registry_hosts(&self) -> std::collections::BTreeSet<String> {
+        match self {
+            Endpoint::Registry(r) => [r.domain().to_string()].into(),
+            _ => Default::default(),
+        }
+    }
+
     /// A preloaded image (an OCI layout or archive found by
     /// [`berth_archive::preload::scan`]) as a source.
     pub fn preloaded(p: &berth_archive::preload::Preloaded) -> Endpoint {

@@ -104,6 +104,22 @@ impl Default for CopyOptions {
     }
 }
 
+impl CopyOptions {
+    /// `jobs` parallel transfers with these settings of the two ends.
+    pub fn new(
+        jobs: usize,
+        sources: RegistryConfigs,
+        destinations: RegistryConfigs,
+    ) -> CopyOptions {
+        CopyOptions {
+            jobs,
+            source_registries: sources,
+            destination_registries: destinations,
+            ..CopyOptions::default()
+        }
+    }
+}
+
 /// One image in a [`Report`].
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub struct ImageReport {

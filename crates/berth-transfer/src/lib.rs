@@ -27,4 +27,4 @@ pub use engine::{
 pub use mirror::{mirror, verify_plan};
 pub use registry_end::RegistryEnd;
 pub use transport::{Side, TransportError, endpoint};
-pub use verify::{VerifyResult, VerifyStatus, verify};
+pub use verify::{VerifyResult, VerifyStatus, VerifySummary, verify};

@@ -5,6 +5,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use berth_archive::{ArchiveError, ArchiveRef, DockerArchive, Format, OciArchive};
+use berth_ends::{Destination, Source};
 use berth_reference::{Reference, ReferenceError};
 
 use crate::Endpoint;
@@ -48,46 +49,31 @@ pub fn endpoint(s: &str, side: Side) -> Result<Endpoint, TransportError> {
         });
     }
     let r = ArchiveRef::parse(s).ok_or_else(|| TransportError::Unknown(s.to_string()))??;
-    let name = s.to_string();
     let reference = r.reference.as_deref();
+    type Src = Option<Arc<dyn Source>>;
+    type Dst = Option<Arc<dyn Destination>>;
+    let ends = |reference: String, source: Src, destination: Dst| Endpoint::Ends {
+        name: s.to_string(),
+        reference,
+        source,
+        destination,
+    };
     Ok(match (r.format, side) {
         (Format::Oci, Side::Source) => {
             let a = OciArchive::open(&r.path, reference)?;
-            let reference = a.reference();
-            Endpoint::Ends {
-                name,
-                reference,
-                source: Some(Arc::new(a)),
-                destination: None,
-            }
+            ends(a.reference(), Some(Arc::new(a)), None)
         }
         (Format::Docker, Side::Source) => {
             let a = DockerArchive::open(&r.path, reference)?;
-            let reference = a.reference();
-            Endpoint::Ends {
-                name,
-                reference,
-                source: Some(Arc::new(a)),
-                destination: None,
-            }
+            ends(a.reference(), Some(Arc::new(a)), None)
         }
         (Format::Oci, Side::Destination) => {
-            let d = Arc::new(OciArchive::create(&r.path, reference)?);
-            Endpoint::Ends {
-                name,
-                reference: String::new(),
-                source: None,
-                destination: Some(d),
-            }
+            let d = OciArchive::create(&r.path, reference)?;
+            ends(String::new(), None, Some(Arc::new(d)))
         }
         (Format::Docker, Side::Destination) => {
-            let d = Arc::new(DockerArchive::create(&r.path, reference)?);
-            Endpoint::Ends {
-                name,
-                reference: String::new(),
-                source: None,
-                destination: Some(d),
-            }
+            let d = DockerArchive::create(&r.path, reference)?;
+            ends(String::new(), None, Some(Arc::new(d)))
         }
     })
 }

@@ -63,6 +63,69 @@ impl VerifyResult {
     }
 }
 
+/// The summary of a verify run, for its end (after the table): the targets not compared
+/// with their source, how many are present, and what `mirror` would fix.
+pub struct VerifySummary<'a> {
+    pub results: &'a [VerifyResult],
+    /// Blobs were checked.
+    pub deep: bool,
+}
+
+impl VerifySummary<'_> {
+    /// Targets that are not where they should be.
+    pub fn missing(&self) -> usize {
+        self.results.iter().filter(|r| !r.status.is_ok()).count()
+    }
+
+    /// Targets not compared with their source.
+    pub fn uncompared(&self) -> usize {
+        self.results.iter().filter(|r| !r.compared).count()
+    }
+
+    /// Whether the run fails: something missing, or not compared.
+    pub fn failed(&self) -> bool {
+        self.missing() > 0 || self.uncompared() > 0
+    }
+}
+
+/// Lines, each ending in a newline.
+impl std::fmt::Display for VerifySummary<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        for r in self.results.iter().filter(|r| !r.compared) {
+            let why = r.source_error.as_deref();
+            let why = why.unwrap_or("the source could not be read");
+            writeln!(
+                f,
+                "warning: {}: not compared with its source: {why}",
+                r.target
+            )?;
+        }
+        if self.uncompared() > 0 {
+            writeln!(
+                f,
+                "{} image(s) were not compared with their source, so a target holding another image passes unnoticed; for a plain-HTTP source give --src-tls-verify=false, for a private CA --src-cert-dir DIR, for credentials --src-creds or --src-authfile",
+                self.uncompared()
+            )?;
+        }
+        let (n, deep) = (
+            self.results.len(),
+            if self.deep { " (blobs checked)" } else { "" },
+        );
+        let present = n - self.missing();
+        writeln!(
+            f,
+            "{present} of {n} image(s) present at their targets{deep}"
+        )?;
+        let mut fixes: Vec<&str> = self.results.iter().filter_map(|r| r.status.fix()).collect();
+        fixes.sort_unstable();
+        fixes.dedup();
+        if self.missing() > 0 && !fixes.is_empty() {
+            writeln!(f, "mirror fixes this: {}", fixes.join("; "))?;
+        }
+        Ok(())
+    }
+}
+
 /// The state of one target, by [`verify`].
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub struct VerifyResult {

@@ -19,6 +19,10 @@ use base64::Engine as _;
 use berth_secret::Secret;
 use serde::{Deserialize, Serialize};
 
+mod settings;
+
+pub use settings::{Login, RegistrySetting, RegistrySettings};
+
 /// Why user data was refused. Every message names the file and the field.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum UserDataError {
@@ -274,6 +278,15 @@ impl UserData {
     /// configure a node refuse such a file; the ones that only print warn.
     pub fn is_empty(&self) -> bool {
         self.registries.is_empty() && matches!(self.redirect, Redirect::None)
+    }
+
+    /// Why a command that needs registry settings cannot work with this user data (when
+    /// [`UserData::is_empty`]).
+    pub fn why_empty(&self) -> Option<String> {
+        self.is_empty().then(|| format!(
+            "{}: no registry settings: it has neither `stylus.registryCredentials` nor `stylus.externalRegistries` (with a registry or a mapping rule), so nothing is redirected and no credentials apply; see docs/user-data.md",
+            self.file
+        ))
     }
 
     /// The registry entry whose `domain` is the longest prefix of `name` (`host[:port]/path`),

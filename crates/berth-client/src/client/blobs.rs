@@ -11,23 +11,44 @@ impl Registry {
             scopes: vec![Self::pull_scope(repo)],
             what: format!("checking blob {digest} in {repo}"),
         };
-        let path = format!("v2/{repo}/blobs/{digest}");
-        let mut resp = self
-            .send(&ctx, Method::HEAD, |b| Self::url(b, &path), |r| r)
-            .await?;
-        // A HEAD may be redirected to storage too; follow it without credentials elsewhere.
+        // A HEAD may be redirected to storage too.
+        let resp = self.blob_response(&ctx, Method::HEAD, digest).await?;
+        Ok(resp.map(|r| content_length(r.headers()).unwrap_or(0)))
+    }
+
+    /// `method` on blob `digest` of `ctx.repo`, redirects followed (credentials go only to
+    /// the registry's own origin): the response when it succeeds, `None` on 404, the
+    /// registry's error otherwise.
+    async fn blob_response(
+        &self,
+        ctx: &Ctx<'_>,
+        method: Method,
+        digest: &Digest,
+    ) -> Result<Option<Response>, ClientError> {
+        let path = format!("v2/{}/blobs/{digest}", ctx.repo);
+        let url = |b: &Url| Self::url(b, &path);
+        let mut resp = self.send(ctx, method.clone(), url, |r| r).await?;
         let mut hops = 0;
-        while resp.status().is_redirection() && hops < 5 {
+        while resp.status().is_redirection() {
             hops += 1;
-            resp = self.follow_redirect(repo, &ctx, Method::HEAD, resp).await?;
+            if hops > 10 {
+                return Err(ClientError::Protocol {
+                    registry: self.name.clone(),
+                    what: ctx.what.clone(),
+                    detail: "more than 10 redirects".into(),
+                });
+            }
+            resp = self
+                .follow_redirect(ctx.repo, ctx, method.clone(), resp)
+                .await?;
         }
         if resp.status() == StatusCode::NOT_FOUND {
             return Ok(None);
         }
         if !resp.status().is_success() {
-            return Err(self.status_error(repo, resp, &ctx.what).await);
+            return Err(self.status_error(ctx.repo, resp, &ctx.what).await);
         }
-        Ok(Some(content_length(resp.headers()).unwrap_or(0)))
+        Ok(Some(resp))
     }
 
     /// The absolute URL a response's `Location` header points to (`kind` names it in errors).
@@ -65,13 +86,12 @@ impl Registry {
         let target = self.location(ctx, &resp, "redirect")?;
         let info = self.host_info(repo).await?;
         let (key, _) = self.config(repo);
-        let mut rb = self.http(&key).request(method, target.clone());
-        if same_origin(&target, &info.base)
-            && let Some(a) = self.authorization(&info, repo, &ctx.scopes, false).await?
-        {
-            rb = rb.header(header::AUTHORIZATION, a);
-        }
-        rb.send().await.map_err(|e| map_send_error(&self.name, &e))
+        let rb = self.http(&key).request(method, target.clone());
+        let auth = match same_origin(&target, &info.base) {
+            true => self.authorization(&info, repo, &ctx.scopes, false).await?,
+            false => None,
+        };
+        self.send_authorized(rb, auth.as_ref()).await
     }
 
     /// Downloads a blob as a stream (not verified here: wrap it in
@@ -83,32 +103,13 @@ impl Registry {
             scopes: vec![Self::pull_scope(repo)],
             what: format!("pulling blob {digest} from {repo}"),
         };
-        let path = format!("v2/{repo}/blobs/{digest}");
-        let mut resp = self
-            .send(&ctx, Method::GET, |b| Self::url(b, &path), |r| r)
-            .await?;
-        let mut hops = 0;
-        while resp.status().is_redirection() {
-            hops += 1;
-            if hops > 10 {
-                return Err(ClientError::Protocol {
-                    registry: self.name.clone(),
-                    what: ctx.what.clone(),
-                    detail: "more than 10 redirects".into(),
-                });
-            }
-            resp = self.follow_redirect(repo, &ctx, Method::GET, resp).await?;
-        }
-        if resp.status() == StatusCode::NOT_FOUND {
+        let Some(resp) = self.blob_response(&ctx, Method::GET, digest).await? else {
             return Err(ClientError::BlobNotFound {
                 registry: self.name.clone(),
                 repository: repo.into(),
                 digest: digest.clone(),
             });
-        }
-        if !resp.status().is_success() {
-            return Err(self.status_error(repo, resp, &ctx.what).await);
-        }
+        };
         let size = content_length(resp.headers());
         let name = self.name.clone();
         let stream = resp.bytes_stream().map_err(move |e| {

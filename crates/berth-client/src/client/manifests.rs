@@ -3,6 +3,29 @@
 use super::*;
 
 impl Registry {
+    /// `method` on manifest `reference` of `ctx.repo`, accepting `accept`: the response when
+    /// it succeeds, `None` on 404, the registry's error otherwise.
+    async fn manifest_response(
+        &self,
+        ctx: &Ctx<'_>,
+        method: Method,
+        reference: &str,
+        accept: &[&str],
+    ) -> Result<Option<Response>, ClientError> {
+        let accept_value = accept.join(", ");
+        let path = format!("v2/{}/manifests/{reference}", ctx.repo);
+        let url = |b: &Url| Self::url(b, &path);
+        let with_accept = |r: reqwest::RequestBuilder| r.header(header::ACCEPT, &accept_value);
+        let resp = self.send(ctx, method, url, with_accept).await?;
+        if resp.status() == StatusCode::NOT_FOUND {
+            return Ok(None);
+        }
+        if !resp.status().is_success() {
+            return Err(self.status_error(ctx.repo, resp, &ctx.what).await);
+        }
+        Ok(Some(resp))
+    }
+
     /// Fetches a manifest by tag or digest, exactly as served. When fetched by digest, the
     /// bytes are checked against it. Docker schema 1 is refused with [`ClientError::Schema1`].
     pub async fn get_manifest(
@@ -21,26 +44,16 @@ impl Registry {
         } else {
             accept
         };
-        let accept_value = accept.join(", ");
-        let path = format!("v2/{repo}/manifests/{reference}");
-        let resp = self
-            .send(
-                &ctx,
-                Method::GET,
-                |b| Self::url(b, &path),
-                |r| r.header(header::ACCEPT, &accept_value),
-            )
-            .await?;
-        if resp.status() == StatusCode::NOT_FOUND {
+        let Some(resp) = self
+            .manifest_response(&ctx, Method::GET, reference, accept)
+            .await?
+        else {
             return Err(ClientError::ManifestNotFound {
                 registry: self.name.clone(),
                 repository: repo.into(),
                 reference: reference.into(),
             });
-        }
-        if !resp.status().is_success() {
-            return Err(self.status_error(repo, resp, &ctx.what).await);
-        }
+        };
         let ct = resp
             .headers()
             .get(header::CONTENT_TYPE)
@@ -111,22 +124,10 @@ impl Registry {
             scopes: vec![Self::pull_scope(repo)],
             what: format!("checking manifest {repo}:{reference}"),
         };
-        let accept_value = MANIFEST_ACCEPT.join(", ");
-        let path = format!("v2/{repo}/manifests/{reference}");
-        let resp = self
-            .send(
-                &ctx,
-                Method::HEAD,
-                |b| Self::url(b, &path),
-                |r| r.header(header::ACCEPT, &accept_value),
-            )
-            .await?;
-        if resp.status() == StatusCode::NOT_FOUND {
+        let head = self.manifest_response(&ctx, Method::HEAD, reference, MANIFEST_ACCEPT);
+        let Some(resp) = head.await? else {
             return Ok(None);
-        }
-        if !resp.status().is_success() {
-            return Err(self.status_error(repo, resp, &ctx.what).await);
-        }
+        };
         let h = resp.headers();
         Ok(Some(ManifestHead {
             digest: h

@@ -4,6 +4,19 @@
 use super::*;
 
 impl Registry {
+    /// `rb` sent with `auth` as its `Authorization`, when there is one.
+    pub(super) async fn send_authorized(
+        &self,
+        rb: reqwest::RequestBuilder,
+        auth: Option<&HeaderValue>,
+    ) -> Result<Response, ClientError> {
+        let rb = match auth {
+            Some(a) => rb.header(header::AUTHORIZATION, a.clone()),
+            None => rb,
+        };
+        rb.send().await.map_err(|e| map_send_error(&self.name, &e))
+    }
+
     async fn upload_target(
         &self,
         repo: &str,
@@ -22,11 +35,8 @@ impl Registry {
 
     async fn cancel_upload(&self, repo: &str, url: &Url, auth: &Option<HeaderValue>) {
         let (key, _) = self.config(repo);
-        let mut rb = self.http(&key).delete(url.clone());
-        if let Some(a) = auth {
-            rb = rb.header(header::AUTHORIZATION, a.clone());
-        }
-        let _ = rb.send().await;
+        let rb = self.http(&key).delete(url.clone());
+        let _ = self.send_authorized(rb, auth.as_ref()).await;
     }
 
     async fn start_upload(
@@ -190,19 +200,13 @@ impl Registry {
                 continue;
             }
             let end = offset + chunk.len() as u64 - 1;
-            let mut rb = http
+            let rb = http
                 .patch(url.clone())
                 .header(header::CONTENT_TYPE, "application/octet-stream")
                 .header(header::CONTENT_RANGE, format!("{offset}-{end}"))
                 .header(header::CONTENT_LENGTH, chunk.len().to_string())
                 .body(chunk.clone());
-            if let Some(a) = &auth {
-                rb = rb.header(header::AUTHORIZATION, a.clone());
-            }
-            let resp = rb
-                .send()
-                .await
-                .map_err(|e| map_send_error(&self.name, &e))?;
+            let resp = self.send_authorized(rb, auth.as_ref()).await?;
             if resp.status() != StatusCode::ACCEPTED && !resp.status().is_success() {
                 return Err(self.status_error(repo, resp, &ctx.what).await);
             }
@@ -214,14 +218,8 @@ impl Registry {
         let mut put = url;
         put.query_pairs_mut()
             .append_pair("digest", &digest.to_string());
-        let mut rb = http.put(put).header(header::CONTENT_LENGTH, "0");
-        if let Some(a) = &auth {
-            rb = rb.header(header::AUTHORIZATION, a.clone());
-        }
-        let resp = rb
-            .send()
-            .await
-            .map_err(|e| map_send_error(&self.name, &e))?;
+        let rb = http.put(put).header(header::CONTENT_LENGTH, "0");
+        let resp = self.send_authorized(rb, auth.as_ref()).await?;
         if !resp.status().is_success() {
             return Err(self.status_error(repo, resp, &ctx.what).await);
         }

@@ -98,14 +98,9 @@ impl Proxy {
             })?;
             let ud = berth_userdata::UserData::parse(&text, &path.display().to_string())
                 .map_err(|e| RegistryError::Upstream(e.to_string()))?;
-            for r in &ud.registries {
-                let rc = RegistryConfig {
-                    credentials: r
-                        .has_credentials()
-                        .then(|| Credentials::new(r.username.clone(), r.password.clone())),
-                    insecure: r.insecure,
-                    ca_pems: r.certificates.clone(),
-                };
+            let settings = berth_userdata::RegistrySettings::new(Some(&ud));
+            for (r, setting) in ud.registries.iter().zip(settings.entries()) {
+                let rc = RegistryConfig::from(setting);
                 let host = normalize_key(r.host());
                 configs.insert_if_absent(&host, rc.clone());
                 configs.insert(&r.domain, rc);
@@ -161,11 +156,8 @@ impl Proxy {
             return Ok(None);
         }
         let tag_ttl = match &cfg.tag_recheck {
-            Some(t) => crate::config::parse_duration(t).ok_or_else(|| {
-                RegistryError::Upstream(format!(
-                    "proxy.tag_recheck `{t}` is not a duration (30s, 5m, 1h or seconds)"
-                ))
-            })?,
+            Some(t) => crate::config::parse_duration(t)
+                .map_err(|e| RegistryError::Upstream(format!("proxy.tag_recheck {e}")))?,
             None => Duration::from_secs(cfg.tag_ttl_seconds),
         };
         let client = Client::new(configs)

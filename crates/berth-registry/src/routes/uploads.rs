@@ -142,6 +142,19 @@ fn session(st: &State, name: &str, id: &str) -> Result<Arc<tokio::sync::Mutex<Se
     Ok(s)
 }
 
+/// The session `id` of repository `name`, locked for a write.
+async fn locked(
+    st: &State,
+    name: &str,
+    id: &str,
+) -> Result<tokio::sync::OwnedMutexGuard<Session>, ApiError> {
+    let g = session(st, name, id)?.lock_owned().await;
+    if g.repo != name {
+        return Err(ApiError::upload_unknown(id));
+    }
+    Ok(g)
+}
+
 /// `start-end` (also `bytes=start-end` / `bytes start-end/*`).
 fn parse_content_range(v: &str) -> Option<(u64, u64)> {
     let v = v.trim();
@@ -222,11 +235,7 @@ fn check_chunk_length(
 pub(crate) async fn patch(cx: &Ctx<'_>, id: &str, body: Body) -> ApiResult {
     let st = cx.st;
     let name = &cx.name;
-    let s = session(st, name, id)?;
-    let mut g = s.lock().await;
-    if g.repo != *name {
-        return Err(ApiError::upload_unknown(id));
-    }
+    let mut g = locked(st, name, id).await?;
     g.touched = Instant::now();
     let w = g
         .writer
@@ -243,11 +252,7 @@ pub(crate) async fn patch(cx: &Ctx<'_>, id: &str, body: Body) -> ApiResult {
 pub(crate) async fn finish(cx: &Ctx<'_>, id: &str, body: Body) -> ApiResult {
     let st = cx.st;
     let name = &cx.name;
-    let s = session(st, name, id)?;
-    let mut g = s.lock().await;
-    if g.repo != *name {
-        return Err(ApiError::upload_unknown(id));
-    }
+    let mut g = locked(st, name, id).await?;
     let d = parse_digest(cx.query.get("digest").map(String::as_str).unwrap_or(""))?;
     let range = match g.writer.as_ref() {
         Some(w) => chunk_range(cx, id, w)?,
