@@ -231,7 +231,8 @@ fn main() -> ExitCode {
                 Some(b) if b.is_damage() => eprintln!("berth: bundle refused: {b}"),
                 Some(b @ berth_bundle::BundleError::Image { .. }) => eprintln!("berth: error: {b}"),
                 _ => {
-                    eprintln!("berth: error: {e:#}");
+                    let chain: &dyn std::error::Error = e.as_ref();
+                    eprintln!("berth: error: {}", berth_client::error_chain(chain));
                     return ExitCode::from(EXIT_BAD_INPUT);
                 }
             }

@@ -279,20 +279,7 @@ impl Containerd {
     }
 }
 
-/// The chain of an error and its sources.
-pub(crate) fn error_chain(e: &dyn std::error::Error) -> String {
-    let mut s = e.to_string();
-    let mut cur = e.source();
-    while let Some(c) = cur {
-        let m = c.to_string();
-        if !s.contains(&m) {
-            s.push_str(": ");
-            s.push_str(&m);
-        }
-        cur = c.source();
-    }
-    s
-}
+pub(crate) use berth_oci::error_chain;
 
 /// `2024-01-01T00:00:00Z` (RFC 3339, UTC, whole seconds) for a time since the Unix epoch.
 pub(crate) fn rfc3339(since_epoch: Duration) -> String {

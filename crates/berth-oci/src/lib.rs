@@ -22,7 +22,7 @@ mod retry;
 mod stream;
 
 pub use digest::{Hasher, digest_of, hex, sha256_of};
-pub use fault::Fault;
+pub use fault::{Fault, error_chain};
 pub use manifest::{Descriptor, Kind, Manifest, ManifestError, Walk, walk};
 pub use media::media_type_from_json;
 pub use platform::Platform;
