@@ -340,6 +340,7 @@ pub fn copy(args: CopyArgs) -> Result<ExitCode> {
     let (creds, dir) = (d.dest_creds.clone(), d.dest_cert_dir.clone());
     let access = Access::new(creds, AuthFiles::None, dir, d.dest_tls_verify);
     let destinations = access.configs(&host(&dst)).context("--dest-*")?;
+    let destinations = destinations.with_side(berth_client::Side::Destination);
     let options = copy_options(args.jobs, args.source.configs(&host(&src))?, destinations);
     let progress = Progress::new(args.output, 1, "copied", false);
     let sink = Some(progress.sink());

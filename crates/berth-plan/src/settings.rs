@@ -35,6 +35,10 @@ pub struct RegistrySetting {
     pub insecure: bool,
     /// CA certificates (PEM) trusted besides the system roots.
     pub ca_pems: Vec<String>,
+    /// The user-data field that describes the registry (`stylus.externalRegistries.registries[0]`,
+    /// `stylus.registryCredentials`); `None` for the edge registry, set by its flags. Errors
+    /// name it as the place to fix.
+    pub field: Option<String>,
 }
 
 /// How to reach the edge registry, besides its address.
@@ -84,6 +88,7 @@ impl RegistrySettings {
                     .then(|| Login::new(r.username.clone(), r.password.clone())),
                 insecure: r.insecure,
                 ca_pems: r.certificates.clone(),
+                field: Some(r.field.clone()),
             })
             .collect();
         if let Some(edge) = edge {
@@ -99,6 +104,8 @@ impl RegistrySettings {
                 }
             };
             let e = &mut entries[i];
+            // The edge's flags (--edge-ca, --edge-insecure, --edge-creds) are what fix it.
+            e.field = None;
             e.insecure |= edge.insecure || edge.registry.plain_http();
             let cas = registries.iter().flat_map(|r| r.certificates.iter());
             for ca in cas.chain(&edge.ca_pems) {
@@ -152,6 +159,7 @@ mod tests {
         let e = s.get("10.10.254.254:8000/spectro-images").unwrap();
         assert_eq!(e.login, Some(Login::new("ubuntu", "s3cret")));
         assert!(e.insecure && e.ca_pems.is_empty());
+        assert_eq!(e.field.as_deref(), Some("stylus.registryCredentials"));
         assert!(!format!("{s:?}").contains("s3cret"));
         // A registry without credentials has no login.
         let ud = user_data(
@@ -172,7 +180,9 @@ mod tests {
         let s = RegistrySettings::new(Some(&ud), Some(&edge));
         let e = s.get("edge:5000").unwrap();
         assert_eq!(e.ca_pems, vec!["EDGE-CA".to_string()]);
-        assert!(!e.insecure && e.login.is_none());
+        assert!(!e.insecure && e.login.is_none() && e.field.is_none());
+        let field = s.get("ext.example.com").unwrap().field.as_deref();
+        assert_eq!(field, Some("stylus.externalRegistries.registries[0]"));
 
         let plain = EdgeAccess::new(EdgeRegistry::parse("http://edge:5000", None).unwrap());
         let s = RegistrySettings::new(Some(&ud), Some(&plain));

@@ -71,7 +71,7 @@ impl Registry {
         {
             rb = rb.header(header::AUTHORIZATION, a);
         }
-        rb.send().await.map_err(|e| map_send_error(&self.name, &e))
+        rb.send().await.map_err(|e| self.send_error(&e))
     }
 
     /// Downloads a blob as a stream (not verified here: wrap it in

@@ -129,7 +129,7 @@ impl Registry {
                         Err(err)
                     }
                 }
-                Err(e) => Err(map_send_error(&self.name, &e)),
+                Err(e) => Err(self.send_error(&e)),
             }
         };
         match result {
@@ -199,10 +199,7 @@ impl Registry {
             if let Some(a) = &auth {
                 rb = rb.header(header::AUTHORIZATION, a.clone());
             }
-            let resp = rb
-                .send()
-                .await
-                .map_err(|e| map_send_error(&self.name, &e))?;
+            let resp = rb.send().await.map_err(|e| self.send_error(&e))?;
             if resp.status() != StatusCode::ACCEPTED && !resp.status().is_success() {
                 return Err(self.status_error(repo, resp, &ctx.what).await);
             }
@@ -218,10 +215,7 @@ impl Registry {
         if let Some(a) = &auth {
             rb = rb.header(header::AUTHORIZATION, a.clone());
         }
-        let resp = rb
-            .send()
-            .await
-            .map_err(|e| map_send_error(&self.name, &e))?;
+        let resp = rb.send().await.map_err(|e| self.send_error(&e))?;
         if !resp.status().is_success() {
             return Err(self.status_error(repo, resp, &ctx.what).await);
         }
