@@ -60,7 +60,8 @@ pub enum AgentError {
     Encode(#[from] serde_json::Error),
     #[error("`{0}` is not a platform: write OS/ARCH[/VARIANT], e.g. linux/amd64")]
     Platform(String),
-    #[error("cannot reach the edge registry: {0}")]
+    /// The edge registry's settings cannot be used (a CA that does not parse).
+    #[error("the edge registry's settings: {0}")]
     EdgeClient(#[source] berth_client::ClientError),
 }
 

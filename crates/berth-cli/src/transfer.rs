@@ -277,6 +277,7 @@ pub fn copy(args: CopyArgs) -> Result<ExitCode> {
     let (creds, dir) = (d.dest_creds.clone(), d.dest_cert_dir.clone());
     let access = Access::new(creds, AuthFiles::None, dir, d.dest_tls_verify);
     let destinations = access.configs(&dst.registry_hosts()).context("--dest-*")?;
+    let destinations = destinations.with_side(berth_client::Side::Destination);
     let options = copy_options(
         args.jobs,
         args.source.configs(&src.registry_hosts())?,

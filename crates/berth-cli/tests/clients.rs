@@ -23,7 +23,7 @@ use berth_testkit::images::{self, FixtureRef};
 use berth_testkit::podman::Podman;
 use berth_testkit::skopeo::{self, SkopeoOpts};
 use berth_testkit::{Distribution, require_tool, sha256_digest};
-use common::{berth, indent};
+use common::{berth, indent, text};
 use support::TestContainerd;
 
 const NS: &str = "k8s.io";
@@ -31,15 +31,6 @@ const EDGE_USER: &str = "edge";
 const EDGE_PASS: &str = "Edge-Serve-Pw9";
 const EXT_USER: &str = "ext";
 const EXT_PASS: &str = "Ext-Registry-Pw7";
-
-fn text(o: &Output) -> String {
-    format!(
-        "status {}\n--- stdout:\n{}\n--- stderr:\n{}",
-        o.status,
-        String::from_utf8_lossy(&o.stdout),
-        String::from_utf8_lossy(&o.stderr)
-    )
-}
 
 /// `berth serve` as a child process: TLS with its generated CA, htpasswd, on a port it picks
 /// (`--listen 127.0.0.1:0`; the address is read from its first line). Dropping it kills
@@ -284,6 +275,25 @@ fn user_data(dir: &Path, ext: &Distribution, prefix: &str, rules: &[(&str, Strin
     let p = dir.join("user-data.yaml");
     std::fs::write(&p, t).unwrap();
     p
+}
+
+/// Every file under `dir` with its size, sorted.
+fn tree(dir: &Path) -> Vec<(PathBuf, u64)> {
+    let mut out = Vec::new();
+    let mut todo = vec![dir.to_path_buf()];
+    while let Some(d) = todo.pop() {
+        for e in std::fs::read_dir(&d).unwrap() {
+            let e = e.unwrap();
+            let meta = e.metadata().unwrap();
+            if meta.is_dir() {
+                todo.push(e.path());
+            } else {
+                out.push((e.path(), meta.len()));
+            }
+        }
+    }
+    out.sort();
+    out
 }
 
 fn profile(dir: &Path, images: &[String]) -> PathBuf {
@@ -582,7 +592,8 @@ fn ctr_pulls_from_the_external_registry_with_the_hosts_toml_berth_writes() {
 // seeding the edge registry before the site goes offline (docs/serve.md)
 
 /// `berth serve` pulls through to the external registry. Before seeding, `verify` says the
-/// images are only reachable through that upstream (exit 1); `mirror --edge-registry`
+/// images are only reachable through that upstream (exit 1), and stores nothing in the edge
+/// registry by asking; `mirror --edge-registry`
 /// copies them into the edge (it asks with `Cache-Control: only-if-cached`, so the
 /// pull-through does not answer for them), `verify` then says present; with the external
 /// registry stopped, skopeo still pulls every image from the edge, byte for byte.
@@ -649,9 +660,19 @@ fn seeding_the_edge_stores_the_images_and_survives_the_upstream_going_away() {
             .collect()
     };
 
+    let before = tree(&serve.data);
     let o = run("verify");
     assert_eq!(o.status.code(), Some(1), "{}", text(&o));
     assert_eq!(statuses(&o), ["upstream-only"; 3], "{}", text(&o));
+    // Asking the edge whether its upstream has them (`Cache-Control: no-store`) stored
+    // nothing: verify leaves what it verifies as it was (a pull-through answer is stored
+    // behind the response, so give it the time to land).
+    std::thread::sleep(std::time::Duration::from_millis(800));
+    assert_eq!(
+        tree(&serve.data),
+        before,
+        "verify changed the edge registry's store"
+    );
 
     let o = run("mirror");
     assert!(o.status.success(), "{}", text(&o));

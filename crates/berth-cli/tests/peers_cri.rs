@@ -8,13 +8,12 @@
 mod common;
 
 use std::path::{Path, PathBuf};
-use std::process::Output;
 
 use berth_testkit::berth_serve::{BerthServe, ServeOpts};
 use berth_testkit::containerd::Containerd;
 use berth_testkit::images::{self, FixtureRef};
 use berth_testkit::{Distribution, require_go_peer};
-use common::{berth, indent};
+use common::{berth, indent, text};
 use serde_json::Value;
 
 const EDGE_USER: &str = "edge";
@@ -26,15 +25,6 @@ const HOST_PLATFORM: &str = if cfg!(target_arch = "aarch64") {
 } else {
     "linux/amd64"
 };
-
-fn text(o: &Output) -> String {
-    format!(
-        "status {}\n--- stdout:\n{}\n--- stderr:\n{}",
-        o.status,
-        String::from_utf8_lossy(&o.stdout),
-        String::from_utf8_lossy(&o.stderr)
-    )
-}
 
 /// User data naming `ext` as the external registry `EXT/<prefix>` (credentials, CA) and
 /// mapping `quay.io` into it.

@@ -10,6 +10,7 @@ use berth_userdata::{RegistrySetting, RegistrySettings};
 
 use crate::config::{Credentials, RegistryConfig, RegistryConfigs};
 use crate::loaders::{self, AuthFileSources, LoadError};
+use crate::side::Side;
 
 impl From<&RegistrySetting> for RegistryConfig {
     fn from(s: &RegistrySetting) -> RegistryConfig {
@@ -25,10 +26,18 @@ impl From<&RegistrySetting> for RegistryConfig {
 }
 
 impl From<&RegistrySettings> for RegistryConfigs {
+    /// Each entry on its side: the user data's by their field, the edge registry's as the
+    /// edge; a registry neither describes is an external one the user data does not describe.
     fn from(s: &RegistrySettings) -> RegistryConfigs {
-        let mut configs = RegistryConfigs::new();
+        let mut configs = RegistryConfigs::new().with_side(Side::External { field: None });
         for e in s.entries() {
-            configs.insert(&e.key, e.into());
+            let side = match &e.field {
+                Some(f) => Side::External {
+                    field: Some(f.clone()),
+                },
+                None => Side::Edge,
+            };
+            configs.insert_on(&e.key, e.into(), side);
         }
         configs
     }
@@ -131,7 +140,8 @@ impl Access {
         }
     }
 
-    /// Settings for each of `hosts` (`host[:port]`).
+    /// Settings for each of `hosts` (`host[:port]`), as source registries (for another side,
+    /// [`RegistryConfigs::with_side`]).
     pub fn configs(&self, hosts: &BTreeSet<String>) -> Result<RegistryConfigs, AccessError> {
         let mut all_cas = Vec::new();
         let mut host_cas = Vec::new();
@@ -159,7 +169,7 @@ impl Access {
             .iter()
             .map(|c| parse_scoped_creds(c))
             .collect::<Result<Vec<_>, _>>()?;
-        let mut configs = RegistryConfigs::new();
+        let mut configs = RegistryConfigs::new().with_side(Side::Source);
         for h in hosts {
             let mut ca_pems = all_cas.clone();
             for (_, cas) in host_cas.iter().filter(|(k, _)| k == h) {
@@ -208,6 +218,8 @@ mod tests {
         assert_eq!(cfg.ca_pems, ["CA"]);
         assert_eq!(cfg.credentials, Some(Credentials::new("u", "pw")));
         assert!(c.select("other:5000", "x").is_none());
+        assert_eq!(c.side("edge:5000"), &Side::Edge);
+        assert_eq!(c.side("other:5000"), &Side::External { field: None });
     }
 
     #[test]

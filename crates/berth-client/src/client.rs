@@ -17,6 +17,7 @@ use crate::auth::{Challenge, TokenResponse, parse_www_authenticate};
 use crate::config::{RegistryConfig, RegistryConfigs, normalize_key};
 use crate::error::ClientError;
 use crate::retry::{RetryPolicy, parse_retry_after};
+use crate::side::Side;
 
 mod blobs;
 mod manifests;
@@ -73,9 +74,10 @@ struct Token {
 struct Inner {
     configs: RegistryConfigs,
     retry: RetryPolicy,
-    /// Reads (GET, HEAD) carry `Cache-Control: only-if-cached`: a caching registry (the
-    /// edge registry with pull-through) answers from what it stores, never from upstream.
-    local_only: bool,
+    /// The `Cache-Control` of reads (GET, HEAD): `only-if-cached` (a caching registry, the
+    /// edge registry with pull-through, answers from what it stores, never from upstream) or
+    /// `no-store` (it may ask upstream, but stores nothing of the answer).
+    cache_control: Option<&'static str>,
     http: Mutex<HashMap<String, reqwest::Client>>,
     hosts: Mutex<HashMap<String, HostInfo>>,
     /// One probe of `/v2/` per host at a time: concurrent first requests wait for it.
@@ -133,25 +135,78 @@ fn build_http(key: &str, cfg: Option<&RegistryConfig>) -> Result<reqwest::Client
 
 pub(crate) use berth_oci::error_chain;
 
-fn is_tls_error(detail: &str) -> bool {
-    let d = detail.to_ascii_lowercase();
-    d.contains("certificate")
-        || d.contains("tls")
-        || d.contains("handshake")
-        || d.contains("invalidcontenttype")
+/// The TLS error behind a request error, if there is one (reqwest keeps it inside an
+/// `io::Error`, whose `source()` skips it).
+fn rustls_error<'a>(e: &'a (dyn std::error::Error + 'static)) -> Option<&'a rustls::Error> {
+    let mut cur = Some(e);
+    while let Some(c) = cur {
+        if let Some(r) = c.downcast_ref::<rustls::Error>() {
+            return Some(r);
+        }
+        if let Some(inner) = c
+            .downcast_ref::<std::io::Error>()
+            .and_then(|io| io.get_ref())
+        {
+            let inner: &(dyn std::error::Error + 'static) = inner;
+            if let Some(r) = rustls_error(inner) {
+                return Some(r);
+            }
+        }
+        cur = c.source();
+    }
+    None
 }
 
-fn map_send_error(registry: &str, e: &reqwest::Error) -> ClientError {
-    let detail = error_chain(e);
-    if is_tls_error(&detail) {
-        ClientError::Tls {
-            registry: registry.to_string(),
-            detail,
+/// The innermost message of an error chain (`Connection refused (os error 111)`).
+fn root_cause(e: &(dyn std::error::Error + 'static)) -> String {
+    let mut cur = e;
+    while let Some(next) = cur.source() {
+        cur = next;
+    }
+    cur.to_string()
+}
+
+/// A request error as a [`ClientError`] naming `registry` and its side: a plain-HTTP server
+/// answering the TLS hello, a TLS failure (with the issuer of an untrusted certificate), or
+/// a connection failure.
+fn map_send_error(registry: &str, side: &Side, e: &reqwest::Error) -> ClientError {
+    let (registry, side) = (registry.to_string(), side.clone());
+    match rustls_error(e) {
+        Some(rustls::Error::InvalidMessage(rustls::InvalidMessage::InvalidContentType)) => {
+            ClientError::PlainHttp { registry, side }
         }
-    } else {
-        ClientError::Connect {
-            registry: registry.to_string(),
-            detail,
+        Some(rustls::Error::InvalidCertificate(rustls::CertificateError::Other(o)))
+            if o.0
+                .downcast_ref::<crate::tls::UntrustedCertificate>()
+                .is_some() =>
+        {
+            ClientError::Tls {
+                registry,
+                detail: o.0.to_string(),
+                side,
+            }
+        }
+        Some(r) => ClientError::Tls {
+            registry,
+            detail: r.to_string(),
+            side,
+        },
+        None => {
+            let detail = error_chain(e);
+            let d = detail.to_ascii_lowercase();
+            if d.contains("certificate") || d.contains("tls") || d.contains("handshake") {
+                ClientError::Tls {
+                    registry,
+                    detail,
+                    side,
+                }
+            } else {
+                ClientError::Connect {
+                    registry,
+                    detail: root_cause(e),
+                    side,
+                }
+            }
         }
     }
 }
@@ -187,7 +242,7 @@ impl Client {
             inner: Arc::new(Inner {
                 configs,
                 retry: RetryPolicy::default(),
-                local_only: false,
+                cache_control: None,
                 http: Mutex::new(http),
                 hosts: Mutex::new(HashMap::new()),
                 probing: Mutex::new(HashMap::new()),
@@ -211,10 +266,22 @@ impl Client {
     /// of fetching it. Registries without a cache ignore the header. Mirror and verify
     /// read their targets this way, so seeding the edge registry stores the images.
     pub fn local_only(self) -> Client {
+        self.with_cache_control("only-if-cached")
+    }
+
+    /// The same client asking caches to store nothing of what it reads: every read carries
+    /// `Cache-Control: no-store` (RFC 9111), so a pull-through registry such as `berth serve`
+    /// answers through its upstream without keeping the answer. Verify asks the edge registry
+    /// so whether its upstream has an image, leaving its store as it was.
+    pub fn no_store(self) -> Client {
+        self.with_cache_control("no-store")
+    }
+
+    fn with_cache_control(self, value: &'static str) -> Client {
         let inner = self.unshared();
         Client {
             inner: Arc::new(Inner {
-                local_only: true,
+                cache_control: Some(value),
                 ..inner
             }),
         }
@@ -224,7 +291,7 @@ impl Client {
         Arc::try_unwrap(self.inner).unwrap_or_else(|arc| Inner {
             configs: arc.configs.clone(),
             retry: arc.retry,
-            local_only: arc.local_only,
+            cache_control: arc.cache_control,
             http: Mutex::new(arc.http.lock().expect("lock").clone()),
             hosts: Mutex::new(HashMap::new()),
             probing: Mutex::new(HashMap::new()),
@@ -306,22 +373,36 @@ impl Registry {
 
     fn auth_error(&self, repo: &str, status: StatusCode, what: &str) -> ClientError {
         let user = self.username(repo);
+        let side = self.side();
         match (status, user) {
             (StatusCode::UNAUTHORIZED, Some(username)) => ClientError::CredentialsRejected {
                 registry: self.name.clone(),
                 username,
                 what: what.to_string(),
+                side,
             },
             (StatusCode::UNAUTHORIZED, None) => ClientError::AuthRequired {
                 registry: self.name.clone(),
                 what: what.to_string(),
+                side,
             },
             (_, user) => ClientError::Denied {
                 registry: self.name.clone(),
                 what: what.to_string(),
                 who: user.map_or("anonymous access".to_string(), |u| format!("user `{u}`")),
+                side,
             },
         }
+    }
+
+    /// Which registry this is to the user (source, external, edge), for errors.
+    fn side(&self) -> Side {
+        self.inner().configs.side(&self.name).clone()
+    }
+
+    /// A request error, naming this registry and its side.
+    pub(crate) fn send_error(&self, e: &reqwest::Error) -> ClientError {
+        map_send_error(&self.name, &self.side(), e)
     }
 
     /// Reads an error response into a [`ClientError`].
@@ -416,9 +497,12 @@ impl Registry {
                         return Ok(self.learned(HostInfo { base, challenge }));
                     }
                     Err(e) => {
-                        let err = map_send_error(&self.name, &e);
-                        // A TLS failure of a verified registry will not heal by retrying.
-                        if matches!(err, ClientError::Tls { .. }) && !insecure {
+                        let err = self.send_error(&e);
+                        // A TLS failure of a verified registry (or a plain-HTTP one) will
+                        // not heal by retrying.
+                        let tls =
+                            matches!(err, ClientError::Tls { .. } | ClientError::PlainHttp { .. });
+                        if tls && !insecure {
                             return Err(err);
                         }
                         last = Some(err);
@@ -515,7 +599,7 @@ impl Registry {
                         }
                         Ok(r) => break r,
                         Err(e) => {
-                            let err = map_send_error(&self.name, &e);
+                            let err = self.send_error(&e);
                             if !err.is_retryable() || attempt + 1 >= retry.attempts {
                                 return Err(err);
                             }
@@ -527,10 +611,7 @@ impl Registry {
                 if !resp.status().is_success() {
                     return Err(self.status_error(repo, resp, &what).await);
                 }
-                let body = resp
-                    .bytes()
-                    .await
-                    .map_err(|e| map_send_error(&self.name, &e))?;
+                let body = resp.bytes().await.map_err(|e| self.send_error(&e))?;
                 let tr: TokenResponse =
                     serde_json::from_slice(&body).map_err(|e| ClientError::Protocol {
                         registry: self.name.clone(),
@@ -581,15 +662,17 @@ impl Registry {
         let mut attempt = 0;
         loop {
             let mut rb = http.request(method.clone(), url(&info.base));
-            if self.inner().local_only && (method == Method::GET || method == Method::HEAD) {
-                rb = rb.header(header::CACHE_CONTROL, "only-if-cached");
+            if let Some(cc) = self.inner().cache_control
+                && (method == Method::GET || method == Method::HEAD)
+            {
+                rb = rb.header(header::CACHE_CONTROL, cc);
             }
             if let Some(a) = &auth {
                 rb = rb.header(header::AUTHORIZATION, a.clone());
             }
             match build(rb).send().await {
                 Err(e) => {
-                    let err = map_send_error(&self.name, &e);
+                    let err = self.send_error(&e);
                     attempt += 1;
                     if !err.is_retryable() || attempt >= retry.attempts {
                         return Err(err);

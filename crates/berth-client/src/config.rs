@@ -2,6 +2,8 @@
 
 use berth_secret::Secret;
 
+use crate::side::Side;
+
 /// A user name and password for a registry. `Debug` never shows the password.
 #[derive(Clone, PartialEq, Eq)]
 pub struct Credentials {
@@ -38,10 +40,13 @@ pub struct RegistryConfig {
 }
 
 /// Settings keyed by `host[:port][/path]`. For a request to `registry/repository` the entry
-/// whose key is the longest prefix of it, at a path-component boundary, applies.
+/// whose key is the longest prefix of it, at a path-component boundary, applies. Each entry
+/// has the [`Side`] its errors name (and a registry without an entry the default side).
 #[derive(Clone, Debug, Default)]
 pub struct RegistryConfigs {
     entries: Vec<(String, RegistryConfig)>,
+    sides: Vec<(String, Side)>,
+    side: Side,
 }
 
 /// Normalizes a key the way people write registry names in auth files: no scheme, no
@@ -84,6 +89,33 @@ impl RegistryConfigs {
         let key = normalize_key(key);
         self.entries.retain(|(k, _)| *k != key);
         self.entries.push((key, config));
+    }
+
+    /// Adds (or replaces) the entry for `key`, on `side`.
+    pub fn insert_on(&mut self, key: &str, config: RegistryConfig, side: Side) {
+        self.insert(key, config);
+        let key = normalize_key(key);
+        self.sides.retain(|(k, _)| *k != key);
+        self.sides.push((key, side));
+    }
+
+    /// These settings, every entry (and any other registry) on `side`.
+    pub fn with_side(mut self, side: Side) -> RegistryConfigs {
+        self.sides.clear();
+        self.side = side;
+        self
+    }
+
+    /// The side errors about `registry` (`host[:port]`) name: that of its entry (the host's
+    /// own, else the first under a path of it), else the default.
+    pub fn side(&self, registry: &str) -> &Side {
+        let host = normalize_key(registry);
+        let under = format!("{host}/");
+        self.sides
+            .iter()
+            .find(|(k, _)| *k == host)
+            .or_else(|| self.sides.iter().find(|(k, _)| k.starts_with(&under)))
+            .map_or(&self.side, |(_, s)| s)
     }
 
     /// Adds the entry only if there is none for `key` yet.
@@ -176,6 +208,20 @@ mod tests {
             user("index.docker.io", "library/nginx").as_deref(),
             Some("hub")
         );
+    }
+
+    #[test]
+    fn sides_by_host_then_by_path_then_default() {
+        let mut c = RegistryConfigs::new().with_side(Side::External { field: None });
+        let ext = |i: usize| Side::External {
+            field: Some(format!("stylus.externalRegistries.registries[{i}]")),
+        };
+        c.insert_on("ext.example/spectro", cfg("a"), ext(0));
+        c.insert_on("Edge:5000", cfg("b"), Side::Edge);
+        assert_eq!(c.side("ext.example"), &ext(0));
+        assert_eq!(c.side("edge:5000"), &Side::Edge);
+        assert_eq!(c.side("other"), &Side::External { field: None });
+        assert_eq!(c.with_side(Side::Source).side("edge:5000"), &Side::Source);
     }
 
     #[test]

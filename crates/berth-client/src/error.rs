@@ -5,28 +5,39 @@ use berth_reference::Digest;
 
 use berth_oci::{Fault, VerifyError};
 
+use crate::side::Side;
+
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum ClientError {
     #[error(
-        "registry {registry} rejected the credentials of user `{username}` ({what}): check the password or token configured for it (auth file, --src-creds/--dest-creds, profile credentials)"
+        "{side} {registry} rejected the credentials of user `{username}` ({what}): correct them in {}",
+        .side.credentials_fix()
     )]
     CredentialsRejected {
         registry: String,
         username: String,
         what: String,
+        side: Side,
     },
     #[error(
-        "registry {registry} requires credentials for {what}: configure them (auth file, --src-creds/--dest-creds, profile credentials)"
+        "{side} {registry} requires credentials for {what}: give them in {}",
+        .side.credentials_fix()
     )]
-    AuthRequired { registry: String, what: String },
+    AuthRequired {
+        registry: String,
+        what: String,
+        side: Side,
+    },
     #[error(
-        "registry {registry} denied {what} (HTTP 403) for {who}: the account lacks permission on that repository, or the credentials were rejected"
+        "{side} {registry} denied {what} (HTTP 403) for {who}: the account lacks permission on that repository, or the credentials (in {}) were rejected",
+        .side.credentials_fix()
     )]
     Denied {
         registry: String,
         what: String,
         who: String,
+        side: Side,
     },
     #[error(
         "manifest {registry}/{repository}:{reference} not found: check the repository name, tag or digest"
@@ -44,14 +55,27 @@ pub enum ClientError {
         repository: String,
         digest: Digest,
     },
+    #[error("TLS with {side} {registry} failed: {detail}; {}", .side.ca_fix(.registry))]
+    Tls {
+        registry: String,
+        detail: String,
+        side: Side,
+    },
+    /// A plain-HTTP server answered the TLS hello.
     #[error(
-        "TLS with registry {registry} failed: {detail}; trust its CA: a source registry with --src-cert-dir DIR, the external registry with its PEM text in the user data (`stylus.externalRegistries.registries[].certificates`), the edge registry with --edge-ca FILE; for a test registry only, --src-tls-verify=false, `insecure: true` or --edge-insecure"
+        "{side} at {registry} answers plain HTTP, not HTTPS: {}",
+        .side.insecure_fix()
     )]
-    Tls { registry: String, detail: String },
+    PlainHttp { registry: String, side: Side },
     #[error(
-        "cannot reach registry {registry}: {detail}; check the address and that the registry is running"
+        "cannot reach {side} {registry}: {detail}; check that it is running, and its address ({})",
+        .side.address_fix()
     )]
-    Connect { registry: String, detail: String },
+    Connect {
+        registry: String,
+        detail: String,
+        side: Side,
+    },
     #[error("registry {registry} answered HTTP {status} to {what}: {detail}")]
     Status {
         registry: String,

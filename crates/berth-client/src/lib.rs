@@ -13,11 +13,12 @@ mod config;
 mod error;
 pub mod loaders;
 mod retry;
+mod side;
 mod tls;
 
 pub use access::{Access, AccessError, AuthFiles, parse_scoped_creds, read_cas};
 pub use auth::{Challenge, parse_www_authenticate};
-pub use berth_oci::{ByteStream, VerifyError, VerifyingStream, digest_of, sha256_of};
+pub use berth_oci::{ByteStream, VerifyError, VerifyingStream, digest_of, error_chain, sha256_of};
 pub use client::{
     BlobDownload, CHUNK_SIZE, Client, DOCKER_LIST, DOCKER_MANIFEST, DOCKER_SCHEMA1,
     DOCKER_SCHEMA1_SIGNED, MANIFEST_ACCEPT, MAX_MANIFEST_BYTES, Manifest, ManifestHead,
@@ -26,3 +27,5 @@ pub use client::{
 pub use config::{Credentials, RegistryConfig, RegistryConfigs, normalize_key};
 pub use error::ClientError;
 pub use retry::{RetryPolicy, parse_retry_after};
+pub use side::Side;
+pub use tls::UntrustedCertificate;

@@ -12,7 +12,79 @@ use rustls::client::WebPkiServerVerifier;
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
 use rustls::crypto::{CryptoProvider, verify_tls12_signature, verify_tls13_signature};
 use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
-use rustls::{DigitallySignedStruct, Error, RootCertStore, SignatureScheme};
+use rustls::{
+    CertificateError, DigitallySignedStruct, Error, OtherError, RootCertStore, SignatureScheme,
+};
+
+/// A certificate no trusted CA issued, with the names the server presented (taken from its
+/// certificate), so that the error says which CA to trust.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct UntrustedCertificate {
+    /// The issuer's distinguished name (`CN=Berth CA, O=Example`).
+    pub issuer: String,
+    /// The certificate's own subject.
+    pub subject: String,
+    /// A trusted CA has the issuer's name, but did not sign it (another CA of that name).
+    pub same_name: bool,
+}
+
+impl UntrustedCertificate {
+    /// From the server's certificate (DER); `None` when it does not parse.
+    pub fn of(end_entity: &[u8], same_name: bool) -> Option<UntrustedCertificate> {
+        let (_, cert) = x509_parser::parse_x509_certificate(end_entity).ok()?;
+        let name = |n: &x509_parser::x509::X509Name<'_>| {
+            let s = n.to_string();
+            if s.is_empty() {
+                "an empty name".to_string()
+            } else {
+                s
+            }
+        };
+        Some(UntrustedCertificate {
+            issuer: name(cert.issuer()),
+            subject: name(cert.subject()),
+            same_name,
+        })
+    }
+}
+
+impl std::fmt::Display for UntrustedCertificate {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let (issuer, subject) = (&self.issuer, &self.subject);
+        if self.same_name {
+            write!(
+                f,
+                "the server presented a certificate issued by `{issuer}` (for `{subject}`), but not by the trusted CA of that name: another CA with the same name issued it"
+            )
+        } else if issuer == subject {
+            write!(
+                f,
+                "the server presented a self-signed certificate (`{subject}`), which is not trusted"
+            )
+        } else {
+            write!(
+                f,
+                "the server presented a certificate issued by `{issuer}` (for `{subject}`), a CA that is not trusted"
+            )
+        }
+    }
+}
+
+impl std::error::Error for UntrustedCertificate {}
+
+/// An unknown issuer (or a trusted CA's name on a certificate it did not sign), said with
+/// the issuer's name from `end_entity`.
+fn with_issuer(e: Error, end_entity: &CertificateDer<'_>) -> Error {
+    let same_name = match &e {
+        Error::InvalidCertificate(CertificateError::UnknownIssuer) => false,
+        Error::InvalidCertificate(CertificateError::BadSignature) => true,
+        _ => return e,
+    };
+    match UntrustedCertificate::of(end_entity, same_name) {
+        Some(u) => Error::InvalidCertificate(CertificateError::Other(OtherError(Arc::new(u)))),
+        None => e,
+    }
+}
 
 fn provider() -> Arc<CryptoProvider> {
     static P: OnceLock<Arc<CryptoProvider>> = OnceLock::new();
@@ -59,13 +131,9 @@ impl ServerCertVerifier for Verifier {
             return Ok(ServerCertVerified::assertion());
         }
         let Some(own) = &self.own else {
-            return system_verifier()?.verify_server_cert(
-                end_entity,
-                intermediates,
-                server_name,
-                ocsp,
-                now,
-            );
+            return system_verifier()?
+                .verify_server_cert(end_entity, intermediates, server_name, ocsp, now)
+                .map_err(|e| with_issuer(e, end_entity));
         };
         match own.verify_server_cert(end_entity, intermediates, server_name, ocsp, now) {
             // Not by the registry's CAs (an unknown issuer, or another CA of the same name):
@@ -74,7 +142,7 @@ impl ServerCertVerifier for Verifier {
                 .and_then(|v| {
                     v.verify_server_cert(end_entity, intermediates, server_name, ocsp, now)
                 })
-                .map_err(|_| first),
+                .map_err(|_| with_issuer(first, end_entity)),
             other => other,
         }
     }

@@ -44,6 +44,14 @@ pub enum TransferError {
         reference: String,
         detail: String,
     },
+    /// The image is not at the source.
+    #[error(
+        "manifest {reference} not found at the source ({source_name}): check the image's repository and tag"
+    )]
+    NotFound {
+        source_name: String,
+        reference: String,
+    },
     #[error(
         "manifest {reference} from {source_name} has media type `{media_type}`, which Berth does not copy (supported: OCI manifest/index, Docker schema 2 manifest/list)"
     )]

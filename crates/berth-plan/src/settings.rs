@@ -65,7 +65,9 @@ mod tests {
         let s = registry_settings(Some(&ud), Some(&edge));
         let e = s.get("edge:5000").unwrap();
         assert_eq!(e.ca_pems, vec!["EDGE-CA".to_string()]);
-        assert!(!e.insecure && e.login.is_none());
+        assert!(!e.insecure && e.login.is_none() && e.field.is_none());
+        let field = s.get("ext.example.com").unwrap().field.as_deref();
+        assert_eq!(field, Some("stylus.externalRegistries.registries[0]"));
 
         let plain = EdgeAccess::new(EdgeRegistry::parse("http://edge:5000", None).unwrap());
         let s = registry_settings(Some(&ud), Some(&plain));

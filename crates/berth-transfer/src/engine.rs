@@ -479,10 +479,9 @@ async fn copy_one(
     let top = top.map_err(|e| (None, e))?.ok_or_else(|| {
         (
             None,
-            TransferError::BadManifest {
+            TransferError::NotFound {
                 source_name: source.name(),
                 reference: reference.clone(),
-                detail: "not found at the source".into(),
             },
         )
     })?;

@@ -181,7 +181,7 @@ pub async fn verify(
     let clients = Clients {
         source: src_client,
         target_local: dst_client.clone().local_only(),
-        target: dst_client,
+        target: dst_client.no_store(),
     };
     let jobs = opts.jobs.max(1);
     futures_util::stream::iter(pairs)
@@ -198,7 +198,8 @@ struct Clients {
     source: Client,
     /// The target read as stored.
     target_local: Client,
-    /// The target read as any client would (through a cache's upstream).
+    /// The target read as any client would (through a cache's upstream), asking it to store
+    /// nothing of the answer (`Cache-Control: no-store`): verify leaves the target as it was.
     target: Client,
 }
 
@@ -311,7 +312,8 @@ async fn verify_one(c: &Clients, src: &Endpoint, dst: &Endpoint, deep: bool) -> 
 }
 
 /// Whether a registry target that does not store `reference` would serve it through its
-/// upstream (a pull-through cache).
+/// upstream (a pull-through cache). Asked with `Cache-Control: no-store`, so the cache does
+/// not keep what it fetched to answer.
 async fn upstream_has(c: &Clients, dst: &Endpoint, reference: &str) -> bool {
     let Endpoint::Registry(reg) = dst else {
         return false;

@@ -33,6 +33,10 @@ pub struct RegistrySetting {
     pub insecure: bool,
     /// CA certificates (PEM) trusted besides the system roots.
     pub ca_pems: Vec<String>,
+    /// The user-data field that describes the registry (`stylus.externalRegistries.registries[0]`,
+    /// `stylus.registryCredentials`); `None` for the edge registry, set by its flags. Errors
+    /// name it as the place to fix.
+    pub field: Option<String>,
 }
 
 /// Settings for every registry the user data names (and, added by `berth-plan`, the edge
@@ -58,6 +62,7 @@ impl RegistrySettings {
                     .then(|| Login::new(r.username.clone(), r.password.clone())),
                 insecure: r.insecure,
                 ca_pems: r.certificates.clone(),
+                field: Some(r.field.clone()),
             })
             .collect();
         RegistrySettings { entries }
@@ -90,6 +95,8 @@ impl RegistrySettings {
             }
         };
         let e = &mut self.entries[i];
+        // The edge's flags (--edge-ca, --edge-insecure, --edge-creds) are what fix it.
+        e.field = None;
         e.insecure |= insecure;
         for ca in known.iter().chain(ca_pems) {
             if !e.ca_pems.contains(ca) {
@@ -140,6 +147,7 @@ mod tests {
         let e = s.get("10.10.254.254:8000/spectro-images").unwrap();
         assert_eq!(e.login, Some(Login::new("ubuntu", "s3cret")));
         assert!(e.insecure && e.ca_pems.is_empty());
+        assert_eq!(e.field.as_deref(), Some("stylus.registryCredentials"));
         assert!(!format!("{s:?}").contains("s3cret"));
         // A registry without credentials has no login.
         let ud = user_data(

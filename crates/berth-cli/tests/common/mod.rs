@@ -98,3 +98,13 @@ pub fn indent(s: &str, n: usize) -> String {
         .map(|l| format!("{}{l}\n", " ".repeat(n)))
         .collect()
 }
+
+/// A run's exit status, stdout and stderr, for assertion messages.
+pub fn text(o: &Output) -> String {
+    format!(
+        "status {}\n--- stdout:\n{}\n--- stderr:\n{}",
+        o.status,
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    )
+}

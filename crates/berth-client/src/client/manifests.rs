@@ -62,7 +62,7 @@ impl Registry {
         let mut body = BytesMut::new();
         let mut stream = resp.bytes_stream();
         while let Some(chunk) = stream.next().await {
-            let chunk = chunk.map_err(|e| map_send_error(&self.name, &e))?;
+            let chunk = chunk.map_err(|e| self.send_error(&e))?;
             if body.len() + chunk.len() > MAX_MANIFEST_BYTES {
                 return Err(ClientError::Protocol {
                     registry: self.name.clone(),

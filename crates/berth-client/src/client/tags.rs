@@ -39,10 +39,7 @@ impl Registry {
                         .and_then(|(_, r)| r.split_once('>'))
                         .map(|(u, _)| u.to_string())
                 });
-            let body = resp
-                .bytes()
-                .await
-                .map_err(|e| map_send_error(&self.name, &e))?;
+            let body = resp.bytes().await.map_err(|e| self.send_error(&e))?;
             let t: Tags = serde_json::from_slice(&body).map_err(|e| ClientError::Protocol {
                 registry: self.name.clone(),
                 what: ctx.what.clone(),

@@ -14,7 +14,7 @@ impl Registry {
             Some(a) => rb.header(header::AUTHORIZATION, a.clone()),
             None => rb,
         };
-        rb.send().await.map_err(|e| map_send_error(&self.name, &e))
+        rb.send().await.map_err(|e| self.send_error(&e))
     }
 
     async fn upload_target(
@@ -139,7 +139,7 @@ impl Registry {
                         Err(err)
                     }
                 }
-                Err(e) => Err(map_send_error(&self.name, &e)),
+                Err(e) => Err(self.send_error(&e)),
             }
         };
         match result {

@@ -41,6 +41,11 @@ fn check_manifest(
     Ok(refs)
 }
 
+/// Whether the client asked that nothing of the answer be stored (`Cache-Control: no-store`).
+fn no_store(headers: &HeaderMap) -> bool {
+    crate::routes::cache_directive(headers, "no-store")
+}
+
 /// Whether manifest `d` is in `name`, once a store of it in progress has finished.
 async fn stored(st: &State, p: &Proxy, name: &str, d: &Digest) -> bool {
     if st.content.manifest_type(name, d).is_some() {
@@ -57,7 +62,8 @@ async fn stored(st: &State, p: &Proxy, name: &str, d: &Digest) -> bool {
 /// bytes: computed for a tag, checked for a digest), and stores it (an index with its child
 /// manifests, a tag with its digest) in the background, so the client does not wait for
 /// the store's fsyncs. Requests for the digest meanwhile wait for the store to finish; a
-/// tag counts as re-checked once it is stored.
+/// tag counts as re-checked once it is stored. A request with `Cache-Control: no-store`
+/// (RFC 9111) is answered and nothing is stored.
 #[allow(clippy::too_many_arguments)]
 fn answer_and_store(
     st: &Arc<State>,
@@ -78,6 +84,9 @@ fn answer_and_store(
         m.bytes.to_vec(),
         head,
     );
+    if no_store(headers) {
+        return Ok(r);
+    }
     let flight = p.flight(&m.digest);
     // Taken now (it is new, or the one of a store in progress), so that a request that
     // comes after this answer waits for this store.
@@ -212,7 +221,9 @@ pub(crate) async fn get_manifest(
             let d = m.digest.clone();
             if cached.as_ref() == Some(&d) && stored(st, p, name, &d).await {
                 Metrics::add(&st.metrics.cache_hits, 1);
-                p.checked.lock().expect("lock").insert(key, Instant::now());
+                if !no_store(headers) {
+                    p.checked.lock().expect("lock").insert(key, Instant::now());
+                }
                 return serve_manifest(st, name, &d, reference, headers, head).await;
             }
             Metrics::add(&st.metrics.cache_misses, 1);

@@ -103,7 +103,8 @@ impl Proxy {
                 let rc = RegistryConfig::from(setting);
                 let host = normalize_key(r.host());
                 configs.insert_if_absent(&host, rc.clone());
-                configs.insert(&r.domain, rc);
+                let field = Some(r.field.clone());
+                configs.insert_on(&r.domain, rc, berth_client::Side::External { field });
                 upstreams.entry(host.clone()).or_insert(Target {
                     host,
                     prefix: String::new(),

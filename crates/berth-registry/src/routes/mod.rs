@@ -218,7 +218,7 @@ async fn handle(
     // `Cache-Control: only-if-cached` (RFC 9111): answer from the store only, never from
     // upstream. Mirror and verify read their targets so, so that seeding the edge registry
     // stores what it would otherwise only fetch on demand (a miss is a 404).
-    let local_only = only_if_cached(headers);
+    let local_only = cache_directive(headers, "only-if-cached");
     let upstream = upstream.filter(|_| !local_only);
     // Stored means servable without upstream: a manifest whose blobs (or, for an index,
     // child manifests) are not all here too is not answered as stored. A pull-through
@@ -292,14 +292,15 @@ fn stored_whole(store: &berth_store::Store, repo: &str, d: &Digest, depth: u8) -
             .all(|m| stored_whole(store, repo, m, depth + 1))
 }
 
-/// Whether the request asks for stored content only (`Cache-Control: only-if-cached`).
-fn only_if_cached(headers: &HeaderMap) -> bool {
+/// Whether the request's `Cache-Control` has `directive`: `only-if-cached` (stored content
+/// only), `no-store` (a pull-through answer is not kept).
+pub(crate) fn cache_directive(headers: &HeaderMap, directive: &str) -> bool {
     headers
         .get_all(axum::http::header::CACHE_CONTROL)
         .iter()
         .filter_map(|v| v.to_str().ok())
         .flat_map(|v| v.split(','))
-        .any(|d| d.trim().eq_ignore_ascii_case("only-if-cached"))
+        .any(|d| d.trim().eq_ignore_ascii_case(directive))
 }
 
 #[cfg(test)]
