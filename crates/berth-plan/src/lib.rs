@@ -9,12 +9,16 @@
 //! - [`RegistrySettings`]: user data (and the edge registry) as per-registry login, CAs and
 //!   `insecure`, made in this one place; `berth-client` converts it to its configuration.
 //!
+//! - [`coverage`]: where the user data's settings do not cover a target (an image no rule
+//!   matches, a rule's target outside every `registries[].domain`), as findings.
+//!
 //! Pure: no I/O. The caller reads files and passes their contents.
 
+pub mod coverage;
 mod edge;
 mod plan;
 mod settings;
 
 pub use edge::{EdgeRegistry, EdgeRegistryError};
-pub use plan::{Plan, PlanEntry, PlanError, Unrewritable, role_rank};
+pub use plan::{Plan, PlanEntry, PlanError, Unrewritable, lint, role_rank};
 pub use settings::{EdgeAccess, Login, RegistrySetting, RegistrySettings};
