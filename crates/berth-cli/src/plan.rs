@@ -78,7 +78,12 @@ pub fn lint(args: LintArgs) -> Result<ExitCode> {
         .iter()
         .map(|(p, t)| Profile::parse(t, &p.display().to_string()))
         .collect::<Result<_, _>>()?;
-    let findings = berth_profile::lint(&profiles)?;
+    let ud = args
+        .user_data
+        .as_deref()
+        .map(inputs::user_data)
+        .transpose()?;
+    let findings = berth_plan::lint(&profiles, ud.as_ref())?;
     if args.output == Output::Json {
         #[derive(serde::Serialize)]
         struct Out<'a> {
@@ -89,7 +94,7 @@ pub fn lint(args: LintArgs) -> Result<ExitCode> {
         })?;
     } else {
         for f in &findings {
-            println!("{}", finding_line(f));
+            println!("{f}");
         }
         let errors = findings
             .iter()
@@ -109,17 +114,9 @@ pub fn exit_for(findings: &[Finding]) -> ExitCode {
     exit_status(findings.iter().any(|f| f.severity == Severity::Error))
 }
 
-pub fn finding_line(f: &Finding) -> String {
-    let severity = json_word(&f.severity);
-    format!(
-        "{}: {severity} [{}] layer {}: {}: {}",
-        f.file, f.rule, f.layer, f.path, f.message
-    )
-}
-
 /// Every finding on stderr, one per line.
 pub fn print_findings(findings: &[Finding]) {
     for f in findings {
-        eprintln!("{}", finding_line(f));
+        eprintln!("{f}");
     }
 }
