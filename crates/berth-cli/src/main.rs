@@ -128,6 +128,10 @@ struct LintArgs {
     /// Cluster profile files (YAML or JSON).
     #[arg(long = "profile", value_name = "FILE", required = true)]
     profiles: Vec<PathBuf>,
+    /// Palette user data: also check that its rules cover every image and its registries
+    /// every rule's target.
+    #[arg(long, value_name = "FILE")]
+    user_data: Option<PathBuf>,
     /// Remove AlwaysPullImages from the Kubernetes layer in place, changing nothing else.
     #[arg(long)]
     fix: bool,

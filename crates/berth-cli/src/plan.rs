@@ -76,7 +76,8 @@ pub fn lint(args: LintArgs) -> Result<ExitCode> {
     }
     let parse = |(p, t): &(PathBuf, String)| Profile::parse(t, &p.display().to_string());
     let profiles = texts.iter().map(parse).collect::<Result<Vec<_>, _>>()?;
-    let findings = berth_profile::lint(&profiles)?;
+    let ud = args.user_data.as_deref().map(inputs::user_data);
+    let findings = berth_plan::lint(&profiles, ud.transpose()?.as_ref())?;
     if args.output == Output::Json {
         #[derive(serde::Serialize)]
         struct Out<'a> {

@@ -162,11 +162,8 @@ pub fn mirror(args: MirrorArgs) -> Result<ExitCode> {
     let output = args.plan.output;
     let (plan, mut options) = planned(&args.plan, Some("mirror"))?;
     options.keep_going = args.keep_going;
-    let (moved, unmoved) = plan.split_redirected();
-    for e in unmoved {
-        let s = &e.source;
-        eprintln!("note: {s} is not redirected by the user data's rules; nothing to copy");
-    }
+    print_findings(&plan.findings);
+    let (moved, _) = plan.split_redirected();
     if args.dry_run {
         let pair = |e: &&PlanEntry| {
             BTreeMap::from([
@@ -187,7 +184,6 @@ pub fn mirror(args: MirrorArgs) -> Result<ExitCode> {
     let report = runtime()?.block_on(berth_transfer::mirror(&plan, options, sink));
     progress.finish();
     print_report(&report, output)?;
-    print_findings(&plan.findings);
     Ok(exit_status(report.failed() > 0))
 }
 

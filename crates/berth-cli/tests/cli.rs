@@ -600,4 +600,132 @@ fn serve_config_errors_name_the_file_and_line() {
         "{}",
         stderr(&o)
     );
+/// The self-hosted example of docs/user-data.md, as the doc shows it.
+fn doc_self_hosted_user_data() -> String {
+    let doc = std::fs::read_to_string(examples().join("../docs/user-data.md")).unwrap();
+    let (_, rest) = doc.split_once("## A complete self-hosted example").unwrap();
+    let (_, rest) = rest.split_once("```yaml\n").unwrap();
+    rest.split_once("```").unwrap().0.to_string()
+}
+
+/// `berth lint --user-data`: the examples' user data covers every image of the example
+/// profile; with a rule missing and a rule whose target has no `registries[]` entry, each
+/// case is a warning naming the rule, the image and the fix, and `images` and `mirror` warn
+/// alike.
+#[test]
+fn lint_with_user_data_names_what_the_settings_do_not_cover() {
+    let dir = tempfile::tempdir().unwrap();
+    let profile = examples().join("retail-edge.yaml");
+    let profile = profile.to_str().unwrap();
+    let lint = |ud: &Path| {
+        let o = berth(&[
+            "lint",
+            "--profile",
+            profile,
+            "--user-data",
+            ud.to_str().unwrap(),
+            "--output",
+            "json",
+        ]);
+        // AlwaysPullImages in the example is an error: exit 1 either way.
+        assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
+        json(&o)["findings"].as_array().unwrap().clone()
+    };
+    let coverage = |f: &[Value]| -> Vec<Value> {
+        f.iter()
+            .filter(|f| f["rule"] == "unmapped-image" || f["rule"] == "target-without-registry")
+            .cloned()
+            .collect()
+    };
+    let self_hosted = dir.path().join("self-hosted.yaml");
+    std::fs::write(&self_hosted, doc_self_hosted_user_data()).unwrap();
+    for ud in [examples().join("user-data-mapping.yaml"), self_hosted] {
+        let f = lint(&ud);
+        assert_eq!(coverage(&f), Vec::<Value>::new(), "{}", ud.display());
+        assert!(
+            f.iter().any(|f| f["rule"] == "always-pull-images"),
+            "{f:#?}"
+        );
+    }
+
+    // No rule for ghcr.io; quay.io sent to a registry without an entry.
+    let text = std::fs::read_to_string(examples().join("user-data-mapping.yaml"))
+        .unwrap()
+        .replace(
+            "      \"ghcr.io\": \"registry.example.com/palette-images/ghcr\"\n",
+            "",
+        )
+        .replace(
+            "registry.example.com/palette-images/quay",
+            "mirror.example.net/quay",
+        );
+    let ud = dir.path().join("user-data.yaml");
+    std::fs::write(&ud, text).unwrap();
+    let f = coverage(&lint(&ud));
+    let udn = ud.to_str().unwrap();
+    let rules: Vec<(&str, &str, &str)> = f
+        .iter()
+        .map(|f| {
+            let s = |k: &str| f[k].as_str().unwrap();
+            (s("rule"), s("layer"), s("path"))
+        })
+        .collect();
+    let mapping = "stylus.externalRegistries.registryMappingRules";
+    assert_eq!(
+        rules,
+        [
+            ("unmapped-image", "edge-k8s", mapping),
+            ("unmapped-image", "retail-app", mapping),
+            ("unmapped-image", "retail-app", mapping),
+            (
+                "target-without-registry",
+                "cni-calico",
+                "stylus.externalRegistries.registryMappingRules[\"quay.io\"]"
+            ),
+        ],
+        "{f:#?}"
+    );
+    assert!(
+        f.iter()
+            .all(|f| f["severity"] == "warning" && f["file"] == udn)
+    );
+    let m = |i: usize| f[i]["message"].as_str().unwrap().to_string();
+    assert!(
+        m(0).starts_with("image `ghcr.io/kube-vip/kube-vip:v0.7.2` matches no rule, so it is not redirected")
+            && m(0).ends_with("add a rule for its registry, e.g. \"ghcr.io\": \"registry.example.com/palette-images/ghcr.io\""),
+        "{}",
+        m(0)
+    );
+    assert!(
+        m(3).starts_with("the rule \"quay.io\": \"mirror.example.net/quay\" sends image `quay.io/tigera/operator:v1.32.5` to `mirror.example.net/quay/tigera/operator:v1.32.5`")
+            && m(3).contains("outside every `stylus.externalRegistries.registries[].domain` (registry.example.com/palette-images)")
+            && m(3).contains("add `- domain: mirror.example.net`"),
+        "{}",
+        m(3)
+    );
+
+    // The table form, and the same warnings from `images` and `mirror --dry-run`.
+    let o = berth(&["lint", "--profile", profile, "--user-data", udn]);
+    let line = format!(
+        "{udn}: warning [unmapped-image] layer edge-k8s: {mapping}: image `ghcr.io/kube-vip/kube-vip:v0.7.2` matches no rule"
+    );
+    assert!(stdout(&o).contains(&line), "{}", stdout(&o));
+    for cmd in [
+        &["images", "--profile", profile, "--user-data", udn][..],
+        &[
+            "mirror",
+            "--dry-run",
+            "--profile",
+            profile,
+            "--user-data",
+            udn,
+        ],
+    ] {
+        let o = berth(cmd);
+        assert_eq!(o.status.code(), Some(0), "{cmd:?}: {}", stderr(&o));
+        let e = stderr(&o);
+        assert!(e.contains(&line), "{cmd:?}: {e}");
+        assert_eq!(e.matches("warning [unmapped-image]").count(), 3, "{e}");
+        assert!(e.contains("warning [target-without-registry]"), "{e}");
+    }
 }

@@ -10,13 +10,17 @@
 //!   `insecure` ([`RegistrySettings`], of `berth-userdata`), made in this one place;
 //!   `berth-client` converts it to its configuration.
 //!
+//! - [`coverage`]: where the user data's settings do not cover a target (an image no rule
+//!   matches, a rule's target outside every `registries[].domain`), as findings.
+//!
 //! Pure: no I/O. The caller reads files and passes their contents.
 
+pub mod coverage;
 mod edge;
 mod plan;
 mod settings;
 
 pub use berth_userdata::RegistrySettings;
 pub use edge::{EdgeRegistry, EdgeRegistryError};
-pub use plan::{Plan, PlanEntry, PlanError, Unrewritable, role_rank};
+pub use plan::{Plan, PlanEntry, PlanError, Unrewritable, lint, role_rank};
 pub use settings::{EdgeAccess, Login, RegistrySetting, registry_settings};

@@ -7,6 +7,7 @@ use std::fmt;
 use berth_profile::{Finding, ImageUse, LayerType, Profile, ProfileError, Role};
 use berth_reference::Reference;
 use berth_rewrite::{RewriteError, Rewriter};
+use berth_userdata::UserData;
 use serde::Serialize;
 
 /// One image of the plan. Serializes as `berth images` prints it.
@@ -62,7 +63,8 @@ pub struct Plan {
 
 impl Plan {
     /// Extracts the images of `profiles` and rewrites each. Any image the rewrite refuses
-    /// fails the plan, naming every such image.
+    /// fails the plan, naming every such image. The findings are the extraction's, then
+    /// where the user data's settings do not cover a target ([`crate::coverage`]).
     pub fn build(profiles: &[Profile], rewriter: &Rewriter) -> Result<Plan, PlanError> {
         let extraction = berth_profile::extract_images(profiles)?;
         Plan::from_images(&extraction.images, extraction.findings, rewriter)
@@ -96,6 +98,8 @@ impl Plan {
         if !refused.is_empty() {
             return Err(PlanError::Rewrite(refused));
         }
+        let mut findings = findings;
+        findings.extend(crate::coverage::coverage(&entries, rewriter));
         Ok(Plan { entries, findings })
     }
 
@@ -134,6 +138,18 @@ impl Plan {
             .iter()
             .map(|e| e.source.domain().to_string())
             .collect()
+    }
+}
+
+/// `berth lint`: the profile lints ([`berth_profile::lint`]), and with user data the
+/// extraction's findings and where its settings do not cover a target
+/// ([`crate::coverage`]); the edge registry plays no part.
+pub fn lint(profiles: &[Profile], user_data: Option<&UserData>) -> Result<Vec<Finding>, PlanError> {
+    match user_data {
+        Some(ud) => {
+            Plan::build(profiles, &Rewriter::new(Some(ud), None))?.findings_with_lints(profiles)
+        }
+        None => Ok(berth_profile::lint(profiles)?),
     }
 }
 

@@ -72,6 +72,93 @@ pub(crate) fn syntax(
     }
 }
 
+/// YAML embedded in the profile file as a string: a layer's `values: |`, a manifest's
+/// `content`, a `cluster.config` string.
+pub(crate) struct Embedded<'a> {
+    /// The profile file's name and text.
+    pub file: &'a str,
+    pub file_text: &'a str,
+    /// The embedded text as written in the file (macros unrendered).
+    pub raw: &'a str,
+    /// Its key's line in the file, or its first line (0 when unknown).
+    pub after: u64,
+    /// E.g. `layer edge-k8s: values`.
+    pub place: String,
+    /// E.g. `the layer's values`.
+    pub what: &'a str,
+}
+
+impl Embedded<'_> {
+    /// A syntax error met parsing `source` (the embedded text, possibly with its macros
+    /// rendered), at the line and column of the file when the text is found there as a
+    /// block; otherwise counted inside the text, and the message says so.
+    pub(crate) fn syntax(&self, source: &str, err: &serde_saphyr::Error) -> ProfileError {
+        let same_lines = source.lines().count() == self.raw.lines().count();
+        let at = locate(self.file_text, self.raw, self.after).filter(|_| same_lines);
+        let inside = format!(
+            "fix the YAML of {} (line and column are counted inside it)",
+            self.what
+        );
+        let (place, hint) = match (at, self.after) {
+            (Some(_), _) => (self.place.clone(), format!("fix the YAML of {}", self.what)),
+            (None, 0) => (self.place.clone(), inside),
+            (None, n) => (
+                format!("{} (from line {n} of the file)", self.place),
+                inside,
+            ),
+        };
+        let mut e = syntax(self.file, &place, source, err, &hint);
+        if let (ProfileError::Syntax { line, column, .. }, Some((first, indent))) = (&mut e, at)
+            && *line > 0
+        {
+            *line += first - 1;
+            *column += indent;
+        }
+        e
+    }
+}
+
+/// Where `block` (text embedded in the file as a YAML block scalar) is in `file_text`: the
+/// 1-based line of the file holding its first line, and the indentation added to its
+/// lines. The block starts at or after line `after`; one of a single line must start right
+/// there. Lines of the file holding a `{{` macro may differ (rendering changed them).
+pub(crate) fn locate(file_text: &str, block: &str, after: u64) -> Option<(u64, u64)> {
+    let lines: Vec<&str> = block.lines().collect();
+    let last = lines.iter().rposition(|l| !l.trim().is_empty())?;
+    let lines = &lines[..=last];
+    let k0 = lines.iter().position(|l| !l.trim().is_empty())?;
+    let file: Vec<&str> = file_text.lines().collect();
+    // `after` is the key's line, or the block's first line (1-based): the block starts at
+    // the 0-based index `after - 1` or `after`.
+    let start = usize::try_from(after).ok()?.saturating_sub(1);
+    let end = match lines.iter().filter(|l| !l.trim().is_empty()).count() {
+        1 if after == 0 => return None,
+        1 => start + 2,
+        _ => file.len(),
+    };
+    let lead = |l: &str| l.len() - l.trim_start_matches(' ').len();
+    (start..end.min(file.len())).find_map(|s| {
+        let f0 = file.get(s + k0)?;
+        let indent = lead(f0).checked_sub(lead(lines[k0])).filter(|i| *i > 0)?;
+        let mut exact = false;
+        for (j, l) in lines.iter().enumerate() {
+            let f = file.get(s + j)?;
+            if l.trim().is_empty() {
+                if !f.trim().is_empty() {
+                    return None;
+                }
+            } else if f.get(..indent).is_some_and(|p| p.trim().is_empty())
+                && f.get(indent..) == Some(*l)
+            {
+                exact = true;
+            } else if !f.contains("{{") {
+                return None;
+            }
+        }
+        exact.then(|| ((s + 1) as u64, indent as u64))
+    })
+}
+
 /// Best effort: the key path (`layers.name`) of the key on `line` of block YAML, or the last
 /// `"key":` before `column` in JSON. Used only to make messages name the field.
 fn key_path_at(source: &str, line: u64, column: u64) -> Option<String> {

@@ -5,7 +5,7 @@ use std::collections::HashMap;
 use berth_reference::Reference;
 use serde::Serialize;
 
-use crate::error::{ProfileError, syntax};
+use crate::error::{Embedded, ProfileError};
 use crate::profile::{LayerType, Profile, Role, Values};
 use crate::render::{Renderer, Site, parse_yaml};
 use crate::value::Value;
@@ -30,19 +30,24 @@ pub struct Finding {
     pub message: String,
 }
 
-/// `FILE: SEVERITY [RULE] layer LAYER: PATH: MESSAGE`.
-impl std::fmt::Display for Finding {
+impl std::fmt::Display for Severity {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let severity = match self.severity {
+        f.write_str(match self {
             Severity::Error => "error",
             Severity::Warning => "warning",
-        };
-        let (file, rule, layer) = (&self.file, &self.rule, &self.layer);
-        write!(
-            f,
-            "{file}: {severity} [{rule}] layer {layer}: {}: {}",
-            self.path, self.message
-        )
+        })
+    }
+}
+
+/// One line: `FILE: SEVERITY [RULE] layer LAYER: PATH: MESSAGE` (no `layer LAYER:` when the
+/// finding is about no layer in particular).
+impl std::fmt::Display for Finding {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}: {} [{}]", self.file, self.severity, self.rule)?;
+        if !self.layer.is_empty() {
+            write!(f, " layer {}:", self.layer)?;
+        }
+        write!(f, " {}: {}", self.path, self.message)
     }
 }
 
@@ -109,16 +114,15 @@ pub(crate) fn render_all(profiles: &[Profile]) -> Result<Vec<RenderedLayer>, Pro
                     };
                     let text = renderer.render(t, &site)?;
                     parse_yaml(&text).map_err(|e| {
-                        syntax(
-                            &p.file,
-                            &format!(
-                                "layer {}: values, after rendering macros (line {} of the file)",
-                                l.name, l.values_line
-                            ),
-                            &text,
-                            &e,
-                            "fix the YAML of the layer's values (line and column are counted inside the values text)",
-                        )
+                        Embedded {
+                            file: &p.file,
+                            file_text: &p.text,
+                            raw: t,
+                            after: l.values_line,
+                            place: format!("layer {}: values, after rendering macros", l.name),
+                            what: "the layer's values",
+                        }
+                        .syntax(&text, &e)
                     })?
                 }
             };
@@ -135,13 +139,15 @@ pub(crate) fn render_all(profiles: &[Profile]) -> Result<Vec<RenderedLayer>, Pro
                     Vec::new()
                 } else {
                     serde_saphyr::from_multiple::<Value>(&text).map_err(|e| {
-                        syntax(
-                            &p.file,
-                            &format!("layer {}: manifest {}", l.name, m.name),
-                            &text,
-                            &e,
-                            "fix the manifest's YAML (line and column are counted inside its content)",
-                        )
+                        Embedded {
+                            file: &p.file,
+                            file_text: &p.text,
+                            raw: &m.content,
+                            after: 0,
+                            place: format!("layer {}: manifest {}", l.name, m.name),
+                            what: "the manifest's content",
+                        }
+                        .syntax(&text, &e)
                     })?
                 };
                 manifests.push((m.name.clone(), docs));
@@ -477,13 +483,15 @@ pub(crate) fn always_pull_findings(
             .and_then(|c| c.get("config"))
             .and_then(Value::as_str)
             .unwrap_or("");
-        syntax(
-            &profile.file,
-            &format!("layer {}: values cluster.config", l.name),
-            src,
-            &e,
-            "fix the YAML inside the `cluster.config` string (line and column are counted inside it)",
-        )
+        Embedded {
+            file: &profile.file,
+            file_text: &profile.text,
+            raw: src,
+            after: l.values_line,
+            place: format!("layer {}: values cluster.config", l.name),
+            what: "the `cluster.config` string",
+        }
+        .syntax(src, &e)
     })?;
     let Some(config) = config else {
         return Ok(Vec::new());

@@ -4,7 +4,7 @@
 use serde::Deserialize;
 use serde_saphyr::Spanned;
 
-use crate::error::{ProfileError, syntax};
+use crate::error::{Embedded, ProfileError};
 use crate::extract::{ALWAYS_PULL_MESSAGE, Finding, Severity, always_pull_paths, plugin_arg};
 use crate::profile::{LayerType, Profile, Values};
 use crate::render::parse_unrendered;
@@ -107,13 +107,15 @@ fn comparison_trees(profile: &Profile) -> Result<Vec<Value>, ProfileError> {
             None => Value::Null,
             Some(Values::Mapping(m)) => m.clone(),
             Some(Values::Text(t)) => parse_unrendered(t).map_err(|e| {
-                syntax(
-                    &profile.file,
-                    &format!("layer {}: values (line {} of the file)", l.name, l.values_line),
-                    t,
-                    &e,
-                    "fix the YAML of the layer's values (line and column are counted inside the values text)",
-                )
+                Embedded {
+                    file: &profile.file,
+                    file_text: &profile.text,
+                    raw: t,
+                    after: l.values_line,
+                    place: format!("layer {}: values", l.name),
+                    what: "the layer's values",
+                }
+                .syntax(t, &e)
             })?,
         };
         if l.layer_type == LayerType::K8s

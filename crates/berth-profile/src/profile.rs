@@ -77,6 +77,9 @@ pub struct Profile {
     pub system: Value,
     pub layers: Vec<Layer>,
     pub file: String,
+    /// The file's text, to point an error inside embedded YAML (a `values: |` block, a
+    /// manifest's content) at the line of the file.
+    pub text: String,
 }
 
 #[derive(Deserialize)]
@@ -200,6 +203,7 @@ impl Profile {
             system,
             layers,
             file: file.to_string(),
+            text: text.to_string(),
         })
     }
 

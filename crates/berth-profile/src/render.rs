@@ -3,7 +3,7 @@
 
 use std::collections::HashMap;
 
-use crate::error::{ProfileError, syntax};
+use crate::error::{Embedded, ProfileError};
 use crate::profile::{Profile, Values};
 use crate::value::Value;
 
@@ -163,13 +163,15 @@ impl<'a> Renderer<'a> {
                     None => Value::Null,
                     Some(Values::Mapping(m)) => m.clone(),
                     Some(Values::Text(t)) => parse_unrendered(t).map_err(|e| {
-                        syntax(
-                            &p.file,
-                            &format!("layer {}: values (line {} of the file)", l.name, l.values_line),
-                            t,
-                            &e,
-                            "fix the YAML of the layer's values (line and column are counted inside the values text)",
-                        )
+                        Embedded {
+                            file: &p.file,
+                            file_text: &p.text,
+                            raw: t,
+                            after: l.values_line,
+                            place: format!("layer {}: values", l.name),
+                            what: "the layer's values",
+                        }
+                        .syntax(t, &e)
                     })?,
                 };
                 opts.push(tree.get("options").cloned().unwrap_or(Value::Null));

@@ -130,3 +130,57 @@ fn scalars_keep_their_text() {
     assert_eq!(p.version.as_deref(), Some("1.10"));
     assert_eq!(p.variables, vec![("t".to_string(), "1.20".to_string())]);
 }
+
+/// A syntax error inside YAML embedded as a string (a `values: |` block, a `cluster.config`
+/// block inside it, a manifest's content) gives the line and column of the profile file,
+/// not of the embedded text.
+#[test]
+fn an_error_inside_an_embedded_block_gives_the_files_line() {
+    let at = |e: &ProfileError| match e {
+        ProfileError::Syntax { line, column, .. } => (*line, *column),
+        other => panic!("{other:?}"),
+    };
+    // Line 12 of the file is line 5 of the values block; columns shift by its indent (6).
+    let values = "name: a\nvariables:\n  tag: \"1\"\nlayers:\n  - name: x\n    type: addon\n    values: |\n      pack:\n        content:\n          images:\n            - image: \"nginx:{{.spectro.var.tag}}\"\n      broken: a: b\n";
+    let p = Profile::parse(values, "v.yaml").unwrap();
+    let e = extract_images(std::slice::from_ref(&p)).unwrap_err();
+    let m = e.to_string();
+    assert_eq!(at(&e).0, 12, "{m}");
+    assert!(at(&e).1 > 6, "{m}");
+    assert!(
+        m.starts_with("v.yaml:12:")
+            && m.contains("layer x: values")
+            && !m.contains("counted inside"),
+        "{m}"
+    );
+    // The same error is met before rendering (lint, --fix): the same line.
+    let e = lint(std::slice::from_ref(&p)).unwrap_err();
+    assert_eq!(at(&e).0, 12, "{e}");
+    let e = fix_always_pull_images(values, "v.yaml").unwrap_err();
+    assert_eq!(at(&e).0, 12, "{e}");
+
+    // A `cluster.config` block inside the values block: the file's line 11.
+    let nested = "name: a\nlayers:\n  - name: k\n    type: k8s\n    values: |\n      cluster:\n        config: |\n          kubeletArgs:\n            - a\n          apiServer:\n            extraArgs: a: b\n";
+    let p = Profile::parse(nested, "k.yaml").unwrap();
+    let e = lint(&[p]).unwrap_err();
+    let m = e.to_string();
+    assert_eq!(at(&e).0, 11, "{m}");
+    assert!(m.contains("cluster.config"), "{m}");
+
+    // A manifest's content: the file's line 8.
+    let manifest = "name: a\nlayers:\n  - name: x\n    type: addon\n    manifests:\n      - name: dep\n        content: |\n          kind: Deployment\n          spec: a: b\n";
+    let p = Profile::parse(manifest, "m.yaml").unwrap();
+    let e = lint(&[p]).unwrap_err();
+    assert_eq!(at(&e).0, 9, "{e}");
+
+    // Where the text cannot be found as a block (JSON, a quoted string), the message says
+    // that the line is counted inside it, and from which line of the file it starts.
+    let quoted =
+        "name: a\nlayers:\n  - name: x\n    type: addon\n    values: \"a: [1\\nb: 2\\n\"\n";
+    let p = Profile::parse(quoted, "q.yaml").unwrap();
+    let m = extract_images(&[p]).unwrap_err().to_string();
+    assert!(
+        m.contains("(from line 5 of the file)") && m.contains("counted inside it"),
+        "{m}"
+    );
+}

@@ -114,6 +114,8 @@ pub struct Rewriter {
     redirect: Redirect,
     registries: Vec<Registry>,
     local: Option<LocalRegistry>,
+    /// The user data's file name, when the rules come from one (for messages).
+    file: Option<String>,
 }
 
 impl Rewriter {
@@ -125,12 +127,14 @@ impl Rewriter {
                 redirect: ud.redirect.clone(),
                 registries: ud.registries.clone(),
                 local,
+                file: Some(ud.file.clone()),
             },
             None => Rewriter {
                 enabled: true,
                 redirect: Redirect::None,
                 registries: Vec::new(),
                 local,
+                file: None,
             },
         }
     }
@@ -142,6 +146,25 @@ impl Rewriter {
 
     pub fn local(&self) -> Option<&LocalRegistry> {
         self.local.as_ref()
+    }
+
+    /// The user data's file, when the rules come from one.
+    pub fn user_data_file(&self) -> Option<&str> {
+        self.file.as_deref()
+    }
+
+    /// How the user data redirects references.
+    pub fn redirect(&self) -> &Redirect {
+        &self.redirect
+    }
+
+    /// Step 2 alone: where the user data's rules send `reference` (the external registry),
+    /// before any edge registry; unchanged when redirection is off.
+    pub fn external_target(&self, reference: &Reference) -> Result<Reference, RewriteError> {
+        match self.enabled {
+            true => self.external(reference, &reference.name()),
+            false => Ok(reference.clone()),
+        }
     }
 
     /// Where `reference` lives now. The one function every command uses.
@@ -236,11 +259,7 @@ impl Rewriter {
                 if rules.iter().any(|r| is_under(name, &r.target)) {
                     return Ok(reference.clone());
                 }
-                match rules
-                    .iter()
-                    .filter(|r| is_under(name, &r.source))
-                    .max_by_key(|r| r.source.len())
-                {
+                match self.redirect.rule_for(name) {
                     Some(rule) => {
                         let rest = &name[rule.source.len()..];
                         retarget(reference, reference, &format!("{}{rest}", rule.target))

@@ -32,6 +32,9 @@ pub struct BerthServe {
     bin: PathBuf,
     dir: PathBuf,
     opts: ServeOpts,
+    /// A shell command line run instead of `bin serve ...` ([`BerthServe::from_shell`]),
+    /// with its working directory and environment.
+    shell: Option<Shell>,
     /// `127.0.0.1:PORT`.
     pub host: String,
     pub data: PathBuf,
@@ -52,6 +55,7 @@ impl BerthServe {
             data: dir.join("data"),
             log: dir.join("serve.log"),
             opts,
+            shell: None,
         };
         let listen = if s.opts.explicit_realm {
             format!("127.0.0.1:{}", free_port())
@@ -62,7 +66,52 @@ impl BerthServe {
         s
     }
 
+    /// Start `berth serve` as a document writes it: `line` (a shell command line, e.g. `berth
+    /// serve --listen "$EDGE_LISTEN" --data edge-data --tls-self-signed ...`) run by bash in
+    /// `cwd` with exactly the environment `env` (nothing of the caller's). Its log goes to
+    /// `dir/serve.log`; `data` is `cwd/data_dir` (the `--data` the line gives), so
+    /// [`ca`](Self::ca) is `cwd/data_dir/tls/ca.crt` when `tls` is set.
+    pub fn from_shell(
+        line: &str,
+        cwd: &Path,
+        env: &[(String, String)],
+        dir: &Path,
+        data_dir: &str,
+        tls: bool,
+    ) -> BerthServe {
+        std::fs::create_dir_all(dir).unwrap();
+        let mut s = BerthServe {
+            child: None,
+            _stdout: None,
+            bin: require_tool("bash", "bash"),
+            dir: dir.to_path_buf(),
+            host: String::new(),
+            data: cwd.join(data_dir),
+            log: dir.join("serve.log"),
+            opts: ServeOpts {
+                tls,
+                ..ServeOpts::default()
+            },
+            shell: Some(Shell {
+                line: line.trim().to_string(),
+                cwd: cwd.to_path_buf(),
+                env: env.to_vec(),
+            }),
+        };
+        s.spawn("");
+        s
+    }
+
     fn spawn(&mut self, listen: &str) {
+        if let Some(sh) = &self.shell {
+            let mut c = Command::new(&self.bin);
+            c.env_clear()
+                .envs(sh.env.iter().map(|(k, v)| (k, v)))
+                .current_dir(&sh.cwd)
+                .args(["-euo", "pipefail", "-c"])
+                .arg(format!("exec {}", sh.line));
+            return self.launch(c);
+        }
         let mut c = Command::new(&self.bin);
         c.arg("serve")
             .args(["--listen", listen, "--data"])
@@ -89,6 +138,15 @@ impl BerthServe {
             c.arg("--htpasswd").arg(ht);
         }
         c.args(&self.opts.extra);
+        c.env("HOME", "/nonexistent")
+            .env_remove("SSL_CERT_FILE")
+            .env_remove("SSL_CERT_DIR")
+            .env_remove("REGISTRY_AUTH_FILE");
+        self.launch(c);
+    }
+
+    /// Runs `c` (stderr to the log), and reads the address from its first line.
+    fn launch(&mut self, mut c: Command) {
         let log = std::fs::OpenOptions::new()
             .create(true)
             .append(true)
@@ -96,10 +154,6 @@ impl BerthServe {
             .unwrap();
         let mut child = c
             .env("RUST_LOG", "info")
-            .env("HOME", "/nonexistent")
-            .env_remove("SSL_CERT_FILE")
-            .env_remove("SSL_CERT_DIR")
-            .env_remove("REGISTRY_AUTH_FILE")
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(log)
@@ -142,7 +196,8 @@ impl BerthServe {
         self._stdout = None;
     }
 
-    /// Start it again on the same address with the same data.
+    /// Start it again on the same address with the same data (a [`from_shell`](Self::from_shell)
+    /// one: the same command line again).
     pub fn restart(&mut self) {
         self.stop();
         let addr = self.host.clone();
@@ -152,6 +207,14 @@ impl BerthServe {
     pub fn log_text(&self) -> String {
         std::fs::read_to_string(&self.log).unwrap_or_default()
     }
+}
+
+/// The command line of [`BerthServe::from_shell`].
+#[derive(Clone, Debug)]
+struct Shell {
+    line: String,
+    cwd: PathBuf,
+    env: Vec<(String, String)>,
 }
 
 impl Drop for BerthServe {

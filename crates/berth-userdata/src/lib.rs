@@ -68,6 +68,20 @@ pub enum Redirect {
     Mapping { rules: Vec<MappingRule> },
 }
 
+impl Redirect {
+    /// The mapping rule that applies to `name` (`host[:port]/path`): the longest source that
+    /// equals it or is followed by `/` in it. `None` for other kinds of redirect.
+    pub fn rule_for(&self, name: &str) -> Option<&MappingRule> {
+        match self {
+            Redirect::Mapping { rules } => rules
+                .iter()
+                .filter(|r| is_under(name, &r.source))
+                .max_by_key(|r| r.source.len()),
+            _ => None,
+        }
+    }
+}
+
 /// One `registryMappingRules` entry: a source prefix and its replacement.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize)]
 pub struct MappingRule {
