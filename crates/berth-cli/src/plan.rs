@@ -6,6 +6,7 @@ use std::process::ExitCode;
 use anyhow::{Result, anyhow};
 use berth_plan::Plan;
 use berth_profile::{Finding, Profile, Severity};
+use serde_json::json;
 
 use crate::{ImagesArgs, LintArgs, Output, RewriteArgs, exit_status, inputs, json_word, show};
 
@@ -30,7 +31,7 @@ pub fn images(args: ImagesArgs) -> Result<ExitCode> {
         rows,
     )?;
     if args.output == Output::Table {
-        eprintln!(
+        say!(
             "{} image(s) from {} profile(s)",
             plan.entries.len(),
             profiles.len()
@@ -46,8 +47,15 @@ pub fn rewrite(args: RewriteArgs) -> Result<ExitCode> {
         .references
         .iter()
         .map(|r| rewriter.rewrite_str(r).map_err(|e| anyhow!("{e}")));
-    for t in targets.collect::<Result<Vec<_>>>()? {
-        println!("{t}");
+    let targets = targets.collect::<Result<Vec<_>>>()?;
+    if args.output == Output::Json {
+        let pairs = args.references.iter().zip(&targets);
+        let images: Vec<_> = pairs
+            .map(|(s, t)| json!({"source": s, "target": t}))
+            .collect();
+        crate::print_json(&json!({ "images": images }))?;
+    } else if !crate::quiet() {
+        targets.iter().for_each(|t| println!("{t}"));
     }
     Ok(ExitCode::SUCCESS)
 }
@@ -69,7 +77,7 @@ pub fn lint(args: LintArgs) -> Result<ExitCode> {
         for ((p, text), fix) in texts.iter_mut().zip(fixed) {
             if fix.text != *text {
                 inputs::write_atomic(p, &fix.text)?;
-                eprintln!("fixed {}: removed AlwaysPullImages", p.display());
+                say!("fixed {}: removed AlwaysPullImages", p.display());
                 *text = fix.text;
             }
         }
@@ -87,7 +95,7 @@ pub fn lint(args: LintArgs) -> Result<ExitCode> {
         crate::print_json(&Out {
             findings: &findings,
         })?;
-    } else {
+    } else if !crate::quiet() {
         for f in &findings {
             println!("{}", finding_line(f));
         }

@@ -9,6 +9,8 @@ use berth_registry::{Config, LogFormat, Server};
 use berth_store::{GcOptions, Store};
 use clap::{Args, ValueEnum};
 
+use crate::Output;
+
 #[derive(ValueEnum, Clone, Copy)]
 pub enum LogFormatArg {
     Text,
@@ -25,11 +27,11 @@ pub struct ServeArgs {
     #[arg(long, value_name = "ADDR")]
     listen: Option<String>,
     /// The data directory (blobs, repositories, generated TLS material).
-    #[arg(long, value_name = "DIR")]
+    #[arg(long, value_name = "DIR", env = "BERTH_DATA")]
     data: Option<PathBuf>,
     /// Palette user data: its registries become pull-through upstreams, and its rules send
     /// pulls of other hosts (`?ns=docker.io`, `/v2/spectro-images/docker.io/...`) to them.
-    #[arg(long, value_name = "FILE")]
+    #[arg(long, value_name = "FILE", env = "BERTH_USER_DATA")]
     user_data: Option<PathBuf>,
     /// Pull-through: re-check a cached tag upstream at most this often (30s, 5m, 1h).
     #[arg(long, value_name = "DURATION")]
@@ -88,22 +90,9 @@ fn settings(args: &ServeArgs) -> Result<Config> {
     Ok(cfg)
 }
 
-fn init_logs(format: LogFormat) {
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    let b = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-        .with_writer(std::io::stderr);
-    let _ = match format {
-        LogFormat::Json => b.json().try_init(),
-        LogFormat::Text => b.try_init(),
-    };
-}
-
 pub fn serve(args: ServeArgs) -> Result<ExitCode> {
     let cfg = settings(&args)?;
-    init_logs(cfg.log_format);
+    crate::init_logs(matches!(cfg.log_format, LogFormat::Json), "info");
     crate::runtime()?.block_on(async {
         let server = Server::bind(cfg).await?;
         let scheme = if server.state().tls() {
@@ -117,8 +106,8 @@ pub fn serve(args: ServeArgs) -> Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-/// `30s`, `15m`, `2h`, `1d` or plain seconds.
-fn parse_duration(s: &str) -> Result<Duration, String> {
+/// `30s`, `15m`, `2h`, `1d` or plain seconds: the one duration syntax of every flag.
+pub fn parse_duration(s: &str) -> Result<Duration, String> {
     berth_registry::parse_duration(s)
         .ok_or_else(|| format!("`{s}` is not a duration: use e.g. 30s, 15m, 2h or 1d"))
 }
@@ -135,7 +124,7 @@ fn open_data(data: &std::path::Path) -> Result<Store> {
 #[derive(Args)]
 pub struct GcArgs {
     /// The registry's data directory.
-    #[arg(long, value_name = "DIR", default_value = "berth-data")]
+    #[arg(long, default_value = "berth-data", env = "BERTH_DATA")]
     data: PathBuf,
     /// Keep anything younger than this (pushes in progress), e.g. 30m, 2h.
     #[arg(long, value_name = "DURATION", default_value = "1h", value_parser = parse_duration)]
@@ -146,6 +135,9 @@ pub struct GcArgs {
     /// Print what would be removed; remove nothing.
     #[arg(long)]
     dry_run: bool,
+    /// Output format.
+    #[arg(short, long, value_enum, default_value_t = Output::Table)]
+    output: Output,
 }
 
 pub fn gc(a: GcArgs) -> Result<ExitCode> {
@@ -156,33 +148,29 @@ pub fn gc(a: GcArgs) -> Result<ExitCode> {
         dry_run,
     })?;
     let verb = if a.dry_run { "would remove" } else { "removed" };
-    println!(
-        "{verb} {} blobs ({} bytes), {} untagged manifests, {} layer links; kept {} blobs ({} younger than the grace period)",
-        r.blobs_removed,
-        r.bytes_removed,
-        r.manifests_removed,
-        r.layer_links_removed,
-        r.blobs_kept + r.blobs_young,
-        r.blobs_young
-    );
+    if a.output == Output::Json {
+        crate::print_json(&r)?;
+    }
+    say!("{verb} {r}");
     Ok(ExitCode::SUCCESS)
 }
 
 #[derive(Args)]
 pub struct FsckArgs {
     /// The registry's data directory.
-    #[arg(long, value_name = "DIR", default_value = "berth-data")]
+    #[arg(long, default_value = "berth-data", env = "BERTH_DATA")]
     data: PathBuf,
+    /// Output format.
+    #[arg(short, long, value_enum, default_value_t = Output::Table)]
+    output: Output,
 }
 
 pub fn fsck(args: FsckArgs) -> Result<ExitCode> {
     let r = open_data(&args.data)?.fsck()?;
-    r.findings.iter().for_each(|f| println!("{f}"));
-    let (n, bytes) = (r.blobs_checked, r.bytes_checked);
-    let verdict = match r.findings.len() {
-        0 => "no damage".to_string(),
-        problems => format!("{problems} problems"),
-    };
-    println!("checked {n} blobs ({bytes} bytes): {verdict}");
+    match args.output {
+        Output::Json => crate::print_json(&r)?,
+        Output::Table => r.findings.iter().for_each(|f| println!("{f}")),
+    }
+    say!("{r}");
     Ok(crate::exit_status(!r.is_clean()))
 }
