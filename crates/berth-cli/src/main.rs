@@ -59,7 +59,7 @@ struct Cli {
 struct Global {
     /// Print no progress, notes, summaries or tables; errors and warnings still (and the
     /// result of `-o json`). The exit status tells the rest.
-    #[arg(short, long, global = true, env = "BERTH_QUIET")]
+    #[arg(short, long, global = true, env = "BERTH_QUIET", value_parser = clap::builder::BoolishValueParser::new())]
     quiet: bool,
     /// More log detail on stderr: -v info, -vv debug, -vvv trace (Berth's own crates).
     #[arg(short, long, global = true, action = clap::ArgAction::Count)]

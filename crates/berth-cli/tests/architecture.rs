@@ -157,7 +157,8 @@ fn the_binary_is_thin() {
     assert!(lines > 0);
     // Raised only with a reason: the binary parses flags, prints and sets exit codes.
     // 2075: verify repeats the source and edge options in the command it prints (issue 19).
-    const LIMIT: usize = 2075;
+    // 2230: completion, man, --quiet/-v/--log-level, Ctrl-C, -o everywhere (issue 19).
+    const LIMIT: usize = 2230;
     assert!(
         lines <= LIMIT,
         "crates/berth-cli/src has {lines} lines (limit {LIMIT})"
