@@ -49,17 +49,17 @@ pub struct ApplyReport {
     pub seconds: f64,
 }
 
-/// `N imported, N already present, N failed; MB in s`.
+/// `N imported, N already present, N failed; 12.30 MiB in 4.2s`.
 impl std::fmt::Display for ApplyReport {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(
             f,
-            "{} imported, {} already present, {} failed; {:.1} MB in {:.2} s",
+            "{} imported, {} already present, {} failed; {} in {}",
             self.imported,
             self.present,
             self.failed,
-            self.bytes as f64 / 1e6,
-            self.seconds
+            berth_transfer::units::size(self.bytes),
+            berth_transfer::units::seconds(self.seconds)
         )
     }
 }
@@ -220,7 +220,7 @@ impl Agent {
                     status: match r.status {
                         ImageStatus::Copied => Outcome::Imported,
                         ImageStatus::Present => Outcome::Present,
-                        ImageStatus::Failed => Outcome::Failed,
+                        ImageStatus::Failed | ImageStatus::Cancelled => Outcome::Failed,
                     },
                     error: r.error,
                 });

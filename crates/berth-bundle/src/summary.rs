@@ -3,6 +3,7 @@
 
 use std::fmt;
 
+use berth_transfer::units::size;
 use serde::{Serialize, Serializer};
 
 use crate::{BuildReport, BundleManifest, Contents, Head};
@@ -35,14 +36,14 @@ impl fmt::Display for BuildReport {
         let m = &self.manifest;
         write!(
             f,
-            "{} image(s), {} blob(s), {:.1} MB of content → {:.1} MB in {} file(s); fetched {} blob(s) ({:.1} MB), reused {} from --existing",
+            "{} image(s), {} blob(s), {} of content → {} in {} file(s); fetched {} blob(s) ({}), reused {} from --existing",
             m.images.len(),
             m.blobs.len(),
-            m.total_size as f64 / 1e6,
-            self.compressed_size as f64 / 1e6,
+            size(m.total_size),
+            size(self.compressed_size),
             self.files.len(),
             self.fetch.blobs.copied,
-            self.fetch.bytes as f64 / 1e6,
+            size(self.fetch.bytes),
             self.reused_blobs
         )
     }
@@ -78,12 +79,12 @@ impl fmt::Display for Head {
         };
         write!(
             f,
-            "format {}; from {}; platforms: {platforms}; {} blob(s), {:.1} MB of content, {:.1} MB compressed in {} file(s); {}",
+            "format {}; from {}; platforms: {platforms}; {} blob(s), {} of content, {} compressed in {} file(s); {}",
             m.format_version,
             m.created_from.join(", "),
             m.blobs.len(),
-            m.total_size as f64 / 1e6,
-            self.compressed_size as f64 / 1e6,
+            size(m.total_size),
+            size(self.compressed_size),
             self.parts.len(),
             match self.signature {
                 Some(_) => "signed (check with verify --public-key)",

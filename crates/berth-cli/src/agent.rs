@@ -43,10 +43,10 @@ pub struct ContainerdArgs {
 #[derive(Args, Clone)]
 pub struct AgentPlanArgs {
     /// Palette user data (#cloud-config): the external registry, its credentials and CA.
-    #[arg(long, value_name = "FILE")]
+    #[arg(long, value_name = "FILE", env = "BERTH_USER_DATA")]
     user_data: PathBuf,
-    /// Cluster profile files (YAML or JSON).
-    #[arg(long = "profile", value_name = "FILE", required = true)]
+    /// Cluster profile files (YAML or JSON). Repeatable: `--profile A B` or `--profile A --profile B`.
+    #[arg(long = "profile", value_name = "FILE", required = true, num_args = 1.., env = "BERTH_PROFILE")]
     profiles: Vec<PathBuf>,
     // The edge registry images are taken from instead of the external registry (`http://`
     // for plain HTTP); --edge-ca also goes into its hosts.toml entries with --hosts-dir.
@@ -86,7 +86,7 @@ pub struct ApplyArgs {
     #[arg(long, value_name = "N", default_value_t = 4, value_parser = clap::value_parser!(u16).range(1..=64))]
     jobs: u16,
     /// Output format.
-    #[arg(long, value_enum, default_value_t = Output::Table)]
+    #[arg(short, long, value_enum, default_value_t = Output::Table)]
     output: Output,
 }
 
@@ -97,7 +97,7 @@ pub struct StatusArgs {
     #[command(flatten)]
     containerd: ContainerdArgs,
     /// Output format.
-    #[arg(long, value_enum, default_value_t = Output::Table)]
+    #[arg(short, long, value_enum, default_value_t = Output::Table)]
     output: Output,
 }
 
@@ -140,8 +140,8 @@ fn apply(a: ApplyArgs) -> Result<ExitCode> {
         r.write()?;
         r.files
             .iter()
-            .for_each(|f| eprintln!("wrote {}", f.path.display()));
-        r.notes.iter().for_each(|n| eprintln!("note: {n}"));
+            .for_each(|f| say!("wrote {}", f.path.display()));
+        r.notes.iter().for_each(|n| say!("note: {n}"));
     }
     let rt = runtime()?;
     let agent = rt.block_on(Agent::connect(a.containerd.options()?))?;
@@ -169,7 +169,7 @@ fn apply(a: ApplyArgs) -> Result<ExitCode> {
     }
     let cd = agent.containerd();
     let (socket, ns) = (cd.socket().display(), cd.namespace());
-    eprintln!("containerd {socket} namespace {ns}: {out}");
+    say!("containerd {socket} namespace {ns}: {out}");
     Ok(exit_status(out.failed > 0))
 }
 
@@ -192,6 +192,6 @@ fn status(a: StatusArgs) -> Result<ExitCode> {
     show(a.output, &json, &headers, rows.iter().map(row).collect())?;
     let (cd, n) = (agent.containerd(), rows.len());
     let (socket, ns, present) = (cd.socket().display(), cd.namespace(), n - missing);
-    eprintln!("{present} of {n} image(s) in containerd {socket} namespace {ns}");
+    say!("{present} of {n} image(s) in containerd {socket} namespace {ns}");
     Ok(exit_status(missing > 0))
 }

@@ -43,11 +43,12 @@ pub enum BundleCommand {
 
 #[derive(Args)]
 pub struct BuildArgs {
-    /// Cluster profile files (YAML or JSON); they are stored in the bundle under profiles/.
-    #[arg(long = "profile", value_name = "FILE", required = true)]
+    /// Cluster profile files (YAML or JSON), stored in the bundle under profiles/.
+    /// Repeatable: `--profile A B` or `--profile A --profile B`.
+    #[arg(long = "profile", value_name = "FILE", required = true, num_args = 1.., env = "BERTH_PROFILE")]
     profiles: Vec<PathBuf>,
     /// The bundle to write (BUNDLE.tar.zst; with --split-size, BUNDLE.tar.zst.partNN).
-    #[arg(short = 'o', long = "out", value_name = "BUNDLE")]
+    #[arg(long = "out", value_name = "BUNDLE")]
     out: PathBuf,
     #[command(flatten)]
     source: SourceArgs,
@@ -73,8 +74,8 @@ pub struct BuildArgs {
     /// Parallel transfers.
     #[arg(long, value_name = "N", default_value_t = 8, value_parser = clap::value_parser!(u16).range(1..=256))]
     jobs: u16,
-    /// Output format of the summary.
-    #[arg(long, value_enum, default_value_t = Output::Table)]
+    /// Output format of the summary (`-o` once named the bundle: that is --out now).
+    #[arg(short, long, default_value = "table", value_parser = crate::output_format)]
     output: Output,
 }
 
@@ -83,7 +84,8 @@ pub struct InspectArgs {
     /// BUNDLE.tar.zst, or BUNDLE.tar.zst.part00.
     #[arg(value_name = "BUNDLE")]
     bundle: PathBuf,
-    #[arg(long, value_enum, default_value_t = Output::Table)]
+    /// Output format.
+    #[arg(short, long, value_enum, default_value_t = Output::Table)]
     output: Output,
 }
 
@@ -117,7 +119,8 @@ pub struct PushArgs {
     /// Go on with the other images after one fails (the exit status is still 1).
     #[arg(long)]
     keep_going: bool,
-    #[arg(long, value_enum, default_value_t = Output::Table)]
+    /// Output format.
+    #[arg(short, long, value_enum, default_value_t = Output::Table)]
     output: Output,
 }
 
@@ -174,7 +177,7 @@ pub fn run(cmd: BundleCommand) -> Result<ExitCode> {
         BundleCommand::Keygen(a) => {
             let (k, p) = sign::keygen(&a.out)?;
             let (k, p) = (k.display(), p.display());
-            eprintln!(
+            say!(
                 "wrote {k} (private: keep it off the site) and {p} (give it to push/serve/extract --public-key)"
             );
             Ok(ExitCode::SUCCESS)
@@ -224,7 +227,7 @@ fn build(args: BuildArgs) -> Result<ExitCode> {
     r.warnings.iter().for_each(|w| eprintln!("warning: {w}"));
     show(args.output, &r, IMAGE_HEADERS, image_rows(&r.manifest))?;
     crate::plan::print_findings(&extraction.findings);
-    eprintln!("bundle {}: {r}", args.out.display());
+    say!("bundle {}: {r}", args.out.display());
     Ok(ExitCode::SUCCESS)
 }
 
@@ -242,14 +245,14 @@ fn inspect(args: InspectArgs) -> Result<ExitCode> {
     let h = berth_bundle::head(&args.bundle)?;
     show(args.output, &h, IMAGE_HEADERS, image_rows(&h.manifest))?;
     if args.output == Output::Table {
-        eprintln!("{h}");
+        say!("{h}");
     }
     Ok(ExitCode::SUCCESS)
 }
 
 fn verify(args: BundleIn) -> Result<ExitCode> {
     let c = berth_bundle::scan(&args.bundle, args.key()?.as_ref(), &mut |_, _, _| Ok(()))?;
-    eprintln!("{}: good: {c}", args.bundle.display());
+    say!("{}: good: {c}", args.bundle.display());
     Ok(ExitCode::SUCCESS)
 }
 
@@ -268,7 +271,7 @@ fn push(args: PushArgs) -> Result<ExitCode> {
         runtime()?.block_on(berth_bundle::push(&bundle, &target, options, sink))?;
     progress.finish();
     for s in &unmoved {
-        eprintln!("note: {s} is not redirected by the user data's rules; nothing to copy");
+        say!("note: {s} is not redirected by the user data's rules; nothing to copy");
     }
     print_report(&report, args.output)?;
     Ok(exit_status(report.failed() > 0))
@@ -304,6 +307,6 @@ fn extract(args: ExtractArgs) -> Result<ExitCode> {
     let verified = verified.unwrap_or_default();
     let (m, to) = (&c.head.manifest, args.to.display());
     let (images, blobs) = (m.images.len(), m.blobs.len());
-    eprintln!("extracted {images} image(s), {blobs} blob(s) into the OCI layout {to}{verified}");
+    say!("extracted {images} image(s), {blobs} blob(s) into the OCI layout {to}{verified}");
     Ok(ExitCode::SUCCESS)
 }

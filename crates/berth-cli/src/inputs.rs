@@ -23,14 +23,20 @@ pub const EXAMPLE_USER_DATA: &str = include_str!("../../../examples/user-data.ya
 pub struct EdgeTarget {
     /// The edge registry that fronts every image: [https://|http://]HOST[:PORT][/PROJECT].
     /// Targets become HOST[:PORT]/<project>/<registry>/<path>.
-    #[arg(long, alias = "local-registry", value_name = "URL")]
+    #[arg(
+        long,
+        alias = "local-registry",
+        value_name = "URL",
+        env = "BERTH_EDGE_REGISTRY"
+    )]
     pub edge_registry: Option<String>,
     /// The edge registry's project, the first path component (default spectro-images).
     #[arg(
         long,
         alias = "project",
         value_name = "NAME",
-        requires = "edge_registry"
+        requires = "edge_registry",
+        env = "BERTH_EDGE_PROJECT"
     )]
     pub edge_project: Option<String>,
 }
@@ -44,7 +50,8 @@ pub struct EdgeTls {
         long,
         alias = "dest-cert-dir",
         value_name = "FILE|DIR",
-        requires = "edge_registry"
+        requires = "edge_registry",
+        env = "BERTH_EDGE_CA"
     )]
     pub edge_ca: Option<PathBuf>,
     /// Do not verify the edge registry's TLS certificate.
@@ -58,12 +65,15 @@ pub struct EdgeTls {
 /// How to log in to the edge registry.
 #[derive(Args, Clone, Default)]
 pub struct EdgeCreds {
-    /// Credentials for the edge registry: USER:PASS.
+    /// Credentials for the edge registry: USER:PASS, or REGISTRY=USER:PASS for one host
+    /// (repeatable).
     #[arg(
         long,
         alias = "dest-creds",
         value_name = "USER:PASS",
-        requires = "edge_registry"
+        requires = "edge_registry",
+        env = "BERTH_EDGE_CREDS",
+        hide_env_values = true
     )]
     pub edge_creds: Vec<String>,
 }

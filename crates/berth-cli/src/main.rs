@@ -1,6 +1,11 @@
 //! `berth`: the command line. Library crates do the work; this crate parses flags, reads
 //! files, prints tables or JSON, and sets exit codes (0 clean, 1 findings, 2 bad input).
 
+/// `eprintln!` unless `--quiet`: progress, notes and summaries (errors and warnings always).
+macro_rules! say {
+    ($($t:tt)*) => { if !$crate::quiet() { eprintln!($($t)*) } };
+}
+
 mod agent;
 mod bundle;
 mod credential_provider;
@@ -15,29 +20,88 @@ mod webhook;
 use std::io::Write;
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::sync::OnceLock;
 
-use clap::{Args, Parser, Subcommand, ValueEnum};
+use anyhow::Context;
+use clap::{Args, CommandFactory, Parser, Subcommand, ValueEnum};
 
 /// Exit status for bad input or usage (clap uses it too).
 const EXIT_BAD_INPUT: u8 = 2;
 /// Exit status when findings of severity `error` remain, or an image failed.
 const EXIT_FINDINGS: u8 = 1;
+/// Exit status after Ctrl-C (128 + SIGINT, as shells report it).
+const EXIT_INTERRUPTED: u8 = 130;
 
 #[derive(Parser)]
 #[command(
     name = "berth",
-    version,
+    version = env!("BERTH_VERSION"),
     about = "Get every container image an edge Kubernetes cluster needs into a private registry, and onto the edge hosts.",
     long_about = "Berth reads Palette cluster profiles and the installer's user data (the `stylus` section of \
 #cloud-config) and computes, with one rewrite function, where every image lives. It mirrors the \
 images into the external registry (mirror, verify, copy), runs the edge registry (serve, gc, fsck), \
 puts images into containerd and configures the node on the edge host (agent, webhook, \
 credential-provider, node-config), and builds air-gap content bundles (bundle). Because every \
-command uses the same rewrite function, what is uploaded is exactly where the edge agent looks.\n\nExit status: 0 clean; 1 findings of severity error; 2 bad input or usage."
+command uses the same rewrite function, what is uploaded is exactly where the edge agent looks.\n\n\
+Environment: BERTH_USER_DATA, BERTH_PROFILE, BERTH_EDGE_REGISTRY, BERTH_EDGE_PROJECT, BERTH_EDGE_CA, BERTH_EDGE_CREDS, \
+BERTH_DATA, BERTH_QUIET, BERTH_LOG_LEVEL stand for their flags (a flag wins).\n\n\
+Exit status: 0 clean; 1 findings of severity error; 2 bad input or usage; 130 interrupted (Ctrl-C)."
 )]
 struct Cli {
+    #[command(flatten)]
+    global: Global,
     #[command(subcommand)]
     command: Command,
+}
+
+/// Options of every command.
+#[derive(Args)]
+struct Global {
+    /// Print no progress, notes, summaries or tables; errors and warnings still (and the
+    /// result of `-o json`). The exit status tells the rest.
+    #[arg(short, long, global = true, env = "BERTH_QUIET", value_parser = clap::builder::BoolishValueParser::new())]
+    quiet: bool,
+    /// More log detail on stderr: -v info, -vv debug, -vvv trace (Berth's own crates).
+    #[arg(short, long, global = true, action = clap::ArgAction::Count)]
+    verbose: u8,
+    /// Log level of Berth's crates on stderr (others: errors only). Default: RUST_LOG, else
+    /// warn (serve: info); with --quiet, error.
+    #[arg(long, global = true, value_name = "LEVEL", env = "BERTH_LOG_LEVEL",
+          value_parser = ["off", "error", "warn", "info", "debug", "trace"])]
+    log_level: Option<String>,
+}
+
+static GLOBAL: OnceLock<Global> = OnceLock::new();
+
+/// Whether `--quiet` was given.
+fn quiet() -> bool {
+    GLOBAL.get().is_some_and(|g| g.quiet)
+}
+
+/// The log on stderr: `-v` or `--log-level` for Berth's crates (others: errors only), else
+/// RUST_LOG, else `default`.
+fn init_logs(json: bool, default: &str) {
+    let g = GLOBAL.get();
+    let level = match g.map_or(0, |g| g.verbose) {
+        0 => g.and_then(|g| g.log_level.clone()),
+        v => Some(["info", "debug", "trace"][usize::from(v.min(3)) - 1].to_string()),
+    };
+    let filter = match level.as_deref() {
+        Some(l @ ("off" | "error")) => l.to_string(),
+        Some(l) => format!("error,berth={l}"),
+        None if quiet() => "error".to_string(),
+        None => std::env::var("RUST_LOG").unwrap_or_else(|_| default.to_string()),
+    };
+    let filter = tracing_subscriber::EnvFilter::try_new(filter);
+    let b = tracing_subscriber::fmt()
+        .with_env_filter(filter.unwrap_or_else(|_| default.into()))
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .with_writer(std::io::stderr);
+    let _ = if json {
+        b.json().try_init()
+    } else {
+        b.try_init()
+    };
 }
 
 #[derive(Subcommand)]
@@ -83,13 +147,25 @@ enum Command {
     /// serve read-only, extract for the agent's preload directory.
     #[command(subcommand)]
     Bundle(bundle::BundleCommand),
+    /// Print a shell completion script: `source <(berth completion bash)`; zsh: save as
+    /// `_berth` in a directory of $fpath; fish: as ~/.config/fish/completions/berth.fish.
+    Completion {
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
+    /// Print the man page (roff; `berth man | man -l -`), or write a page per command.
+    Man {
+        /// Write berth.1 and a page for every subcommand (berth-mirror.1, …) into DIR.
+        #[arg(long, value_name = "DIR")]
+        dir: Option<PathBuf>,
+    },
 }
 
 /// The rewrite settings: user data and the edge registry in front.
 #[derive(Args, Clone)]
 struct RedirectArgs {
     /// Palette user data (#cloud-config) with stylus.registryCredentials or stylus.externalRegistries.
-    #[arg(long, value_name = "FILE")]
+    #[arg(long, value_name = "FILE", env = "BERTH_USER_DATA")]
     user_data: Option<PathBuf>,
     #[command(flatten)]
     edge: inputs::EdgeTarget,
@@ -98,11 +174,8 @@ struct RedirectArgs {
 #[derive(Args)]
 struct ImagesArgs {
     /// Cluster profile files (YAML or JSON); their layers are taken in order.
-    #[arg(
-        long = "profile",
-        value_name = "FILE",
-        required_unless_present = "example"
-    )]
+    /// Repeatable: `--profile A B` or `--profile A --profile B`.
+    #[arg(long = "profile", value_name = "FILE", required_unless_present = "example", num_args = 1.., env = "BERTH_PROFILE")]
     profiles: Vec<PathBuf>,
     #[command(flatten)]
     redirect: RedirectArgs,
@@ -110,7 +183,7 @@ struct ImagesArgs {
     #[arg(long, conflicts_with = "profiles")]
     example: bool,
     /// Output format.
-    #[arg(long, value_enum, default_value_t = Output::Table)]
+    #[arg(short, long, value_enum, default_value_t = Output::Table)]
     output: Output,
 }
 
@@ -121,12 +194,15 @@ struct RewriteArgs {
     references: Vec<String>,
     #[command(flatten)]
     redirect: RedirectArgs,
+    /// Output format: the targets one per line, or JSON with each source.
+    #[arg(short, long, value_enum, default_value_t = Output::Table)]
+    output: Output,
 }
 
 #[derive(Args)]
 struct LintArgs {
-    /// Cluster profile files (YAML or JSON).
-    #[arg(long = "profile", value_name = "FILE", required = true)]
+    /// Cluster profile files (YAML or JSON). Repeatable: `--profile A B` or `--profile A --profile B`.
+    #[arg(long = "profile", value_name = "FILE", required = true, num_args = 1.., env = "BERTH_PROFILE")]
     profiles: Vec<PathBuf>,
     /// Palette user data: also check that its rules cover every image and its registries
     /// every rule's target.
@@ -136,14 +212,23 @@ struct LintArgs {
     #[arg(long)]
     fix: bool,
     /// Output format.
-    #[arg(long, value_enum, default_value_t = Output::Table)]
+    #[arg(short, long, value_enum, default_value_t = Output::Table)]
     output: Output,
 }
 
+/// `-o`/`--output` of every command that prints a result.
 #[derive(ValueEnum, Clone, Copy, PartialEq, Eq)]
 enum Output {
+    #[value(alias = "text")]
     Table,
     Json,
+}
+
+/// `-o` of `bundle build`, where it once named the bundle: a path there gets the fix.
+fn output_format(s: &str) -> Result<Output, String> {
+    Output::from_str(s, true).map_err(|_| {
+        format!("`{s}` is not an output format (table, json): -o is the output format on every command; the bundle goes with --out {s}")
+    })
 }
 
 /// The async runtime the library crates run on.
@@ -180,6 +265,7 @@ fn show<T: serde::Serialize>(
 ) -> anyhow::Result<()> {
     match output {
         Output::Json => print_json(json),
+        Output::Table if quiet() => Ok(()),
         Output::Table => print_table(headers, &rows),
     }
 }
@@ -204,8 +290,23 @@ fn print_table(headers: &[&str], rows: &[Vec<String>]) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// `berth man`: the page of `berth` on stdout, or every page into `dir`.
+fn man(dir: Option<PathBuf>) -> anyhow::Result<ExitCode> {
+    match dir {
+        None => clap_mangen::Man::new(Cli::command()).render(&mut std::io::stdout())?,
+        Some(d) => std::fs::create_dir_all(&d)
+            .and_then(|()| clap_mangen::generate_to(Cli::command(), &d))
+            .with_context(|| format!("cannot write the man pages into {}", d.display()))?,
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    let _ = GLOBAL.set(cli.global);
+    if !matches!(cli.command, Command::Serve(_)) {
+        init_logs(false, "error,berth=warn");
+    }
     let result = match cli.command {
         Command::Images(a) => plan::images(a),
         Command::Rewrite(a) => plan::rewrite(a),
@@ -221,6 +322,12 @@ fn main() -> ExitCode {
         Command::Gc(a) => serve::gc(a),
         Command::Fsck(a) => serve::fsck(a),
         Command::Bundle(c) => bundle::run(c),
+        Command::Completion { shell } => {
+            let out = &mut std::io::stdout();
+            clap_complete::generate(shell, &mut Cli::command(), "berth", out);
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Man { dir } => man(dir),
     };
     match result {
         Ok(code) => code,

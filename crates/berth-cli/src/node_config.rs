@@ -12,10 +12,11 @@ use crate::inputs;
 #[derive(Args)]
 pub struct NodeConfigArgs {
     /// Palette user data (#cloud-config): rules, registries, certificates, credentials.
-    #[arg(long, value_name = "FILE")]
+    #[arg(long, value_name = "FILE", env = "BERTH_USER_DATA")]
     user_data: PathBuf,
     /// Cluster profile files (YAML or JSON): their images' registries get mirrors.
-    #[arg(long = "profile", value_name = "FILE", required = true)]
+    /// Repeatable: `--profile A B` or `--profile A --profile B`.
+    #[arg(long = "profile", value_name = "FILE", required = true, num_args = 1.., env = "BERTH_PROFILE")]
     profiles: Vec<PathBuf>,
     // The edge registry, tried first.
     #[command(flatten)]
@@ -64,10 +65,10 @@ pub fn run(a: NodeConfigArgs) -> Result<ExitCode> {
         r.write()?;
         r.files
             .iter()
-            .for_each(|f| println!("wrote {}", f.path.display()));
+            .for_each(|f| say!("wrote {}", f.path.display()));
     }
     r.notes
         .iter()
-        .for_each(|n| eprintln!("berth node-config: note: {n}"));
+        .for_each(|n| say!("berth node-config: note: {n}"));
     Ok(ExitCode::SUCCESS)
 }

@@ -7,6 +7,7 @@ use std::process::ExitCode;
 use anyhow::{Result, anyhow};
 use berth_plan::Plan;
 use berth_profile::{Finding, Profile, Severity};
+use serde_json::json;
 
 use crate::{ImagesArgs, LintArgs, Output, RewriteArgs, exit_status, inputs, json_word, show};
 
@@ -31,7 +32,7 @@ pub fn images(args: ImagesArgs) -> Result<ExitCode> {
         rows,
     )?;
     if args.output == Output::Table {
-        eprintln!(
+        say!(
             "{} image(s) from {} profile(s)",
             plan.entries.len(),
             profiles.len()
@@ -44,13 +45,16 @@ pub fn images(args: ImagesArgs) -> Result<ExitCode> {
 pub fn rewrite(args: RewriteArgs) -> Result<ExitCode> {
     let rewriter = inputs::rewriter(&args.redirect, false)?;
     let target = |r: &String| rewriter.rewrite_str(r).map_err(|e| anyhow!("{e}"));
-    for t in args
-        .references
-        .iter()
-        .map(target)
-        .collect::<Result<Vec<_>>>()?
-    {
-        println!("{t}");
+    let targets = args.references.iter().map(target);
+    let targets = targets.collect::<Result<Vec<_>>>()?;
+    if args.output == Output::Json {
+        let pairs = args.references.iter().zip(&targets);
+        let images: Vec<_> = pairs
+            .map(|(s, t)| json!({"source": s, "target": t}))
+            .collect();
+        crate::print_json(&json!({ "images": images }))?;
+    } else if !crate::quiet() {
+        targets.iter().for_each(|t| println!("{t}"));
     }
     Ok(ExitCode::SUCCESS)
 }
@@ -69,7 +73,7 @@ pub fn lint(args: LintArgs) -> Result<ExitCode> {
         for ((p, text), fix) in texts.iter_mut().zip(fixed) {
             if fix.text != *text {
                 berth_atomic::replace(p.as_path(), fix.text.as_bytes())?;
-                eprintln!("fixed {}: removed AlwaysPullImages", p.display());
+                say!("fixed {}: removed AlwaysPullImages", p.display());
                 *text = fix.text;
             }
         }
@@ -86,7 +90,7 @@ pub fn lint(args: LintArgs) -> Result<ExitCode> {
         crate::print_json(&Out {
             findings: &findings,
         })?;
-    } else {
+    } else if !crate::quiet() {
         findings.iter().for_each(|f| println!("{f}"));
         let errors = findings.iter().filter(|f| f.severity == Severity::Error);
         let (n, errors) = (findings.len(), errors.count());

@@ -21,7 +21,8 @@ pub struct Progress {
 impl Progress {
     /// `copied`: the word for a copied image; `log`: print the lines without a terminal too.
     pub fn new(output: Output, images: usize, copied: &'static str, log: bool) -> Progress {
-        let terminal = output == Output::Table && std::io::stderr().is_terminal();
+        let terminal =
+            output == Output::Table && !crate::quiet() && std::io::stderr().is_terminal();
         let target = match terminal {
             true => ProgressDrawTarget::stderr(),
             false => ProgressDrawTarget::hidden(),
@@ -33,7 +34,7 @@ impl Progress {
         bar.set_message(format!("0/{images} images"));
         Progress {
             bar,
-            lines: (terminal || log).then_some(copied),
+            lines: (terminal || (log && !crate::quiet())).then_some(copied),
             images,
         }
     }
@@ -66,6 +67,7 @@ impl Progress {
                         ImageStatus::Copied => copied,
                         ImageStatus::Present => "present",
                         ImageStatus::Failed => "FAILED",
+                        ImageStatus::Cancelled => "cancelled",
                     };
                     let tail = error.map(|e| format!(": {e}")).unwrap_or_default();
                     bar.suspend(|| eprintln!("[{n}/{total}] {word} {target}{tail}"));

@@ -10,6 +10,8 @@ use berth_store::{GcOptions, Store};
 use clap::Args;
 use clap::builder::TypedValueParser;
 
+use crate::Output;
+
 #[derive(Args)]
 pub struct ServeArgs {
     /// YAML settings (see docs/serve.md); flags override it. Without it, embedded defaults:
@@ -20,11 +22,11 @@ pub struct ServeArgs {
     #[arg(long, value_name = "ADDR")]
     listen: Option<String>,
     /// The data directory (blobs, repositories, generated TLS material).
-    #[arg(long, value_name = "DIR")]
+    #[arg(long, value_name = "DIR", env = "BERTH_DATA")]
     data: Option<PathBuf>,
     /// Palette user data: its registries become pull-through upstreams, and its rules send
     /// pulls of other hosts (`?ns=docker.io`, `/v2/spectro-images/docker.io/...`) to them.
-    #[arg(long, value_name = "FILE")]
+    #[arg(long, value_name = "FILE", env = "BERTH_USER_DATA")]
     user_data: Option<PathBuf>,
     /// Pull-through: re-check a cached tag upstream at most this often (30s, 5m, 1h).
     #[arg(long, value_name = "DURATION")]
@@ -75,23 +77,10 @@ fn log_format() -> impl TypedValueParser<Value = LogFormat> {
     words.map(|w| [LogFormat::Text, LogFormat::Json][usize::from(w == "json")])
 }
 
-fn init_logs(format: LogFormat) {
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    let b = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-        .with_writer(std::io::stderr);
-    let _ = match format {
-        LogFormat::Json => b.json().try_init(),
-        LogFormat::Text => b.try_init(),
-    };
-}
-
 pub fn serve(args: ServeArgs) -> Result<ExitCode> {
     let file = args.config.clone();
     let cfg = Config::load(file.as_deref(), args.overrides())?;
-    init_logs(cfg.log_format);
+    crate::init_logs(matches!(cfg.log_format, LogFormat::Json), "info");
     crate::runtime()?.block_on(async {
         let server = Server::bind(cfg).await?;
         println!("berth: serving {}", server.url());
@@ -103,7 +92,7 @@ pub fn serve(args: ServeArgs) -> Result<ExitCode> {
 #[derive(Args)]
 pub struct GcArgs {
     /// The registry's data directory.
-    #[arg(long, value_name = "DIR", default_value = "berth-data")]
+    #[arg(long, default_value = "berth-data", env = "BERTH_DATA")]
     data: PathBuf,
     /// Keep anything younger than this (pushes in progress), e.g. 30m, 2h.
     #[arg(long, value_name = "DURATION", default_value = "1h", value_parser = berth_registry::parse_duration)]
@@ -114,6 +103,9 @@ pub struct GcArgs {
     /// Print what would be removed; remove nothing.
     #[arg(long)]
     dry_run: bool,
+    /// Output format.
+    #[arg(short, long, value_enum, default_value_t = Output::Table)]
+    output: Output,
 }
 
 pub fn gc(a: GcArgs) -> Result<ExitCode> {
@@ -123,20 +115,30 @@ pub fn gc(a: GcArgs) -> Result<ExitCode> {
         delete_untagged,
         dry_run,
     };
-    println!("{}", Store::open_existing(&a.data)?.gc(&opts)?);
+    let r = Store::open_existing(&a.data)?.gc(&opts)?;
+    if a.output == Output::Json {
+        crate::print_json(&r)?;
+    }
+    say!("{r}");
     Ok(ExitCode::SUCCESS)
 }
 
 #[derive(Args)]
 pub struct FsckArgs {
     /// The registry's data directory.
-    #[arg(long, value_name = "DIR", default_value = "berth-data")]
+    #[arg(long, default_value = "berth-data", env = "BERTH_DATA")]
     data: PathBuf,
+    /// Output format.
+    #[arg(short, long, value_enum, default_value_t = Output::Table)]
+    output: Output,
 }
 
 pub fn fsck(args: FsckArgs) -> Result<ExitCode> {
     let r = Store::open_existing(&args.data)?.fsck()?;
-    r.findings.iter().for_each(|f| println!("{f}"));
-    println!("{r}");
+    match args.output {
+        Output::Json => crate::print_json(&r)?,
+        Output::Table => r.findings.iter().for_each(|f| println!("{f}")),
+    }
+    say!("{r}");
     Ok(crate::exit_status(!r.is_clean()))
 }

@@ -8,7 +8,10 @@ use anyhow::{Context, Result};
 use berth_client::{Access, AuthFiles, RegistryConfigs};
 use berth_plan::{Plan, PlanEntry};
 use berth_profile::Finding;
-use berth_transfer::{CopyOptions, ImageReport, Report, Side, VerifyResult, VerifySummary};
+use berth_transfer::{
+    CancellationToken, CopyOptions, ImageReport, ImageStatus, Report, Side, VerifyResult,
+    VerifySummary,
+};
 use clap::Args;
 
 use crate::inputs::{self, EdgeCreds, EdgeTls};
@@ -60,7 +63,8 @@ impl SourceArgs {
 /// How to reach `berth copy`'s destination registry (as skopeo names it).
 #[derive(Args, Clone, Default)]
 pub struct DestArgs {
-    /// Credentials for the destination registry: USER:PASS, or REGISTRY=USER:PASS.
+    /// Credentials for the destination registry: USER:PASS, or REGISTRY=USER:PASS
+    /// (repeatable).
     #[arg(long = "dest-creds", value_name = "[REGISTRY=]USER:PASS")]
     dest_creds: Vec<String>,
     /// CA certificates for the destination: DIR/*.crt or DIR/HOST[:PORT]/*.crt.
@@ -74,8 +78,8 @@ pub struct DestArgs {
 /// Which images go where: profiles, the rewrite settings, and how to reach both ends.
 #[derive(Args)]
 pub struct PlanArgs {
-    /// Cluster profile files (YAML or JSON).
-    #[arg(long = "profile", value_name = "FILE", required = true)]
+    /// Cluster profile files (YAML or JSON). Repeatable: `--profile A B` or `--profile A --profile B`.
+    #[arg(long = "profile", value_name = "FILE", required = true, num_args = 1.., env = "BERTH_PROFILE")]
     profiles: Vec<PathBuf>,
     #[command(flatten)]
     redirect: RedirectArgs,
@@ -89,7 +93,7 @@ pub struct PlanArgs {
     #[arg(long, value_name = "N", default_value_t = 8, value_parser = clap::value_parser!(u16).range(1..=256))]
     jobs: u16,
     /// Output format.
-    #[arg(long, value_enum, default_value_t = Output::Table)]
+    #[arg(short, long, value_enum, default_value_t = Output::Table)]
     output: Output,
 }
 
@@ -130,7 +134,7 @@ pub struct CopyArgs {
     #[arg(long, value_name = "N", default_value_t = 8, value_parser = clap::value_parser!(u16).range(1..=256))]
     jobs: u16,
     /// Output format.
-    #[arg(long, value_enum, default_value_t = Output::Table)]
+    #[arg(short, long, value_enum, default_value_t = Output::Table)]
     output: Output,
 }
 
@@ -176,15 +180,43 @@ pub fn mirror(args: MirrorArgs) -> Result<ExitCode> {
         let rows = rows.collect();
         let json = BTreeMap::from([("images", &images)]);
         show(output, &json, &["SOURCE", "TARGET"], rows)?;
-        eprintln!("dry run: {} image(s) would be copied", moved.len());
+        say!("dry run: {} image(s) would be copied", moved.len());
         return Ok(ExitCode::SUCCESS);
     }
     let progress = Progress::new(output, moved.len(), "copied", false);
-    let sink = Some(progress.sink());
-    let report = runtime()?.block_on(berth_transfer::mirror(&plan, options, sink));
+    let (sink, cancel) = (Some(progress.sink()), options.cancel.clone());
+    let report = interruptible(&cancel, berth_transfer::mirror(&plan, options, sink))?;
     progress.finish();
     print_report(&report, output)?;
-    Ok(exit_status(report.failed() > 0))
+    Ok(finished(&report, &cancel))
+}
+
+/// Runs the engine's `work`, Ctrl-C cancelling `cancel` (the engine aborts its uploads and
+/// cancels their sessions); a second Ctrl-C exits at once.
+fn interruptible(cancel: &CancellationToken, work: impl Future<Output = Report>) -> Result<Report> {
+    let c = cancel.clone();
+    let on_ctrl_c = async move {
+        while tokio::signal::ctrl_c().await.is_ok() {
+            if c.is_cancelled() {
+                std::process::exit(crate::EXIT_INTERRUPTED.into());
+            }
+            eprintln!("berth: interrupted: cancelling the uploads in flight (Ctrl-C again quits)");
+            c.cancel();
+        }
+    };
+    Ok(runtime()?.block_on(async {
+        tokio::spawn(on_ctrl_c);
+        work.await
+    }))
+}
+
+/// 130 after Ctrl-C (the report printed says what was copied), else 1 when an image failed.
+fn finished(report: &Report, cancel: &CancellationToken) -> ExitCode {
+    if cancel.is_cancelled() {
+        eprintln!("berth: interrupted, the uploads in flight cancelled; a rerun copies the rest");
+        return ExitCode::from(crate::EXIT_INTERRUPTED);
+    }
+    exit_status(report.failed() > 0)
 }
 
 const REPORT_HEADERS: &[&str] = &["STATUS", "SOURCE", "TARGET", "DIGEST"];
@@ -201,13 +233,18 @@ pub fn print_report(report: &Report, output: Output) -> Result<()> {
         REPORT_HEADERS,
         report.images.iter().map(row).collect(),
     )?;
-    for i in report.images.iter().filter(|_| output == Output::Table) {
-        let source = &i.source;
-        i.error
-            .iter()
-            .for_each(|e| eprintln!("error: {source}: {e}"));
+    let failed = |i: &&ImageReport| i.status != ImageStatus::Cancelled;
+    for i in report
+        .images
+        .iter()
+        .filter(|_| output == Output::Table)
+        .filter(failed)
+    {
+        if let Some(e) = &i.error {
+            eprintln!("error: {}: {e}", i.source);
+        }
     }
-    eprintln!("{report}");
+    say!("{report}");
     Ok(())
 }
 
@@ -280,9 +317,10 @@ pub fn copy(args: CopyArgs) -> Result<ExitCode> {
         destinations,
     );
     let progress = Progress::new(args.output, 1, "copied", false);
-    let sink = Some(progress.sink());
-    let report = runtime()?.block_on(berth_transfer::copy_images(vec![(src, dst)], options, sink));
+    let (sink, cancel) = (Some(progress.sink()), options.cancel.clone());
+    let work = berth_transfer::copy_images(vec![(src, dst)], options, sink);
+    let report = interruptible(&cancel, work)?;
     progress.finish();
     print_report(&report, args.output)?;
-    Ok(exit_status(report.failed() > 0))
+    Ok(finished(&report, &cancel))
 }

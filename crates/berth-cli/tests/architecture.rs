@@ -158,8 +158,10 @@ fn the_binary_is_thin() {
     assert!(lines > 0);
     // Raised only with a reason: the binary parses flags, prints and sets exit codes.
     // 1800 (issue 12): serve's settings, the webhook server, bundle serving, verify's summary
-    // and gc/fsck's data-directory check live in the library crates.
-    const LIMIT: usize = 1800;
+    // and gc/fsck's data-directory check live in the library crates (1,798 lines). Then
+    // issue 19 added completion, man pages, --quiet/-v/--log-level, -o everywhere and the
+    // Ctrl-C handling: 1,975 until the flag structs are shared (issue 12 stays open for it).
+    const LIMIT: usize = 1975;
     assert!(
         lines <= LIMIT,
         "crates/berth-cli/src has {lines} lines (limit {LIMIT})"

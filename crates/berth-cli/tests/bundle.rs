@@ -14,14 +14,14 @@ use berth_testkit::{Distribution, sha256_digest};
 use common::berth;
 use serde_json::Value;
 
-/// `berth bundle build --profile PROFILE -o OUT` from the plain source, plus `extra`.
+/// `berth bundle build --profile PROFILE --out OUT` from the plain source, plus `extra`.
 fn build(profile: &str, out: &str, extra: &[&str]) -> Output {
     let mut args = vec![
         "bundle",
         "build",
         "--profile",
         profile,
-        "-o",
+        "--out",
         out,
         "--src-tls-verify=false",
     ];

@@ -74,6 +74,9 @@ pub enum TransferError {
     Shared(Arc<TransferError>),
     #[error("not copied: an earlier image failed (use --keep-going to copy the others)")]
     Aborted,
+    /// The copy was cancelled (Ctrl-C) before this was complete.
+    #[error("cancelled before it was complete; a rerun copies what is missing")]
+    Cancelled,
 }
 
 impl TransferError {
@@ -203,5 +206,6 @@ mod tests {
         let shared = TransferError::Shared(Arc::new(e));
         assert!(shared.is_retryable() && shared.end_error::<Busy>().is_some());
         assert!(!TransferError::Aborted.is_retryable());
+        assert!(!TransferError::Cancelled.is_retryable());
     }
 }

@@ -9,7 +9,8 @@
 //!   CPU has it, sha512);
 //! - [`ByteStream`] and [`VerifyingStream`]: blob bytes in flight, verified before the last
 //!   chunk is handed on;
-//! - [`Fault`]: what an error at a crate seam says about itself (may a retry help?).
+//! - [`Fault`]: what an error at a crate seam says about itself (may a retry help?);
+//! - [`units`]: how sizes and durations read in progress, summaries and errors.
 //!
 //! No I/O, no network: format and runtime crates depend on this, not on the client.
 
@@ -20,6 +21,7 @@ pub mod media;
 mod platform;
 mod retry;
 mod stream;
+pub mod units;
 
 pub use digest::{Hasher, digest_of, hex, sha256_of};
 pub use fault::{Fault, error_chain};

@@ -6,7 +6,9 @@ use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime};
 
+use berth_oci::units;
 use berth_reference::Digest;
+use serde::Serialize;
 
 use crate::{Result, Store, StoreError, create_dir_synced, lock_exclusive, manifest, sync_dir};
 
@@ -33,8 +35,8 @@ impl Default for GcOptions {
     }
 }
 
-/// What gc did.
-#[derive(Debug, Default, Clone, PartialEq, Eq)]
+/// What gc did (`berth gc --output json`).
+#[derive(Debug, Default, Clone, PartialEq, Eq, Serialize)]
 pub struct GcReport {
     pub blobs_kept: u64,
     pub blobs_removed: u64,
@@ -57,9 +59,9 @@ impl std::fmt::Display for GcReport {
         };
         write!(
             f,
-            "{verb} {} blobs ({} bytes), {} untagged manifests, {} layer links; kept {} blobs ({} younger than the grace period)",
+            "{verb} {} blobs ({}), {} untagged manifests, {} layer links; kept {} blobs ({} younger than the grace period)",
             self.blobs_removed,
-            self.bytes_removed,
+            units::size(self.bytes_removed),
             self.manifests_removed,
             self.layer_links_removed,
             self.blobs_kept + self.blobs_young,
@@ -68,8 +70,9 @@ impl std::fmt::Display for GcReport {
     }
 }
 
-/// One problem fsck found.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// One problem fsck found (in JSON, `kind` names the variant).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
 pub enum FsckFinding {
     /// The blob's content does not match its name; it was moved to `quarantine`.
     Corrupt {
@@ -123,8 +126,8 @@ impl std::fmt::Display for FsckFinding {
     }
 }
 
-/// What fsck checked and found.
-#[derive(Debug, Default, Clone)]
+/// What fsck checked and found (`berth fsck --output json`).
+#[derive(Debug, Default, Clone, Serialize)]
 pub struct FsckReport {
     pub blobs_checked: u64,
     pub bytes_checked: u64,
@@ -137,13 +140,13 @@ impl FsckReport {
     }
 }
 
-/// The summary line (the findings are listed apart).
+/// `checked N blobs (12.30 MiB): no damage` or `…: N problems`.
 impl std::fmt::Display for FsckReport {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let (n, bytes) = (self.blobs_checked, self.bytes_checked);
+        let (n, size) = (self.blobs_checked, units::size(self.bytes_checked));
         match self.findings.len() {
-            0 => write!(f, "checked {n} blobs ({bytes} bytes): no damage"),
-            p => write!(f, "checked {n} blobs ({bytes} bytes): {p} problems"),
+            0 => write!(f, "checked {n} blobs ({size}): no damage"),
+            p => write!(f, "checked {n} blobs ({size}): {p} problems"),
         }
     }
 }

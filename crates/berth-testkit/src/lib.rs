@@ -21,6 +21,7 @@
 //! - [`berth_serve`]: `berth serve` as a child process (plain or TLS + htpasswd).
 //! - [`cosign`]: offline key-pair signing and verifying (the optional Go peer).
 //! - [`crane`], [`oras`]: the Go clients, isolated (own HOME / Docker config).
+//! - [`Throttle`]: a TCP proxy passing a server's bytes at a limited rate (a slow source).
 //! - [`conformance`]: the OCI distribution-spec conformance suite run against a registry,
 //!   its `junit.xml` read back.
 //!
@@ -40,10 +41,12 @@ pub mod oras;
 pub mod podman;
 mod registry;
 pub mod skopeo;
+mod throttle;
 pub mod tools;
 
 pub use certs::Certs;
 pub use registry::{Distribution, http_get_status};
+pub use throttle::Throttle;
 
 use std::net::{Ipv4Addr, TcpListener};
 use std::path::{Path, PathBuf};

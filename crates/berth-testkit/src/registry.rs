@@ -256,6 +256,30 @@ impl Distribution {
         &self.data_dir
     }
 
+    /// The blob upload sessions open in its storage (`_uploads/<id>` of every repository):
+    /// a client that cancels its uploads leaves none.
+    pub fn upload_sessions(&self) -> Vec<PathBuf> {
+        let mut out = Vec::new();
+        let mut stack = vec![self.data_dir.clone()];
+        while let Some(dir) = stack.pop() {
+            for e in std::fs::read_dir(&dir).into_iter().flatten().flatten() {
+                let p = e.path();
+                match (p.is_dir(), p.file_name().is_some_and(|n| n == "_uploads")) {
+                    (true, true) => out.extend(
+                        std::fs::read_dir(&p)
+                            .into_iter()
+                            .flatten()
+                            .flatten()
+                            .map(|e| e.path()),
+                    ),
+                    (true, false) => stack.push(p),
+                    _ => {}
+                }
+            }
+        }
+        out
+    }
+
     /// The registry's log file (stdout + stderr, level info, all runs appended).
     pub fn log_path(&self) -> &Path {
         &self.log_path

@@ -3,16 +3,18 @@
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
+use std::task::Poll;
 use std::time::Instant;
 
 use berth_client::{Client, Manifest, RegistryConfigs, VerifyingStream};
 use berth_ends::{Destination, Source, TransferError};
-use berth_oci::RetryPolicy;
+use berth_oci::{ByteStream, RetryPolicy};
 use berth_reference::Digest;
+use futures_util::StreamExt;
 use futures_util::future::{BoxFuture, FutureExt, Shared};
-use futures_util::{StreamExt, TryStreamExt};
 use serde::Serialize;
 use tokio::sync::Semaphore;
+use tokio_util::sync::CancellationToken;
 
 use crate::manifest::{Descriptor, Parsed, parse};
 use crate::{Endpoint, OciLayout, RegistryEnd};
@@ -75,6 +77,9 @@ pub enum ImageStatus {
     /// The target already had this manifest (same digest); nothing was copied.
     Present,
     Failed,
+    /// Not (wholly) copied: the copy was cancelled ([`CopyOptions::cancel`]); a rerun copies
+    /// what is missing.
+    Cancelled,
 }
 
 /// Settings of a copy.
@@ -90,6 +95,10 @@ pub struct CopyOptions {
     pub destination_registries: RegistryConfigs,
     /// Retries of requests and of whole blob transfers.
     pub retry: RetryPolicy,
+    /// Cancelling it stops the copy: blob uploads in flight are aborted and their upload
+    /// sessions cancelled at the destination, nothing more starts, and every image not
+    /// complete is reported [`ImageStatus::Cancelled`].
+    pub cancel: CancellationToken,
 }
 
 impl Default for CopyOptions {
@@ -100,6 +109,7 @@ impl Default for CopyOptions {
             source_registries: RegistryConfigs::new(),
             destination_registries: RegistryConfigs::new(),
             retry: RetryPolicy::default(),
+            cancel: CancellationToken::new(),
         }
     }
 }
@@ -177,6 +187,7 @@ struct Engine {
     mounted: AtomicU64,
     bytes: AtomicU64,
     abort: AtomicBool,
+    cancel: CancellationToken,
 }
 
 impl Engine {
@@ -216,6 +227,14 @@ impl Engine {
                 detail: "cannot be written to (it is a source only)".into(),
             })?,
         })
+    }
+
+    /// `Err(Cancelled)` once the copy was cancelled.
+    fn go_on(&self) -> Result<(), TransferError> {
+        match self.cancel.is_cancelled() {
+            true => Err(TransferError::Cancelled),
+            false => Ok(()),
+        }
     }
 
     fn count(&self, o: BlobOutcome) {
@@ -335,6 +354,7 @@ async fn transfer_blob(
         .acquire_owned()
         .await
         .expect("semaphore");
+    engine.go_on()?;
     let retry = engine.retry;
     let mut attempt = 0;
     loop {
@@ -356,7 +376,8 @@ async fn transfer_blob(
                         bytes: n,
                     })
                 });
-            dest.put_blob(&digest, blob.size, verified.boxed()).await
+            let stream = cancellable(verified.boxed(), engine.cancel.clone());
+            dest.put_blob(&digest, blob.size, stream).await
         }
         .await;
         match result {
@@ -365,6 +386,7 @@ async fn transfer_blob(
                 return Ok(BlobOutcome::Copied);
             }
             Err(e) => {
+                engine.go_on()?;
                 if let Some(v) = e.verify_error() {
                     return Err(TransferError::Verify {
                         source_name: source.name(),
@@ -385,6 +407,24 @@ async fn transfer_blob(
             }
         }
     }
+}
+
+/// `stream`, failing as soon as `cancel` fires, even while it waits for the source: the
+/// destination then aborts the upload and cancels its session (as for any broken stream).
+fn cancellable(mut stream: ByteStream, cancel: CancellationToken) -> ByteStream {
+    let mut stop = Box::pin(cancel.cancelled_owned());
+    let mut ended = false;
+    Box::pin(futures_util::stream::poll_fn(move |cx| {
+        if ended {
+            return Poll::Ready(None);
+        }
+        if stop.as_mut().poll(cx).is_ready() {
+            ended = true;
+            let e = std::io::Error::other("the copy was cancelled");
+            return Poll::Ready(Some(Err(e)));
+        }
+        stream.poll_next_unpin(cx)
+    }))
 }
 
 /// Copies one blob, moving it once per destination domain even when several images need it.
@@ -519,12 +559,28 @@ async fn copy_one(
         target: dst.to_string(),
         total_bytes: blobs.iter().map(|b| b.size).sum(),
     });
-    futures_util::stream::iter(blobs.clone())
-        .map(|b| copy_blob(engine.clone(), image, source.clone(), dest.clone(), b))
+    // After a failure no further blob starts, but those in flight end by themselves: an
+    // upload dropped mid-way would leave its session open at the destination.
+    let failed = &AtomicBool::new(false);
+    let results: Vec<_> = futures_util::stream::iter(blobs.clone())
+        .map(|b| {
+            let (e, s, d) = (engine.clone(), source.clone(), dest.clone());
+            async move {
+                if failed.load(Ordering::Relaxed) {
+                    return Err(TransferError::Aborted);
+                }
+                let r = copy_blob(e, image, s, d, b).await;
+                failed.fetch_or(r.is_err(), Ordering::Relaxed);
+                r
+            }
+        })
         .buffer_unordered(engine.jobs)
-        .try_collect::<Vec<_>>()
-        .await
-        .map_err(fail)?;
+        .collect()
+        .await;
+    let mut errors = results.into_iter().filter_map(Result::err);
+    let first = errors.find(|e| !matches!(e, TransferError::Aborted));
+    first.map_or(Ok(()), Err).map_err(fail)?;
+    engine.go_on().map_err(fail)?;
     for child in &children {
         if dest
             .manifest_digest(&child.digest.to_string())
@@ -649,6 +705,7 @@ pub async fn copy_images(
         mounted: AtomicU64::new(0),
         bytes: AtomicU64::new(0),
         abort: AtomicBool::new(false),
+        cancel: opts.cancel.clone(),
     });
     let keep_going = opts.keep_going;
     let images: Vec<ImageReport> = futures_util::stream::iter(pairs.into_iter().enumerate())
@@ -657,6 +714,8 @@ pub async fn copy_images(
             async move {
                 let result = if engine.abort.load(Ordering::Relaxed) {
                     Err((None, TransferError::Aborted))
+                } else if engine.cancel.is_cancelled() {
+                    Err((None, TransferError::Cancelled))
                 } else {
                     copy_one(engine.clone(), i, &src, &dst).await
                 };
@@ -669,15 +728,22 @@ pub async fn copy_images(
                         error: None,
                     },
                     Err((d, e)) => {
-                        if !keep_going {
+                        let cancelled = engine.cancel.is_cancelled();
+                        if !keep_going && !cancelled {
                             engine.abort.store(true, Ordering::Relaxed);
                         }
                         ImageReport {
                             source: src.to_string(),
                             target: dst.to_string(),
                             digest: d.map(|d| d.to_string()),
-                            status: ImageStatus::Failed,
-                            error: Some(e.to_string()),
+                            status: match cancelled {
+                                true => ImageStatus::Cancelled,
+                                false => ImageStatus::Failed,
+                            },
+                            error: Some(match cancelled {
+                                true => TransferError::Cancelled.to_string(),
+                                false => e.to_string(),
+                            }),
                         }
                     }
                 };

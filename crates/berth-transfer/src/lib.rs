@@ -18,7 +18,7 @@ mod verify;
 
 pub use berth_archive::{OciLayout, REF_NAME};
 pub use berth_ends::{Destination, EndFailure, Source, TransferError, manifest};
-pub use berth_oci::Platform;
+pub use berth_oci::{Platform, units};
 pub use endpoint::Endpoint;
 pub use engine::{
     BlobCounts, BlobOutcome, CopyOptions, Event, EventSink, ImageReport, ImageStatus, Report,
@@ -26,5 +26,6 @@ pub use engine::{
 };
 pub use mirror::{mirror, verify_plan};
 pub use registry_end::RegistryEnd;
+pub use tokio_util::sync::CancellationToken;
 pub use transport::{Side, TransportError, endpoint};
 pub use verify::{VerifyResult, VerifyStatus, VerifySummary, verify};

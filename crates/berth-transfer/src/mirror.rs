@@ -1,6 +1,7 @@
 //! Mirroring a [`Plan`]: every image whose target differs from its source is copied there;
 //! [`verify_plan`] checks that every image of the plan is at its target.
 
+use berth_oci::units;
 use berth_plan::Plan;
 
 use crate::{
@@ -34,26 +35,32 @@ pub async fn verify_plan(plan: &Plan, options: &CopyOptions, deep: bool) -> Vec<
     verify(pairs(&plan.entries), options, deep).await
 }
 
-/// The one-line summary: images copied, present and failed; blobs; bytes, seconds, rate.
+/// The one-line summary: images copied, present, failed (and cancelled); blobs; bytes,
+/// time, rate.
 impl std::fmt::Display for Report {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         let count = |s| self.images.iter().filter(|i| i.status == s).count();
-        let (mb, b) = (self.bytes as f64 / 1e6, &self.blobs);
-        let rate = if self.seconds > 0.0 {
-            mb / self.seconds
-        } else {
-            0.0
-        };
+        let b = &self.blobs;
         write!(
             f,
-            "images: {} copied, {} already present, {} failed; blobs: {} copied, {} skipped, {} mounted; {mb:.1} MB in {:.2} s ({rate:.1} MB/s)",
+            "images: {} copied, {} already present, {} failed",
             count(ImageStatus::Copied),
             count(ImageStatus::Present),
             self.failed(),
+        )?;
+        match count(ImageStatus::Cancelled) {
+            0 => {}
+            n => write!(f, ", {n} cancelled")?,
+        }
+        write!(
+            f,
+            "; blobs: {} copied, {} skipped, {} mounted; {} in {} ({})",
             b.copied,
             b.skipped,
             b.mounted,
-            self.seconds,
+            units::size(self.bytes),
+            units::seconds(self.seconds),
+            units::rate(self.bytes, self.seconds),
         )
     }
 }

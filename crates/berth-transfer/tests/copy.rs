@@ -677,3 +677,64 @@ async fn blob_a_registry_wrongly_claims_is_moved_when_the_manifest_push_names_it
         Some(layer.size)
     );
 }
+
+/// Cancelling a copy mid-blob (the source slowed to 512 KiB/s by a proxy): the upload is
+/// aborted and its session cancelled at the destination, the image reported `cancelled`, no
+/// manifest pushed; a copy cancelled before it starts attempts nothing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_cancelled_copy_closes_its_upload_sessions_and_says_what_was_not_copied() {
+    let dir = tempfile::tempdir().unwrap();
+    let fixture = images::build_big(dir.path(), 8);
+    let src = source_with(&fixture);
+    let slow = berth_testkit::Throttle::start(&src.host(), 512 << 10);
+    let dst = Distribution::tls_htpasswd(USER, PASS);
+    let s = Reference::parse(&format!("{}/library/big:1", slow.host())).unwrap();
+    let d = Reference::parse(&format!("{}/edge/big:1", dst.host())).unwrap();
+    let pairs = vec![(Endpoint::Registry(s), Endpoint::Registry(d))];
+    let mut o = opts(&src, &dst, PASS);
+    let insecure = RegistryConfig {
+        insecure: true,
+        ..Default::default()
+    };
+    o.source_registries.insert(&slow.host(), insecure);
+    let cancel = o.cancel.clone();
+    let moved = Arc::new(std::sync::atomic::AtomicU64::new(0));
+    let sink: EventSink = Arc::new(move |e| {
+        if let Event::BlobProgress { bytes, .. } = e {
+            let before = moved.fetch_add(bytes, std::sync::atomic::Ordering::Relaxed);
+            if before + bytes > 1 << 20 {
+                cancel.cancel();
+            }
+        }
+    });
+    let started = Instant::now();
+    let report = copy_images(pairs.clone(), o.clone(), Some(sink)).await;
+    assert!(started.elapsed() < Duration::from_secs(10), "{report:?}");
+    assert_eq!(
+        report.images[0].status,
+        ImageStatus::Cancelled,
+        "{report:?}"
+    );
+    assert!(
+        report.images[0]
+            .error
+            .as_deref()
+            .unwrap()
+            .contains("cancelled")
+    );
+    // The session was cancelled (DELETE); Distribution 2.8 refuses it once bytes were written.
+    let log = std::fs::read_to_string(dst.log_path()).unwrap();
+    assert!(
+        log.contains("http.request.method=DELETE"),
+        "no DELETE of the upload session"
+    );
+    assert!(report.to_string().contains("1 cancelled"), "{report}");
+    let at = dst_client(&dst, PASS).registry(&dst.host());
+    let head = at.head_manifest("edge/big", "1").await.unwrap();
+    assert!(head.is_none(), "{head:?}");
+
+    // Cancelled before it starts: nothing is read or written.
+    let report = copy_images(pairs, o, None).await;
+    assert_eq!(report.images[0].status, ImageStatus::Cancelled);
+    assert_eq!((report.blobs.copied, report.bytes), (0, 0));
+}
