@@ -43,6 +43,17 @@ pub struct ImageUse {
     pub found_in: Vec<String>,
     /// Whether it is in some layer's `pack.content.images`.
     pub listed: bool,
+    /// Where it was read: `content-list` (`pack.content.images`), `values`, `manifest`.
+    pub provenance: Vec<Provenance>,
+}
+
+/// The kind of place an image reference was read from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Provenance {
+    ContentList,
+    Values,
+    Manifest,
 }
 
 /// The images of a set of profiles, and the problems met while extracting them.
@@ -144,6 +155,24 @@ struct Occurrence {
     /// `found_in` text after the layer name.
     place: String,
     listed: bool,
+    provenance: Provenance,
+}
+
+/// (profile, layer, raw reference, path, provenance) of every occurrence.
+pub(crate) type OccView<'a> = (usize, usize, &'a str, &'a str, Provenance);
+
+fn occs_view(occs: &[Occurrence]) -> Vec<OccView<'_>> {
+    occs.iter()
+        .map(|o| {
+            (
+                o.profile,
+                o.layer,
+                o.raw.as_str(),
+                o.path.as_str(),
+                o.provenance,
+            )
+        })
+        .collect()
 }
 
 /// Whether a reference as written has a tag or a digest.
@@ -162,12 +191,23 @@ fn join(path: &str, key: &str) -> String {
 
 /// Finds `image:` fields: strings, and Helm-style mappings with `repository` (plus optional
 /// `registry`, `tag`, `digest`). `skip` is a path not to descend into.
-fn walk_images(v: &Value, path: &str, skip: &str, out: &mut Vec<(String, String)>) {
+/// `loose` (Palette exports): under `charts.<chart>` and `manifests.<name>`, any mapping with
+/// `repository` and `tag` or `digest` is an image too (`manifests.x.{registry,repository,tag}`).
+fn walk_images(v: &Value, path: &str, skip: &str, loose: bool, out: &mut Vec<(String, String)>) {
     match v {
         Value::Map(entries) => {
             for (k, child) in entries {
                 let p = join(path, k);
                 if p == skip {
+                    continue;
+                }
+                if loose
+                    && k != "image"
+                    && (p.starts_with("charts.") || p.starts_with("manifests."))
+                    && (child.get("tag").is_some() || child.get("digest").is_some())
+                    && let Some(raw) = helm_image(child)
+                {
+                    out.push((raw, p));
                     continue;
                 }
                 if k == "image" {
@@ -187,12 +227,12 @@ fn walk_images(v: &Value, path: &str, skip: &str, out: &mut Vec<(String, String)
                         _ => {}
                     }
                 }
-                walk_images(child, &p, skip, out);
+                walk_images(child, &p, skip, loose, out);
             }
         }
         Value::Seq(items) => {
             for (i, child) in items.iter().enumerate() {
-                walk_images(child, &format!("{path}[{i}]"), skip, out);
+                walk_images(child, &format!("{path}[{i}]"), skip, loose, out);
             }
         }
         _ => {}
@@ -223,7 +263,7 @@ fn helm_image(m: &Value) -> Option<String> {
     Some(raw)
 }
 
-fn occurrences(layers: &[RenderedLayer]) -> Vec<Occurrence> {
+fn occurrences(profiles: &[Profile], layers: &[RenderedLayer]) -> Vec<Occurrence> {
     let mut out = Vec::new();
     // 1. pack.content.images, every layer.
     for rl in layers {
@@ -251,6 +291,7 @@ fn occurrences(layers: &[RenderedLayer]) -> Vec<Occurrence> {
                     place: path.clone(),
                     path,
                     listed: true,
+                    provenance: Provenance::ContentList,
                 });
             }
         }
@@ -270,7 +311,7 @@ fn occurrences(layers: &[RenderedLayer]) -> Vec<Occurrence> {
                     _ => format!("document {}", d + 1),
                 };
                 let mut found = Vec::new();
-                walk_images(doc, "", "", &mut found);
+                walk_images(doc, "", "", false, &mut found);
                 for (raw, p) in found {
                     let path = format!("manifest {name}: {what}: {p}");
                     out.push(Occurrence {
@@ -280,6 +321,7 @@ fn occurrences(layers: &[RenderedLayer]) -> Vec<Occurrence> {
                         place: path.clone(),
                         path,
                         listed: false,
+                        provenance: Provenance::Manifest,
                     });
                 }
             }
@@ -288,7 +330,8 @@ fn occurrences(layers: &[RenderedLayer]) -> Vec<Occurrence> {
     // 3. values (Helm-style), apart from pack.content.images.
     for rl in layers {
         let mut found = Vec::new();
-        walk_images(&rl.values, "", "pack.content.images", &mut found);
+        let loose = profiles[rl.profile].layers[rl.layer].pack.is_some();
+        walk_images(&rl.values, "", "pack.content.images", loose, &mut found);
         for (raw, p) in found {
             out.push(Occurrence {
                 raw,
@@ -297,6 +340,7 @@ fn occurrences(layers: &[RenderedLayer]) -> Vec<Occurrence> {
                 place: format!("values {p}"),
                 path: p,
                 listed: false,
+                provenance: Provenance::Values,
             });
         }
     }
@@ -318,7 +362,13 @@ pub(crate) fn extract_detailed(profiles: &[Profile], layers: &[RenderedLayer]) -
     let mut index: HashMap<Reference, usize> = HashMap::new();
     let mut implicit_latest: Vec<(usize, String, String, String)> = Vec::new();
     let mut first = Vec::new();
-    for occ in occurrences(layers) {
+    let occs = occurrences(profiles, layers);
+    findings.extend(crate::palette_findings::findings(
+        profiles,
+        layers,
+        &occs_view(&occs),
+    ));
+    for occ in occs {
         let p = &profiles[occ.profile];
         let l = &p.layers[occ.layer];
         let finding = |rule: &str, message: String| Finding {
@@ -355,6 +405,9 @@ pub(crate) fn extract_detailed(profiles: &[Profile], layers: &[RenderedLayer]) -
                 let img = &mut images[i];
                 img.found_in.push(found);
                 img.listed |= occ.listed;
+                if !img.provenance.contains(&occ.provenance) {
+                    img.provenance.push(occ.provenance);
+                }
                 i
             }
             None => {
@@ -366,6 +419,7 @@ pub(crate) fn extract_detailed(profiles: &[Profile], layers: &[RenderedLayer]) -
                     role: l.layer_type.role(),
                     found_in: vec![found],
                     listed: occ.listed,
+                    provenance: vec![occ.provenance],
                 });
                 first.push((p.file.clone(), l.name.clone(), occ.path.clone()));
                 images.len() - 1
