@@ -4,7 +4,7 @@
 use std::collections::BTreeSet;
 use std::fmt;
 
-use berth_profile::{Finding, ImageUse, LayerType, Profile, ProfileError, Role};
+use berth_profile::{Finding, ImageUse, LayerType, Profile, ProfileError, Provenance, Role};
 use berth_reference::Reference;
 use berth_rewrite::{RewriteError, Rewriter};
 use serde::Serialize;
@@ -22,6 +22,8 @@ pub struct PlanEntry {
     pub role: Role,
     /// Provenance: every place it was found, most authoritative first.
     pub found_in: Vec<String>,
+    /// The kinds of place it was read from (`content-list`, `values`, `manifest`).
+    pub provenance: Vec<Provenance>,
 }
 
 impl PlanEntry {
@@ -85,6 +87,7 @@ impl Plan {
                     layer_type: img.layer_type,
                     role: img.role,
                     found_in: img.found_in.clone(),
+                    provenance: img.provenance.clone(),
                 }),
                 Err(error) => refused.push(Unrewritable {
                     source: img.source.clone(),
