@@ -68,7 +68,8 @@ fn images_of_the_example_with_prepend() {
         let (s, t) = (i["source"].as_str().unwrap(), i["target"].as_str().unwrap());
         assert_eq!(t, format!("10.10.254.254:8000/spectro-images/{s}"));
         let keys: Vec<&str> = i.as_object().unwrap().keys().map(String::as_str).collect();
-        assert_eq!(keys.len(), 6, "{keys:?}");
+        assert_eq!(keys.len(), 7, "{keys:?}");
+        assert!(i["provenance"].as_array().is_some_and(|p| !p.is_empty()));
     }
 }
 
@@ -600,6 +601,8 @@ fn serve_config_errors_name_the_file_and_line() {
         "{}",
         stderr(&o)
     );
+}
+
 /// The self-hosted example of docs/user-data.md, as the doc shows it.
 fn doc_self_hosted_user_data() -> String {
     let doc = std::fs::read_to_string(examples().join("../docs/user-data.md")).unwrap();
@@ -728,4 +731,42 @@ fn lint_with_user_data_names_what_the_settings_do_not_cover() {
         assert_eq!(e.matches("warning [unmapped-image]").count(), 3, "{e}");
         assert!(e.contains("warning [target-without-registry]"), "{e}");
     }
+}
+
+/// A Palette export is a profile: `images` reads it as it is, with each image's provenance,
+/// and warns where the values and `pack.content.images` disagree.
+#[test]
+fn images_reads_a_palette_export_with_provenance() {
+    let export = examples().join("palette-export.json");
+    let o = berth(&[
+        "images",
+        "--profile",
+        export.to_str().unwrap(),
+        "-o",
+        "json",
+    ]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let json: Value = serde_json::from_str(&stdout(&o)).unwrap();
+    let images = json["images"].as_array().unwrap();
+    let find = |s: &str| images.iter().find(|i| i["source"] == s).cloned();
+    let listed = find("docker.io/grafana/grafana:10.4.1").expect("the listed grafana");
+    assert_eq!(listed["provenance"], serde_json::json!(["content-list"]));
+    let deployed = find("docker.io/grafana/grafana:10.4.2").expect("the deployed grafana");
+    assert_eq!(deployed["provenance"], serde_json::json!(["values"]));
+    assert!(
+        stderr(&o).contains("[content-list-disagrees]"),
+        "{}",
+        stderr(&o)
+    );
+    // A list of exports: one profile each.
+    let list = tempfile::NamedTempFile::new().unwrap();
+    let text = std::fs::read_to_string(&export).unwrap();
+    let fixtures = examples().join("../crates/berth-profile/tests/fixtures");
+    let mlops = std::fs::read_to_string(fixtures.join("mlops-export.json")).unwrap();
+    std::fs::write(list.path(), format!("[{text}, {mlops}]")).unwrap();
+    let args = ["images", "--profile", list.path().to_str().unwrap()];
+    let o = berth(&args);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let all = format!("{}{}", stdout(&o), stderr(&o));
+    assert!(all.contains("from 2 profile(s)"), "{all}");
 }

@@ -4,7 +4,7 @@
 use std::collections::BTreeSet;
 use std::fmt;
 
-use berth_profile::{Finding, ImageUse, LayerType, Profile, ProfileError, Role};
+use berth_profile::{Finding, ImageUse, LayerType, Profile, ProfileError, Provenance, Role};
 use berth_reference::Reference;
 use berth_rewrite::{RewriteError, Rewriter};
 use berth_userdata::UserData;
@@ -23,6 +23,8 @@ pub struct PlanEntry {
     pub role: Role,
     /// Provenance: every place it was found, most authoritative first.
     pub found_in: Vec<String>,
+    /// The kinds of place it was read from (`content-list`, `values`, `manifest`).
+    pub provenance: Vec<Provenance>,
 }
 
 impl PlanEntry {
@@ -87,6 +89,7 @@ impl Plan {
                     layer_type: img.layer_type,
                     role: img.role,
                     found_in: img.found_in.clone(),
+                    provenance: img.provenance.clone(),
                 }),
                 Err(error) => refused.push(Unrewritable {
                     source: img.source.clone(),
@@ -214,11 +217,13 @@ mod tests {
                 "found_in",
                 "layer",
                 "layer_type",
+                "provenance",
                 "role",
                 "source",
                 "target"
             ]
         );
+        assert_eq!(json["provenance"], serde_json::json!(["content-list"]));
         assert_eq!(json["source"], "docker.io/library/nginx:1");
         let roles: Vec<Role> = plan.in_role_order().iter().map(|e| e.role).collect();
         assert_eq!(roles[..2], [Role::Provider, Role::Core]);

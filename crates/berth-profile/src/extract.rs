@@ -71,6 +71,17 @@ pub struct ImageUse {
     pub found_in: Vec<String>,
     /// Whether it is in some layer's `pack.content.images`.
     pub listed: bool,
+    /// Where it was read: `content-list` (`pack.content.images`), `values`, `manifest`.
+    pub provenance: Vec<Provenance>,
+}
+
+/// The kind of place an image reference was read from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Provenance {
+    ContentList,
+    Values,
+    Manifest,
 }
 
 /// The images of a set of profiles, and the problems met while extracting them.
@@ -173,11 +184,36 @@ struct Occurrence {
     /// `found_in` text after the layer name.
     place: String,
     listed: bool,
+    provenance: Provenance,
+}
+
+/// (profile, layer, raw reference, path, provenance) of every occurrence.
+pub(crate) type OccView<'a> = (usize, usize, &'a str, &'a str, Provenance);
+
+fn occs_view(occs: &[Occurrence]) -> Vec<OccView<'_>> {
+    occs.iter()
+        .map(|o| {
+            (
+                o.profile,
+                o.layer,
+                o.raw.as_str(),
+                o.path.as_str(),
+                o.provenance,
+            )
+        })
+        .collect()
 }
 
 impl Occurrence {
-    /// `raw`, found in layer `rl` at `path` (`place` in `found_in`).
-    fn new(rl: &RenderedLayer, raw: String, path: String, place: String, listed: bool) -> Self {
+    /// `raw`, found in layer `rl` at `path` (`place` in `found_in`), by way of `provenance`.
+    fn new(
+        rl: &RenderedLayer,
+        raw: String,
+        path: String,
+        place: String,
+        listed: bool,
+        provenance: Provenance,
+    ) -> Self {
         let (profile, layer) = (rl.profile, rl.layer);
         Occurrence {
             raw,
@@ -186,6 +222,7 @@ impl Occurrence {
             path,
             place,
             listed,
+            provenance,
         }
     }
 }
@@ -206,12 +243,23 @@ fn join(path: &str, key: &str) -> String {
 
 /// Finds `image:` fields: strings, and Helm-style mappings with `repository` (plus optional
 /// `registry`, `tag`, `digest`). `skip` is a path not to descend into.
-fn walk_images(v: &Value, path: &str, skip: &str, out: &mut Vec<(String, String)>) {
+/// `loose` (Palette exports): under `charts.<chart>` and `manifests.<name>`, any mapping with
+/// `repository` and `tag` or `digest` is an image too (`manifests.x.{registry,repository,tag}`).
+fn walk_images(v: &Value, path: &str, skip: &str, loose: bool, out: &mut Vec<(String, String)>) {
     match v {
         Value::Map(entries) => {
             for (k, child) in entries {
                 let p = join(path, k);
                 if p == skip {
+                    continue;
+                }
+                if loose
+                    && k != "image"
+                    && (p.starts_with("charts.") || p.starts_with("manifests."))
+                    && (child.get("tag").is_some() || child.get("digest").is_some())
+                    && let Some(raw) = helm_image(child)
+                {
+                    out.push((raw, p));
                     continue;
                 }
                 if k == "image" {
@@ -231,12 +279,12 @@ fn walk_images(v: &Value, path: &str, skip: &str, out: &mut Vec<(String, String)
                         _ => {}
                     }
                 }
-                walk_images(child, &p, skip, out);
+                walk_images(child, &p, skip, loose, out);
             }
         }
         Value::Seq(items) => {
             for (i, child) in items.iter().enumerate() {
-                walk_images(child, &format!("{path}[{i}]"), skip, out);
+                walk_images(child, &format!("{path}[{i}]"), skip, loose, out);
             }
         }
         _ => {}
@@ -267,7 +315,7 @@ fn helm_image(m: &Value) -> Option<String> {
     Some(raw)
 }
 
-fn occurrences(layers: &[RenderedLayer]) -> Vec<Occurrence> {
+fn occurrences(profiles: &[Profile], layers: &[RenderedLayer]) -> Vec<Occurrence> {
     let mut out = Vec::new();
     // 1. pack.content.images, every layer.
     for rl in layers {
@@ -288,7 +336,14 @@ fn occurrences(layers: &[RenderedLayer]) -> Vec<Occurrence> {
                         format!("pack.content.images[{i}].image"),
                     ),
                 };
-                out.push(Occurrence::new(rl, raw, path.clone(), path, true));
+                out.push(Occurrence::new(
+                    rl,
+                    raw,
+                    path.clone(),
+                    path,
+                    true,
+                    Provenance::ContentList,
+                ));
             }
         }
     }
@@ -307,10 +362,17 @@ fn occurrences(layers: &[RenderedLayer]) -> Vec<Occurrence> {
                     _ => format!("document {}", d + 1),
                 };
                 let mut found = Vec::new();
-                walk_images(doc, "", "", &mut found);
+                walk_images(doc, "", "", false, &mut found);
                 for (raw, p) in found {
                     let path = format!("manifest {name}: {what}: {p}");
-                    out.push(Occurrence::new(rl, raw, path.clone(), path, false));
+                    out.push(Occurrence::new(
+                        rl,
+                        raw,
+                        path.clone(),
+                        path,
+                        false,
+                        Provenance::Manifest,
+                    ));
                 }
             }
         }
@@ -318,10 +380,18 @@ fn occurrences(layers: &[RenderedLayer]) -> Vec<Occurrence> {
     // 3. values (Helm-style), apart from pack.content.images.
     for rl in layers {
         let mut found = Vec::new();
-        walk_images(&rl.values, "", "pack.content.images", &mut found);
+        let loose = profiles[rl.profile].layers[rl.layer].pack.is_some();
+        walk_images(&rl.values, "", "pack.content.images", loose, &mut found);
         for (raw, p) in found {
             let place = format!("values {p}");
-            out.push(Occurrence::new(rl, raw, p, place, false));
+            out.push(Occurrence::new(
+                rl,
+                raw,
+                p,
+                place,
+                false,
+                Provenance::Values,
+            ));
         }
     }
     out
@@ -342,7 +412,13 @@ pub(crate) fn extract_detailed(profiles: &[Profile], layers: &[RenderedLayer]) -
     let mut index: HashMap<Reference, usize> = HashMap::new();
     let mut implicit_latest: Vec<(usize, String, String, String)> = Vec::new();
     let mut first = Vec::new();
-    for occ in occurrences(layers) {
+    let occs = occurrences(profiles, layers);
+    findings.extend(crate::palette_findings::findings(
+        profiles,
+        layers,
+        &occs_view(&occs),
+    ));
+    for occ in occs {
         let p = &profiles[occ.profile];
         let l = &p.layers[occ.layer];
         let finding = |rule: &str, message: String| Finding {
@@ -379,6 +455,9 @@ pub(crate) fn extract_detailed(profiles: &[Profile], layers: &[RenderedLayer]) -
                 let img = &mut images[i];
                 img.found_in.push(found);
                 img.listed |= occ.listed;
+                if !img.provenance.contains(&occ.provenance) {
+                    img.provenance.push(occ.provenance);
+                }
                 i
             }
             None => {
@@ -390,6 +469,7 @@ pub(crate) fn extract_detailed(profiles: &[Profile], layers: &[RenderedLayer]) -
                     role: l.layer_type.role(),
                     found_in: vec![found],
                     listed: occ.listed,
+                    provenance: vec![occ.provenance],
                 });
                 first.push((p.file.clone(), l.name.clone(), occ.path.clone()));
                 images.len() - 1

@@ -290,10 +290,23 @@ fn layer_ranges(text: &str, count: usize) -> Option<Vec<(usize, usize)>> {
     struct Spans {
         #[serde(default)]
         layers: Option<Vec<Spanned<Value>>>,
+        /// A Palette export: `spec.template.packs`.
+        #[serde(default)]
+        spec: Option<ExportSpec>,
+    }
+    #[derive(Deserialize)]
+    struct ExportSpec {
+        template: Option<ExportTemplate>,
+    }
+    #[derive(Deserialize)]
+    struct ExportTemplate {
+        packs: Option<Vec<Spanned<Value>>>,
     }
     let spans: Spans = serde_saphyr::from_str(text).ok()?;
+    let packs = spans.spec.and_then(|s| s.template).and_then(|t| t.packs);
     let starts: Vec<usize> = spans
         .layers
+        .or(packs)
         .unwrap_or_default()
         .iter()
         .map(|s| {

@@ -4,12 +4,14 @@ use serde::{Deserialize, Serialize};
 use serde_saphyr::Spanned;
 
 use crate::error::{ProfileError, syntax};
+use crate::palette::{PackInfo, ProfileFormat, detect_format, parse_export};
 use crate::value::Value;
 
 /// A layer's type, as in a pack's `pack.json` `layer` field.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum LayerType {
+    Kernel,
     Os,
     K8s,
     Cni,
@@ -21,7 +23,7 @@ impl LayerType {
     /// The role of the images of a layer of this type.
     pub fn role(self) -> Role {
         match self {
-            LayerType::Os => Role::Provider,
+            LayerType::Kernel | LayerType::Os => Role::Provider,
             LayerType::K8s => Role::Core,
             LayerType::Cni | LayerType::Csi => Role::Infra,
             LayerType::Addon => Role::Addon,
@@ -64,6 +66,8 @@ pub struct Layer {
     pub manifests: Vec<Manifest>,
     /// Line of the file where `values` starts (0 when unknown), to point YAML errors inside it.
     pub values_line: u64,
+    /// Set for a layer read from a Palette export: the pack's type, tag, registry.
+    pub pack: Option<PackInfo>,
 }
 
 /// A parsed cluster profile file.
@@ -111,8 +115,23 @@ struct RawLayer {
 }
 
 impl Profile {
-    /// Parses a profile in YAML or JSON. `file` is the name used in messages.
+    /// Parses one profile in YAML or JSON: Berth's format or a Palette export (detected). A
+    /// list of exports is an error here; [`crate::parse_profiles`] reads it. `file` is the name
+    /// used in messages.
     pub fn parse(text: &str, file: &str) -> Result<Profile, ProfileError> {
+        match detect_format(text) {
+            ProfileFormat::Berth => Profile::parse_berth(text, file),
+            ProfileFormat::PaletteExport => parse_export(text, file),
+            ProfileFormat::PaletteExportList => Err(invalid(
+                file,
+                "profile",
+                "the file is a list of Palette exports where one profile was expected; read it with parse_profiles, or split it into one file per export",
+            )),
+        }
+    }
+
+    /// Parses Berth's own profile format.
+    pub(crate) fn parse_berth(text: &str, file: &str) -> Result<Profile, ProfileError> {
         let raw: RawProfile = serde_saphyr::from_str(text).map_err(|e| {
             syntax(
                 file,
@@ -163,30 +182,7 @@ impl Profile {
                     "two layers have this name; layer names must be unique (macros find a layer by name)",
                 ));
             }
-            let (values, values_line) = match l.values {
-                None => (None, 0),
-                Some(v) => {
-                    let line = v.referenced.line();
-                    let values = match v.value {
-                        Value::Null => None,
-                        Value::String(s) => Some(Values::Text(s)),
-                        m @ Value::Map(_) => Some(Values::Mapping(m)),
-                        other => {
-                            return Err(ProfileError::Syntax {
-                                file: file.to_string(),
-                                place: format!("layer {}: values", l.name),
-                                line,
-                                column: v.referenced.column(),
-                                message: format!(
-                                    "`values` must be a YAML string (`values: |`) or a mapping, found {}",
-                                    other.kind()
-                                ),
-                            });
-                        }
-                    };
-                    (values, line)
-                }
-            };
+            let (values, values_line) = layer_values(&l.name, l.values, file)?;
             layers.push(Layer {
                 name: l.name,
                 layer_type: l.layer_type,
@@ -194,6 +190,7 @@ impl Profile {
                 values,
                 manifests: l.manifests.unwrap_or_default(),
                 values_line,
+                pack: None,
             });
         }
         Ok(Profile {
@@ -214,6 +211,36 @@ impl Profile {
     pub fn file(&self) -> &str {
         &self.file
     }
+}
+
+/// A layer's `values` (a YAML string or a mapping) and the line of the file where they start.
+pub(crate) fn layer_values(
+    layer: &str,
+    values: Option<Spanned<Value>>,
+    file: &str,
+) -> Result<(Option<Values>, u64), ProfileError> {
+    let Some(v) = values else {
+        return Ok((None, 0));
+    };
+    let line = v.referenced.line();
+    let values = match v.value {
+        Value::Null => None,
+        Value::String(s) => Some(Values::Text(s)),
+        m @ Value::Map(_) => Some(Values::Mapping(m)),
+        other => {
+            return Err(ProfileError::Syntax {
+                file: file.to_string(),
+                place: format!("layer {layer}: values"),
+                line,
+                column: v.referenced.column(),
+                message: format!(
+                    "`values` must be a YAML string (`values: |`) or a mapping, found {}",
+                    other.kind()
+                ),
+            });
+        }
+    };
+    Ok((values, line))
 }
 
 fn invalid(file: &str, place: &str, message: &str) -> ProfileError {

@@ -75,9 +75,9 @@ fn missing_name() {
 
 #[test]
 fn bad_layer_type() {
-    let (_, m) = err("name: a\nlayers:\n  - name: x\n    type: kernel\n");
+    let (_, m) = err("name: a\nlayers:\n  - name: x\n    type: network\n");
     assert!(m.starts_with("bad.yaml:4:11:"), "{m}");
-    assert!(m.contains("kernel"), "{m}");
+    assert!(m.contains("network"), "{m}");
     assert!(m.contains("layers.type"), "{m}");
 }
 
