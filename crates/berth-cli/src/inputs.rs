@@ -130,14 +130,14 @@ pub fn refuse_empty(ud: &UserData, command: &str) -> Result<()> {
 
 /// Every profile in these files: Berth's format, a Palette export, or a list of exports.
 pub fn profiles(paths: &[PathBuf]) -> Result<Vec<Profile>> {
-    let parse = |p: &PathBuf| -> Result<Vec<Profile>> {
-        Ok(berth_profile::parse_profiles(
+    let mut out = Vec::new();
+    for p in paths {
+        out.extend(berth_profile::parse_profiles(
             &read(p)?,
             &p.display().to_string(),
-        )?)
-    };
-    let lists = paths.iter().map(parse);
-    Ok(lists.collect::<Result<Vec<_>>>()?.concat())
+        )?);
+    }
+    Ok(out)
 }
 
 /// The rewrite function for these flags (`example` supplies the example user data).

@@ -227,19 +227,11 @@ pub fn print_report(report: &Report, output: Output) -> Result<()> {
         let (s, t, d) = (i.source.clone(), i.target.clone(), i.digest.clone());
         vec![json_word(&i.status), s, t, d.unwrap_or_default()]
     };
-    show(
-        output,
-        report,
-        REPORT_HEADERS,
-        report.images.iter().map(row).collect(),
-    )?;
+    let rows = report.images.iter().map(row).collect();
+    show(output, report, REPORT_HEADERS, rows)?;
     let failed = |i: &&ImageReport| i.status != ImageStatus::Cancelled;
-    for i in report
-        .images
-        .iter()
-        .filter(|_| output == Output::Table)
-        .filter(failed)
-    {
+    let table = report.images.iter().filter(|_| output == Output::Table);
+    for i in table.filter(failed) {
         if let Some(e) = &i.error {
             eprintln!("error: {}: {e}", i.source);
         }
