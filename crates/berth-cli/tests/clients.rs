@@ -701,5 +701,45 @@ fn seeding_the_edge_stores_the_images_and_survives_the_upstream_going_away() {
             &[],
         );
     }
+    // And containerd pulls each from the edge alone (its CA in hosts.toml, its login).
+    let hosts = w.join("edge-certs.d");
+    let dir = hosts.join(&serve.host);
+    std::fs::create_dir_all(&dir).unwrap();
+    let toml = format!(
+        "server = \"https://{0}\"\n\n[host.\"https://{0}\"]\n  capabilities = [\"pull\", \"resolve\"]\n  ca = \"{1}\"\n",
+        serve.host,
+        serve.ca().display()
+    );
+    std::fs::write(dir.join("hosts.toml"), toml).unwrap();
+    let c = TestContainerd::start();
+    for r in refs {
+        let at_edge = format!(
+            "{}/spectro-images/{ehp}/spectro-images/quay.io/berth/{}:{}",
+            serve.host, r.name, r.tag
+        );
+        let (hosts_dir, user) = (hosts.to_str().unwrap(), edge_creds.as_str());
+        let o = c.ctr(
+            NS,
+            &[
+                "images",
+                "pull",
+                "--snapshotter",
+                "native",
+                "--user",
+                user,
+                "--hosts-dir",
+                hosts_dir,
+                &at_edge,
+            ],
+        );
+        assert!(
+            o.status.success(),
+            "ctr pull {at_edge}: {}\n{}",
+            text(&o),
+            c.log()
+        );
+        let digest = digest_in_containerd(&c, &at_edge);
+        assert_eq!(digest.as_ref(), Some(&r.digest), "{at_edge}");
+    }
     assert!(!serve.log().contains(EXT_PASS));
 }
