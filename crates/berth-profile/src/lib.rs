@@ -4,6 +4,7 @@
 //!
 //! Pure: no file or network I/O. Functions take text plus the file's display name.
 
+mod charts;
 mod error;
 mod extract;
 mod fix;
@@ -14,6 +15,7 @@ mod profile;
 mod render;
 mod value;
 
+pub use charts::{ChartSpec, chart_specs};
 pub use error::ProfileError;
 pub use extract::{Extraction, Finding, ImageUse, Provenance, Severity, extract_images, lint};
 pub use fix::{Fix, fix_always_pull_images};

@@ -55,6 +55,28 @@ impl Value {
         }
     }
 
+    /// The node as JSON (mapping keys in document order; a float that JSON cannot hold is null).
+    pub fn to_json(&self) -> serde_json::Value {
+        use serde_json::Value as J;
+        match self {
+            Value::Null => J::Null,
+            Value::Bool(b) => J::Bool(*b),
+            Value::Int(i) => match i64::try_from(*i) {
+                Ok(n) => J::from(n),
+                Err(_) => u64::try_from(*i).map_or_else(|_| J::String(i.to_string()), J::from),
+            },
+            Value::Float(f) => serde_json::Number::from_f64(*f).map_or(J::Null, J::Number),
+            Value::String(s) => J::String(s.clone()),
+            Value::Seq(items) => J::Array(items.iter().map(Value::to_json).collect()),
+            Value::Map(entries) => J::Object(
+                entries
+                    .iter()
+                    .map(|(k, v)| (k.clone(), v.to_json()))
+                    .collect(),
+            ),
+        }
+    }
+
     /// What kind of node this is, for messages.
     pub fn kind(&self) -> &'static str {
         match self {
