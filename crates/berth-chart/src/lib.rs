@@ -11,6 +11,7 @@ pub mod fs;
 mod funcs;
 mod images;
 mod parse;
+pub mod runtime;
 mod sprig;
 mod value;
 mod values;
@@ -19,7 +20,9 @@ use std::collections::BTreeMap;
 use std::rc::Rc;
 
 pub use chart::Chart;
-pub use images::{Image, images_of};
+pub use images::{
+    Image, ImageScope, Provenance, image_places, images_of, places_of, scan_manifest,
+};
 
 use crate::exec::Engine;
 use crate::value::{Files, Map, Value};
@@ -60,6 +63,9 @@ pub struct Options {
     pub values: Vec<(String, String)>,
     /// `--set` arguments in order.
     pub set: Vec<String>,
+    /// Every image the site needs ([`ImageScope::All`], the default) or only the Pod-template
+    /// images Helm renders ([`ImageScope::Pod`], `--images pod`).
+    pub images: ImageScope,
 }
 
 impl Default for Options {
@@ -70,6 +76,7 @@ impl Default for Options {
             kube_version: "v1.34.0".into(),
             values: Vec::new(),
             set: Vec::new(),
+            images: ImageScope::All,
         }
     }
 }
@@ -567,10 +574,18 @@ fn capabilities(kube_version: &str) -> Value {
     Value::map(m)
 }
 
-/// Renders the chart and returns the images of every Pod template (see [`images_of`]).
+/// Renders the chart and returns its images, one per reference, in `opts.images`' scope
+/// (see [`images_of`]).
 pub fn discover(chart: &Chart, opts: &Options) -> Result<Vec<Image>, ChartError> {
     let manifests = render(chart, opts)?;
-    images_of(&chart.origin, &manifests)
+    images_of(&chart.origin, &manifests, opts.images)
+}
+
+/// Renders the chart and returns every place an image is named, in `opts.images`' scope
+/// (see [`image_places`]; [`places_of`] picks one reference's, for `images --explain`).
+pub fn discover_places(chart: &Chart, opts: &Options) -> Result<Vec<Image>, ChartError> {
+    let manifests = render(chart, opts)?;
+    image_places(&chart.origin, &manifests, opts.images)
 }
 
 /// Loads a chart from in-memory files keyed by path relative to the chart root.

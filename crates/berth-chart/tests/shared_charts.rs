@@ -1,12 +1,14 @@
 //! Every real chart in `<repo>/../shared/charts/` rendered by Berth's renderer with its
 //! default values (release `rel`, namespace `default`, kube v1.34.0): the Pod-template images
-//! must be exactly the chart's `expected-images.txt` (what `helm template` renders).
+//! (`ImageScope::Pod`) must be exactly the chart's `expected-images.txt` (what `helm template`
+//! renders). The runtime set (arguments, env, ConfigMaps, custom resources) is in
+//! `runtime_images.rs`.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
-use berth_chart::{Options, discover, fs::load_path, render};
+use berth_chart::{ImageScope, Options, discover, fs::load_path, images_of, render};
 use berth_testkit::helm::{
     Helm, Template, documents, documents_by_source, normalize_image, pod_images,
 };
@@ -17,6 +19,7 @@ fn options() -> Options {
         release_name: RELEASE.into(),
         namespace: NAMESPACE.into(),
         kube_version: KUBE_VERSION.into(),
+        images: ImageScope::Pod,
         ..Options::default()
     }
 }
@@ -66,10 +69,12 @@ fn every_chart_gives_its_expected_images() {
 }
 
 /// Renders every chart and prints exact / differs / error and the time each took (the
-/// assertions are in `every_chart_gives_its_expected_images`).
+/// assertions are in `every_chart_gives_its_expected_images`), then the time of reading the
+/// images from the rendered manifests: the Pod-template set and the full (runtime) set.
 #[test]
 fn report_all_charts() {
     let start = Instant::now();
+    let (mut pod_us, mut all_us) = (0, 0);
     for (name, dir) in chart_dirs() {
         let t = Instant::now();
         let r = rendered(&dir, &options());
@@ -86,8 +91,28 @@ fn report_all_charts() {
             }
             Err(e) => eprintln!("{name}: error ({ms} ms): {e}"),
         }
+        let Ok(chart) = load_path(&dir) else { continue };
+        let Ok(manifests) = render(&chart, &options()) else {
+            continue;
+        };
+        let t = Instant::now();
+        let pod = images_of(&chart.origin, &manifests, ImageScope::Pod).unwrap();
+        let p = t.elapsed().as_micros();
+        let t = Instant::now();
+        let all = images_of(&chart.origin, &manifests, ImageScope::All).unwrap();
+        let a = t.elapsed().as_micros();
+        (pod_us, all_us) = (pod_us + p, all_us + a);
+        eprintln!(
+            "  {name}: images from {} manifests: pod {} in {p} us, all {} in {a} us",
+            manifests.len(),
+            pod.len(),
+            all.len()
+        );
     }
-    eprintln!("all charts: {} ms", start.elapsed().as_millis());
+    eprintln!(
+        "all charts: {} ms; reading images: pod {pod_us} us, all {all_us} us",
+        start.elapsed().as_millis()
+    );
 }
 
 #[test]
