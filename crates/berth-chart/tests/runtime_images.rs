@@ -441,15 +441,19 @@ stringData: {image: quay.io/example/secret:1}
     assert!(e.contains("pack/bad.yaml"), "{e}");
 }
 
-/// NOTES.txt is rendered but never scanned: a chart whose notes name a reference gives
-/// only its Pod image.
+/// NOTES.txt is rendered but never scanned: references on lines of their own in the notes
+/// are not images, the same text in a ConfigMap is.
 #[test]
 fn notes_are_not_scanned() {
     let files: BTreeMap<String, Vec<u8>> = [
-        ("Chart.yaml", "apiVersion: v2\nname: n\nversion: 0.1.0\n"),
+        ("Chart.yaml", "apiVersion: v2\nname: notes\nversion: 0.1.0\n"),
         (
             "templates/NOTES.txt",
-            "Pull registry.example.test/notes/image:1 first:\n  --image=registry.example.test/notes/flag:1\n",
+            "registry.example.test/notes/image:1\n--image=registry.example.test/notes/flag:1\n",
+        ),
+        (
+            "templates/cm.yaml",
+            "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: c}\ndata: {image: registry.example.test/config/image:1}\n",
         ),
         (
             "templates/pod.yaml",
@@ -459,10 +463,18 @@ fn notes_are_not_scanned() {
     .into_iter()
     .map(|(p, t)| (p.to_string(), t.as_bytes().to_vec()))
     .collect();
-    let chart = berth_chart::load_files(files, "n").unwrap();
+    let chart = berth_chart::load_files(files, "notes").unwrap();
     let got = discover(&chart, &options(ImageScope::All)).unwrap();
     assert_eq!(
-        got.iter().map(|i| i.reference.as_str()).collect::<Vec<_>>(),
-        ["registry.example.test/app:1"]
+        got.iter()
+            .map(|i| (i.reference.as_str(), i.provenance))
+            .collect::<Vec<_>>(),
+        [
+            ("registry.example.test/app:1", Provenance::Rendered),
+            (
+                "registry.example.test/config/image:1",
+                Provenance::RenderedConfig
+            )
+        ]
     );
 }
