@@ -135,6 +135,7 @@ mod tests {
         assert_eq!(n.ca_pem.as_deref(), Some("A\nB\n"));
         assert!(n.insecure && n.login.is_none());
         e.login = Some(berth_plan::Login::new("edge-user", "edge-pw"));
+        e.ca_pems.clear(); // "A" and "B" are no certificates to render
         let ud = UserData::parse(
             "#cloud-config\nstylus:\n  registryCredentials:\n    domain: ext.example.com/mirror\n    username: u\n    password: hunter2\n",
             "ud.yaml",
