@@ -121,7 +121,7 @@ mod tests {
         let edge = EdgeAccess::new(EdgeRegistry::parse("http://edge:5000/p", None).unwrap());
         let (rewriter, s) = targets(Some(&ud), Some(&edge));
         let t = rewriter.rewrite_str("quay.io/a/b:1").unwrap().to_string();
-        assert_eq!(t, "edge:5000/p/quay.io/a/b:1");
+        assert_eq!(t, "edge:5000/p/ext.example.com/quay.io/a/b:1");
         assert!(s.get("edge:5000").unwrap().insecure);
         let (rewriter, s) = targets(None, None);
         let t = rewriter.rewrite_str("nginx").unwrap().to_string();
