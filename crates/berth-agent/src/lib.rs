@@ -26,7 +26,6 @@ use berth_client::RegistryConfigs;
 use berth_containerd::{ContainerdOptions, Platform};
 use berth_plan::{EdgeAccess, Plan, PlanEntry, PlanError, RegistrySettings};
 use berth_profile::Profile;
-use berth_rewrite::Rewriter;
 use berth_userdata::UserData;
 
 pub use apply::{Agent, AppliedImage, ApplyReport, Outcome, Work, write_state};
@@ -106,8 +105,8 @@ impl AgentPlan {
         user_data: UserData,
         edge: Option<EdgeAccess>,
     ) -> Result<AgentPlan, AgentError> {
-        let local = edge.as_ref().map(|e| e.registry.local().clone());
-        let mut plan = Plan::build(profiles, &Rewriter::new(Some(&user_data), local))?;
+        let (rewriter, settings) = berth_plan::targets(Some(&user_data), edge.as_ref());
+        let mut plan = Plan::build(profiles, &rewriter)?;
         let mut seen = std::collections::BTreeSet::new();
         plan.entries = plan
             .in_role_order()
@@ -115,7 +114,6 @@ impl AgentPlan {
             .filter(|e| seen.insert(e.source.clone()))
             .cloned()
             .collect();
-        let settings = berth_plan::registry_settings(Some(&user_data), edge.as_ref());
         Ok(AgentPlan {
             plan,
             user_data,

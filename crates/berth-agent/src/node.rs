@@ -82,6 +82,7 @@ pub fn node_edge(edge: &EdgeAccess) -> EdgeRegistry {
         plain_http: edge.registry.plain_http(),
         ca_pem,
         insecure: edge.insecure,
+        login: edge.login.clone(),
     }
 }
 
@@ -132,7 +133,37 @@ mod tests {
         e.insecure = true;
         let n = node_edge(&e);
         assert_eq!(n.ca_pem.as_deref(), Some("A\nB\n"));
-        assert!(n.insecure);
+        assert!(n.insecure && n.login.is_none());
+        e.login = Some(berth_plan::Login::new("edge-user", "edge-pw"));
+        e.ca_pems.clear(); // "A" and "B" are no certificates to render
+        let ud = UserData::parse(
+            "#cloud-config\nstylus:\n  registryCredentials:\n    domain: ext.example.com/mirror\n    username: u\n    password: hunter2\n",
+            "ud.yaml",
+        )
+        .unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let which = |credentials| NodeFiles {
+            hosts_dir: Some(dir.path().to_path_buf()),
+            hosts_credentials: credentials,
+            ..NodeFiles::default()
+        };
+        let images = [Reference::parse("quay.io/a/b:1").unwrap()];
+        // base64("edge-user:edge-pw")
+        let header = "Basic ZWRnZS11c2VyOmVkZ2UtcHc=";
+        let quay = |r: RenderedNodeFiles| {
+            let f = r
+                .files
+                .into_iter()
+                .find(|f| f.path.ends_with("quay.io/hosts.toml"));
+            f.expect("quay.io's hosts.toml").contents
+        };
+        let with = quay(node_files(&ud, Some(&e), &images, &which(true)).unwrap());
+        assert!(
+            with.contains("edge:5000") && with.contains(header),
+            "{with}"
+        );
+        let without = quay(node_files(&ud, Some(&e), &images, &which(false)).unwrap());
+        assert!(!without.contains("Authorization"), "{without}");
     }
 
     #[test]

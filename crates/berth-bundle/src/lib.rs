@@ -52,4 +52,4 @@ pub use extract::{Extracted, extract, push};
 pub use manifest::{BundleManifest, Content, ImageEntry, ProfileEntry};
 pub use profiles::{profile_files, read_profile_files};
 pub use read::{BlobSink, Contents, Head, blob_entry, head, scan};
-pub use serve::{BundleContent, ServeOptions, listen, router, serve};
+pub use serve::{BundleContent, BundleServer, ServeOptions, listen, router, serve};

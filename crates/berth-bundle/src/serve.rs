@@ -12,7 +12,9 @@ use std::sync::Arc;
 
 use berth_client::Manifest;
 use berth_reference::{Digest, Reference};
+use berth_rewrite::{LocalRegistry, Rewriter};
 use berth_transfer::manifest::{Parsed, parse};
+use berth_userdata::UserData;
 use bytes::Bytes;
 
 use crate::{BundleError, Extracted};
@@ -186,6 +188,18 @@ impl ServeOptions {
         }
     }
 
+    /// Images named as the agent finds them on the edge registry: the rewrite function of
+    /// `user_data` with the edge registry's `project` in front (only the path counts: the
+    /// host is whatever clients use to reach the server).
+    pub fn edge(user_data: Option<&UserData>, project: &str) -> Result<ServeOptions, BundleError> {
+        let local = LocalRegistry::new("localhost", Some(project))
+            .map_err(|e| BundleError::usage("serve", format!("project `{project}`: {e}")))?;
+        Ok(ServeOptions::rewriting(Rewriter::new(
+            user_data,
+            Some(local),
+        )))
+    }
+
     /// `(source, repository)` of each image of `bundle` that these options name.
     pub fn served(&self, bundle: &Extracted) -> Vec<(String, String)> {
         let images = &bundle.contents.head.manifest.images;
@@ -219,6 +233,47 @@ pub async fn serve(
     let app = router(bundle, opts)?;
     berth_registry::serve_app(listener, tls, app, shutdown).await;
     Ok(())
+}
+
+/// A bundle's registry bound to its address (over TLS when given), not serving yet.
+pub struct BundleServer {
+    listener: tokio::net::TcpListener,
+    app: axum::Router,
+    tls: Option<Arc<berth_registry::tls::ServerConfig>>,
+    /// `(source, repository)` of each image served.
+    pub served: Vec<(String, String)>,
+}
+
+impl BundleServer {
+    /// Indexes `bundle` with `opts` and binds `addr`.
+    pub async fn bind(
+        bundle: Arc<Extracted>,
+        addr: std::net::SocketAddr,
+        opts: ServeOptions,
+        tls: Option<Arc<berth_registry::tls::ServerConfig>>,
+    ) -> Result<BundleServer, BundleError> {
+        let served = opts.served(&bundle);
+        let app = router(bundle, opts)?;
+        let listener = listen(addr).await?;
+        Ok(BundleServer {
+            listener,
+            app,
+            tls,
+            served,
+        })
+    }
+
+    /// `http[s]://ADDR/v2/`.
+    pub fn url(&self) -> String {
+        let scheme = if self.tls.is_some() { "https" } else { "http" };
+        let addr = self.listener.local_addr().map(|a| a.to_string());
+        format!("{scheme}://{}/v2/", addr.unwrap_or_default())
+    }
+
+    /// Serves until `shutdown` completes, with the connection handling of `berth serve`.
+    pub async fn run(self, shutdown: impl Future<Output = ()> + Send + 'static) {
+        berth_registry::serve_app(self.listener, self.tls, self.app, shutdown).await;
+    }
 }
 
 /// Binds `addr` for [`serve`].

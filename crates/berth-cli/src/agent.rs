@@ -1,15 +1,16 @@
-//! `berth agent apply` and `berth agent status`: the edge agent (berth-agent), flags and output.
+//! `berth agent apply` and `berth agent status`: the edge agent (berth-agent), flags and output;
+//! `berth node-config`: the node's registry files (berth-agent's rendering), written atomically.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::{Context, Result};
-use berth_agent::{Agent, AgentPlan, NodeFiles, Outcome, Work};
+use berth_agent::{Agent, AgentPlan, NodeFiles, Outcome, RenderedNodeFiles, Work};
 use berth_containerd::ContainerdOptions;
 use clap::{Args, Subcommand};
 
-use crate::progress::Progress;
-use crate::{Output, exit_status, inputs, json_word, runtime, show};
+use crate::transfer::Progress;
+use crate::{exit_status, inputs, json_out, json_word, runtime, show};
 
 #[derive(Subcommand)]
 pub enum AgentCommand {
@@ -39,29 +40,10 @@ pub struct ContainerdArgs {
     platform: Option<String>,
 }
 
-/// Profiles, user data and the edge registry: which images, and where they come from.
-#[derive(Args, Clone)]
-pub struct AgentPlanArgs {
-    /// Palette user data (#cloud-config): the external registry, its credentials and CA.
-    #[arg(long, value_name = "FILE", env = "BERTH_USER_DATA")]
-    user_data: PathBuf,
-    /// Cluster profile files (YAML or JSON). Repeatable: `--profile A B` or `--profile A --profile B`.
-    #[arg(long = "profile", value_name = "FILE", required = true, num_args = 1.., env = "BERTH_PROFILE")]
-    profiles: Vec<PathBuf>,
-    // The edge registry images are taken from instead of the external registry (`http://`
-    // for plain HTTP); --edge-ca also goes into its hosts.toml entries with --hosts-dir.
-    #[command(flatten)]
-    edge: inputs::EdgeTarget,
-    #[command(flatten)]
-    edge_tls: inputs::EdgeTls,
-    #[command(flatten)]
-    edge_creds: inputs::EdgeCreds,
-}
-
 #[derive(Args)]
 pub struct ApplyArgs {
     #[command(flatten)]
-    plan: AgentPlanArgs,
+    inputs: inputs::NodeInputs,
     #[command(flatten)]
     containerd: ContainerdArgs,
     /// Directory of OCI layouts, oci-archive and docker-archive files (plain, .gz, .zst):
@@ -85,20 +67,14 @@ pub struct ApplyArgs {
     /// Parallel transfers, across images and blobs.
     #[arg(long, value_name = "N", default_value_t = 4, value_parser = clap::value_parser!(u16).range(1..=64))]
     jobs: u16,
-    /// Output format.
-    #[arg(short, long, value_enum, default_value_t = Output::Table)]
-    output: Output,
 }
 
 #[derive(Args)]
 pub struct StatusArgs {
     #[command(flatten)]
-    plan: AgentPlanArgs,
+    inputs: inputs::NodeInputs,
     #[command(flatten)]
     containerd: ContainerdArgs,
-    /// Output format.
-    #[arg(short, long, value_enum, default_value_t = Output::Table)]
-    output: Output,
 }
 
 pub fn run(cmd: AgentCommand) -> Result<ExitCode> {
@@ -108,14 +84,10 @@ pub fn run(cmd: AgentCommand) -> Result<ExitCode> {
     }
 }
 
-impl AgentPlanArgs {
-    fn plan(&self) -> Result<AgentPlan> {
-        let edge = self.edge.access(&self.edge_tls, &self.edge_creds)?;
-        let profiles = inputs::profiles(&self.profiles)?;
-        let ud = inputs::user_data(&self.user_data)?;
-        inputs::refuse_empty(&ud, "agent")?;
-        Ok(AgentPlan::new(&profiles, ud, edge)?)
-    }
+/// Which images, and where they come from.
+fn plan(i: &inputs::NodeInputs) -> Result<AgentPlan> {
+    let (ud, profiles, edge) = i.read("agent")?;
+    Ok(AgentPlan::new(&profiles, ud, edge)?)
 }
 
 impl ContainerdArgs {
@@ -128,7 +100,7 @@ impl ContainerdArgs {
 }
 
 fn apply(a: ApplyArgs) -> Result<ExitCode> {
-    let plan = a.plan.plan()?;
+    let plan = plan(&a.inputs)?;
     let which = NodeFiles {
         hosts_dir: a.hosts_dir.clone(),
         hosts_credentials: a.hosts_credentials,
@@ -136,12 +108,7 @@ fn apply(a: ApplyArgs) -> Result<ExitCode> {
         ..NodeFiles::default()
     };
     if which.any() {
-        let r = plan.node_files(&which)?;
-        r.write()?;
-        r.files
-            .iter()
-            .for_each(|f| say!("wrote {}", f.path.display()));
-        r.notes.iter().for_each(|n| say!("note: {n}"));
+        write(&plan.node_files(&which)?, false, "agent")?;
     }
     let rt = runtime()?;
     let agent = rt.block_on(Agent::connect(a.containerd.options()?))?;
@@ -150,7 +117,7 @@ fn apply(a: ApplyArgs) -> Result<ExitCode> {
         .as_deref()
         .map(|d| rt.block_on(berth_agent::preload(d)));
     let work = Work::new(&plan, preload.transpose()?);
-    let progress = Progress::new(a.output, work.len(), "imported", true);
+    let progress = Progress::new(work.len(), "imported", true);
     let out = rt.block_on(agent.apply(&plan, work, usize::from(a.jobs), Some(progress.sink())))?;
     progress.finish();
     if let Some(dir) = &a.state_dir {
@@ -161,9 +128,9 @@ fn apply(a: ApplyArgs) -> Result<ExitCode> {
         vec![json_word(&i.status), i.name.clone(), digest, i.from.clone()]
     };
     let rows = out.images.iter().map(row).collect();
-    show(a.output, &out, &["STATUS", "IMAGE", "DIGEST", "FROM"], rows)?;
+    show(&out, &["STATUS", "IMAGE", "DIGEST", "FROM"], rows)?;
     let failed = out.images.iter().filter(|i| i.status == Outcome::Failed);
-    for i in failed.filter(|_| a.output == Output::Table) {
+    for i in failed.filter(|_| !json_out()) {
         let what = if i.name.is_empty() { &i.from } else { &i.name };
         eprintln!("error: {what}: {}", i.error.as_deref().unwrap_or_default());
     }
@@ -174,7 +141,7 @@ fn apply(a: ApplyArgs) -> Result<ExitCode> {
 }
 
 fn status(a: StatusArgs) -> Result<ExitCode> {
-    let plan = a.plan.plan()?;
+    let plan = plan(&a.inputs)?;
     let rt = runtime()?;
     let agent = rt.block_on(Agent::connect(a.containerd.options()?))?;
     let rows = rt.block_on(agent.status(&plan))?;
@@ -189,9 +156,67 @@ fn status(a: StatusArgs) -> Result<ExitCode> {
     let mut headers = vec!["IN CONTAINERD", "IMAGE", "DIGEST", "FROM"];
     headers.extend(plan.edge.as_ref().map(|_| "EDGE REGISTRY"));
     let json = std::collections::BTreeMap::from([("images", &rows)]);
-    show(a.output, &json, &headers, rows.iter().map(row).collect())?;
+    show(&json, &headers, rows.iter().map(row).collect())?;
     let (cd, n) = (agent.containerd(), rows.len());
     let (socket, ns, present) = (cd.socket().display(), cd.namespace(), n - missing);
     say!("{present} of {n} image(s) in containerd {socket} namespace {ns}");
     Ok(exit_status(missing > 0))
+}
+
+#[derive(Args)]
+pub struct NodeConfigArgs {
+    #[command(flatten)]
+    inputs: inputs::NodeInputs,
+    /// containerd's registry config_path.
+    #[arg(long, value_name = "DIR", default_value = "/etc/containerd/certs.d")]
+    hosts_dir: PathBuf,
+    /// Also put each registry's credentials into its hosts.toml entries (for ctr, nerdctl,
+    /// containerd's transfer service); those files become 0600.
+    #[arg(long)]
+    hosts_credentials: bool,
+    /// Also write a k3s/RKE2 registries.yaml here (e.g. /etc/rancher/k3s/registries.yaml).
+    #[arg(long, value_name = "FILE")]
+    k3s_registries: Option<PathBuf>,
+    /// Also write a containerd 1.x CRI drop-in here (config_path and registry.configs auth),
+    /// e.g. /etc/containerd/conf.d/berth.toml.
+    #[arg(long, value_name = "FILE")]
+    cri_config: Option<PathBuf>,
+    /// Let pulls fall back to the upstream registries (the internet) after the mirrors.
+    #[arg(long)]
+    fallback_upstream: bool,
+    /// Print the files instead of writing them (passwords shown as <redacted>).
+    #[arg(long)]
+    dry_run: bool,
+}
+
+pub fn node_config(a: NodeConfigArgs) -> Result<ExitCode> {
+    let (ud, profiles, edge) = a.inputs.read("node-config")?;
+    let extraction = berth_profile::extract_images(&profiles)?;
+    let images: Vec<_> = extraction.images.into_iter().map(|i| i.source).collect();
+    let which = NodeFiles {
+        hosts_dir: Some(a.hosts_dir),
+        hosts_credentials: a.hosts_credentials,
+        k3s_registries: a.k3s_registries,
+        cri_config: a.cri_config,
+        fallback_upstream: a.fallback_upstream,
+    };
+    let r = berth_agent::node_files(&ud, edge.as_ref(), &images, &which)?;
+    write(&r, a.dry_run, "node-config")?;
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Writes the files (`dry_run`: prints them), saying what it wrote and noticed.
+fn write(r: &RenderedNodeFiles, dry_run: bool, command: &str) -> Result<()> {
+    if dry_run {
+        print!("{}", r.preview());
+    } else {
+        r.write()?;
+        for f in &r.files {
+            say!("wrote {}", f.path.display());
+        }
+    }
+    r.notes
+        .iter()
+        .for_each(|n| say!("berth {command}: note: {n}"));
+    Ok(())
 }

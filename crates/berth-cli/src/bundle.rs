@@ -10,16 +10,16 @@ use std::sync::Arc;
 
 use anyhow::Result;
 use berth_bundle::sign::{self, PublicKey};
-use berth_bundle::{BuildOptions, BundleManifest, Extracted, ServeOptions};
+use berth_bundle::{BuildOptions, BundleManifest, BundleServer, Extracted, ServeOptions};
 use berth_client::RegistryConfigs;
 use berth_reference::Reference;
-use berth_rewrite::{LocalRegistry, Rewriter};
+use berth_transfer::CopyOptions;
 use clap::{Args, Subcommand};
 
-use crate::inputs::{EdgeCreds, EdgeTls};
-use crate::progress::Progress;
-use crate::transfer::{SourceArgs, copy_options, print_report};
-use crate::{Output, RedirectArgs, exit_status, inputs, runtime, show};
+use crate::inputs::EdgeLogin;
+use crate::transfer::Progress;
+use crate::transfer::{SourceArgs, print_report};
+use crate::{RedirectArgs, exit_status, inputs, json_out, runtime, show};
 
 /// `berth bundle ...`
 #[derive(Subcommand)]
@@ -74,9 +74,6 @@ pub struct BuildArgs {
     /// Parallel transfers.
     #[arg(long, value_name = "N", default_value_t = 8, value_parser = clap::value_parser!(u16).range(1..=256))]
     jobs: u16,
-    /// Output format of the summary (`-o` once named the bundle: that is --out now).
-    #[arg(short, long, default_value = "table", value_parser = crate::output_format)]
-    output: Output,
 }
 
 #[derive(Args)]
@@ -84,9 +81,6 @@ pub struct InspectArgs {
     /// BUNDLE.tar.zst, or BUNDLE.tar.zst.part00.
     #[arg(value_name = "BUNDLE")]
     bundle: PathBuf,
-    /// Output format.
-    #[arg(short, long, value_enum, default_value_t = Output::Table)]
-    output: Output,
 }
 
 /// A bundle to read, and the key it must be signed with.
@@ -107,9 +101,7 @@ pub struct PushArgs {
     #[command(flatten)]
     redirect: RedirectArgs,
     #[command(flatten)]
-    edge_tls: EdgeTls,
-    #[command(flatten)]
-    edge_creds: EdgeCreds,
+    edge_login: EdgeLogin,
     /// Where to extract the bundle while pushing (default $TMPDIR, else /tmp).
     #[arg(long, value_name = "DIR")]
     tmp_dir: Option<PathBuf>,
@@ -119,9 +111,6 @@ pub struct PushArgs {
     /// Go on with the other images after one fails (the exit status is still 1).
     #[arg(long)]
     keep_going: bool,
-    /// Output format.
-    #[arg(short, long, value_enum, default_value_t = Output::Table)]
-    output: Output,
 }
 
 #[derive(Args)]
@@ -213,20 +202,20 @@ fn build(args: BuildArgs) -> Result<ExitCode> {
         level: args.level,
         existing: args.existing.clone(),
         signing_key: key.transpose()?,
-        copy: copy_options(args.jobs, sources, RegistryConfigs::new()),
+        copy: CopyOptions::new(args.jobs.into(), sources, RegistryConfigs::new()),
         images,
         ..BuildOptions::default()
     };
     if let Some(t) = args.threads {
         opts.threads = t.max(1);
     }
-    let progress = Progress::new(args.output, opts.images.len(), "copied", false);
+    let progress = Progress::new(opts.images.len(), "copied", false);
     let result = runtime()?.block_on(berth_bundle::build(&args.out, opts, Some(progress.sink())));
     progress.finish();
     let r = result?;
     r.warnings.iter().for_each(|w| eprintln!("warning: {w}"));
-    show(args.output, &r, IMAGE_HEADERS, image_rows(&r.manifest))?;
-    crate::plan::print_findings(&extraction.findings);
+    show(&r, IMAGE_HEADERS, image_rows(&r.manifest))?;
+    extraction.findings.iter().for_each(|f| eprintln!("{f}"));
     say!("bundle {}: {r}", args.out.display());
     Ok(ExitCode::SUCCESS)
 }
@@ -243,8 +232,8 @@ fn image_rows(m: &BundleManifest) -> Vec<Vec<String>> {
 
 fn inspect(args: InspectArgs) -> Result<ExitCode> {
     let h = berth_bundle::head(&args.bundle)?;
-    show(args.output, &h, IMAGE_HEADERS, image_rows(&h.manifest))?;
-    if args.output == Output::Table {
+    show(&h, IMAGE_HEADERS, image_rows(&h.manifest))?;
+    if !json_out() {
         say!("{h}");
     }
     Ok(ExitCode::SUCCESS)
@@ -259,13 +248,14 @@ fn verify(args: BundleIn) -> Result<ExitCode> {
 fn push(args: PushArgs) -> Result<ExitCode> {
     let (rewriter, destination_registries) =
         args.redirect
-            .targets(&args.edge_tls, &args.edge_creds, Some("bundle push"))?;
+            .targets(&args.edge_login, Some("bundle push"), false)?;
     let bundle = args.input.open(args.tmp_dir.as_deref())?;
-    let mut options = copy_options(args.jobs, RegistryConfigs::new(), destination_registries);
+    let (jobs, empty) = (args.jobs.into(), RegistryConfigs::new());
+    let mut options = CopyOptions::new(jobs, empty, destination_registries);
     options.keep_going = args.keep_going;
     let target = |r: &Reference| rewriter.rewrite(r).map_err(|e| e.to_string());
     let n = bundle.contents.head.manifest.images.len();
-    let progress = Progress::new(args.output, n, "copied", false);
+    let progress = Progress::new(n, "copied", false);
     let sink = Some(progress.sink());
     let (report, unmoved) =
         runtime()?.block_on(berth_bundle::push(&bundle, &target, options, sink))?;
@@ -273,40 +263,32 @@ fn push(args: PushArgs) -> Result<ExitCode> {
     for s in &unmoved {
         say!("note: {s} is not redirected by the user data's rules; nothing to copy");
     }
-    print_report(&report, args.output)?;
+    print_report(&report)?;
     Ok(exit_status(report.failed() > 0))
 }
 
 fn serve(args: ServeArgs) -> Result<ExitCode> {
     args.input.key()?;
     // TLS material first: a bad certificate should not cost an extraction.
-    let tls = match (&args.tls_cert, &args.tls_key) {
-        (Some(c), Some(k)) => Some(berth_registry::tls::server_config(c, k)?),
-        _ => None,
-    };
-    let scheme = if tls.is_some() { "https" } else { "http" };
+    let tls = args.tls_cert.as_deref().zip(args.tls_key.as_deref());
+    let tls = tls.map(|(c, k)| berth_registry::tls::server_config(c, k));
+    let tls = tls.transpose()?;
     let ud = args.user_data.as_deref().map(inputs::user_data);
-    // Only the path matters: the host is whatever clients use to reach this server.
-    let local = LocalRegistry::new("localhost", Some(&args.edge_project))?;
-    let opts = ServeOptions::rewriting(Rewriter::new(ud.transpose()?.as_ref(), Some(local)));
+    let opts = ServeOptions::edge(ud.transpose()?.as_ref(), &args.edge_project)?;
     let bundle = Arc::new(args.input.open(args.tmp_dir.as_deref())?);
     let rt = runtime()?;
-    let listener = rt.block_on(berth_bundle::listen(args.listen))?;
-    for (source, repository) in opts.served(&bundle) {
+    let server = rt.block_on(BundleServer::bind(bundle, args.listen, opts, tls))?;
+    for (source, repository) in &server.served {
         eprintln!("serving {source} as {}/{repository}", args.listen);
     }
-    let (listen, stop) = (args.listen, berth_registry::shutdown_signal());
-    eprintln!("berth bundle serve: {scheme}://{listen}/v2/ (read-only; Ctrl-C stops)");
-    rt.block_on(berth_bundle::serve(bundle, listener, opts, tls, stop))?;
+    let url = server.url();
+    eprintln!("berth bundle serve: {url} (read-only; Ctrl-C stops)");
+    rt.block_on(server.run(berth_registry::shutdown_signal()));
     Ok(ExitCode::SUCCESS)
 }
 
 fn extract(args: ExtractArgs) -> Result<ExitCode> {
     let c = berth_bundle::extract(&args.input.bundle, &args.to, args.input.key()?.as_ref())?;
-    let verified = c.signature_verified.then_some(" (signature verified)");
-    let verified = verified.unwrap_or_default();
-    let (m, to) = (&c.head.manifest, args.to.display());
-    let (images, blobs) = (m.images.len(), m.blobs.len());
-    say!("extracted {images} image(s), {blobs} blob(s) into the OCI layout {to}{verified}");
+    say!("extracted into the OCI layout {}: {c}", args.to.display());
     Ok(ExitCode::SUCCESS)
 }

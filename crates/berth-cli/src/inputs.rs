@@ -6,7 +6,7 @@
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result, anyhow, bail};
-use berth_client::{RegistryConfigs, read_cas};
+use berth_client::{RegistryConfigs, creds_for, read_cas};
 use berth_plan::{EdgeAccess, EdgeRegistry, Login};
 use berth_profile::Profile;
 use berth_rewrite::Rewriter;
@@ -14,9 +14,6 @@ use berth_userdata::UserData;
 use clap::Args;
 
 use crate::RedirectArgs;
-
-pub const EXAMPLE_PROFILE: &str = include_str!("../../../examples/retail-edge.yaml");
-pub const EXAMPLE_USER_DATA: &str = include_str!("../../../examples/user-data.yaml");
 
 /// Where the edge registry is: the prefix of every target.
 #[derive(Args, Clone, Default)]
@@ -41,9 +38,9 @@ pub struct EdgeTarget {
     pub edge_project: Option<String>,
 }
 
-/// How to trust the edge registry.
+/// How to trust and log in to the edge registry.
 #[derive(Args, Clone, Default)]
-pub struct EdgeTls {
+pub struct EdgeLogin {
     /// CA certificate(s) of the edge registry (e.g. `berth serve`'s DATA/tls/ca.crt): a PEM
     /// file, or a directory of *.crt files.
     #[arg(
@@ -60,11 +57,6 @@ pub struct EdgeTls {
     /// The old spelling of --edge-insecure: `--dest-tls-verify=false`.
     #[arg(long = "dest-tls-verify", hide = true, value_name = "BOOL", action = clap::ArgAction::Set, requires = "edge_registry")]
     pub dest_tls_verify: Option<bool>,
-}
-
-/// How to log in to the edge registry.
-#[derive(Args, Clone, Default)]
-pub struct EdgeCreds {
     /// Credentials for the edge registry: USER:PASS, or REGISTRY=USER:PASS for one host
     /// (repeatable).
     #[arg(
@@ -78,6 +70,33 @@ pub struct EdgeCreds {
     pub edge_creds: Vec<String>,
 }
 
+/// What the edge host's commands read: the user data, the profiles, and the edge registry
+/// tried first (`http://` for plain HTTP; --edge-ca also goes into hosts.toml).
+#[derive(Args, Clone)]
+pub struct NodeInputs {
+    /// Palette user data (#cloud-config): rules, registries, certificates, credentials.
+    #[arg(long, value_name = "FILE", env = "BERTH_USER_DATA")]
+    pub user_data: PathBuf,
+    /// Cluster profile files (YAML or JSON). Repeatable: `--profile A B` or `--profile A --profile B`.
+    #[arg(long = "profile", value_name = "FILE", required = true, num_args = 1.., env = "BERTH_PROFILE")]
+    pub profiles: Vec<PathBuf>,
+    #[command(flatten)]
+    pub edge: EdgeTarget,
+    #[command(flatten)]
+    pub login: EdgeLogin,
+}
+
+impl NodeInputs {
+    /// The user data (refused when `command` could do nothing with it), the profiles and the
+    /// edge registry.
+    pub fn read(&self, command: &str) -> Result<(UserData, Vec<Profile>, Option<EdgeAccess>)> {
+        let ud = user_data(&self.user_data)?;
+        refuse_empty(&ud, command)?;
+        let edge = self.edge.access(&self.login)?;
+        Ok((ud, profiles(&self.profiles)?, edge))
+    }
+}
+
 impl EdgeTarget {
     /// The parsed address, if given.
     pub fn parse(&self) -> Result<Option<EdgeRegistry>> {
@@ -89,24 +108,17 @@ impl EdgeTarget {
     }
 
     /// The address with its TLS settings and login, if given.
-    pub fn access(&self, tls: &EdgeTls, creds: &EdgeCreds) -> Result<Option<EdgeAccess>> {
+    pub fn access(&self, login: &EdgeLogin) -> Result<Option<EdgeAccess>> {
         let Some(registry) = self.parse()? else {
             return Ok(None);
         };
-        let ca_pems = tls.edge_ca.as_deref().map(read_cas).transpose();
-        let ca_pems = ca_pems.context("--edge-ca")?.unwrap_or_default();
-        let mut login = None;
-        for c in &creds.edge_creds {
-            let (scope, c) = berth_client::parse_scoped_creds(c).context("--edge-creds")?;
-            if scope.is_none_or(|s| s == registry.host()) {
-                login = Some(Login::new(c.username, c.password));
-            }
-        }
+        let cas = login.edge_ca.as_deref().map(read_cas).transpose();
+        let creds = creds_for(&login.edge_creds, registry.host()).context("--edge-creds")?;
         Ok(Some(EdgeAccess {
-            insecure: tls.edge_insecure || tls.dest_tls_verify == Some(false),
+            insecure: login.edge_insecure || login.dest_tls_verify == Some(false),
             registry,
-            ca_pems,
-            login,
+            ca_pems: cas.context("--edge-ca")?.unwrap_or_default(),
+            login: creds.map(|c| Login::new(c.username, c.password)),
         }))
     }
 }
@@ -132,39 +144,25 @@ pub fn refuse_empty(ud: &UserData, command: &str) -> Result<()> {
 pub fn profiles(paths: &[PathBuf]) -> Result<Vec<Profile>> {
     let mut out = Vec::new();
     for p in paths {
+        let text = read(p)?;
         out.extend(berth_profile::parse_profiles(
-            &read(p)?,
+            &text,
             &p.display().to_string(),
         )?);
     }
     Ok(out)
 }
 
-/// The rewrite function for these flags (`example` supplies the example user data).
-pub fn rewriter(args: &RedirectArgs, example: bool) -> Result<Rewriter> {
-    let ud = match (&args.user_data, example) {
-        (Some(p), _) => {
-            let ud = user_data(p)?;
-            ud.why_empty()
-                .iter()
-                .for_each(|w| eprintln!("warning: {w}"));
-            Some(ud)
-        }
-        (None, true) => Some(UserData::parse(EXAMPLE_USER_DATA, "<example user data>")?),
-        (None, false) => None,
-    };
-    let edge = args.edge.parse()?;
-    Ok(Rewriter::new(ud.as_ref(), edge.map(|e| e.local().clone())))
-}
-
 impl RedirectArgs {
     /// The rewrite function and the settings of the registries images go to (the user
-    /// data's and the edge registry). `command`, when given, needs one of them.
+    /// data's and the edge registry). `command`, when given, needs one of them and refuses
+    /// user data it can do nothing with (else a warning says so); `example` stands for
+    /// --user-data with the example user data.
     pub fn targets(
         &self,
-        tls: &EdgeTls,
-        creds: &EdgeCreds,
+        login: &EdgeLogin,
         command: Option<&str>,
+        example: bool,
     ) -> Result<(Rewriter, RegistryConfigs)> {
         if let Some(c) =
             command.filter(|_| self.user_data.is_none() && self.edge.edge_registry.is_none())
@@ -173,13 +171,18 @@ impl RedirectArgs {
                 "berth {c} needs --user-data (the external registry) or --edge-registry (the edge registry) to know where images go"
             );
         }
-        let ud = self.user_data.as_deref().map(user_data).transpose()?;
-        if let (Some(c), Some(u)) = (command, &ud) {
-            refuse_empty(u, c)?;
+        let ud = match &self.user_data {
+            Some(p) => Some(user_data(p)?),
+            None if example => Some(UserData::example()?),
+            None => None,
+        };
+        match (command, &ud) {
+            (Some(c), Some(u)) => refuse_empty(u, c)?,
+            (None, Some(u)) => u.why_empty().iter().for_each(|w| eprintln!("warning: {w}")),
+            _ => {}
         }
-        let edge = self.edge.access(tls, creds)?;
-        let local = edge.as_ref().map(|e| e.registry.local().clone());
-        let settings = berth_plan::registry_settings(ud.as_ref(), edge.as_ref());
-        Ok((Rewriter::new(ud.as_ref(), local), (&settings).into()))
+        let edge = self.edge.access(login)?;
+        let (rewriter, settings) = berth_plan::targets(ud.as_ref(), edge.as_ref());
+        Ok((rewriter, (&settings).into()))
     }
 }

@@ -8,14 +8,11 @@ macro_rules! say {
 
 mod agent;
 mod bundle;
-mod credential_provider;
 mod inputs;
-mod node_config;
+mod node;
 mod plan;
-mod progress;
 mod serve;
 mod transfer;
-mod webhook;
 
 use std::io::Write;
 use std::path::PathBuf;
@@ -69,6 +66,10 @@ struct Global {
     #[arg(long, global = true, value_name = "LEVEL", env = "BERTH_LOG_LEVEL",
           value_parser = ["off", "error", "warn", "info", "debug", "trace"])]
     log_level: Option<String>,
+    /// Output format of the commands that print a result (images, rewrite, lint, mirror,
+    /// verify, copy, agent, gc, fsck, bundle): a table (`text`), or JSON.
+    #[arg(short, long, global = true, default_value = "table", value_parser = output_format)]
+    output: Output,
 }
 
 static GLOBAL: OnceLock<Global> = OnceLock::new();
@@ -76,6 +77,11 @@ static GLOBAL: OnceLock<Global> = OnceLock::new();
 /// Whether `--quiet` was given.
 fn quiet() -> bool {
     GLOBAL.get().is_some_and(|g| g.quiet)
+}
+
+/// Whether `-o json` was given (else the table).
+fn json_out() -> bool {
+    GLOBAL.get().is_some_and(|g| g.output == Output::Json)
 }
 
 /// The log on stderr: `-v` or `--log-level` for Berth's crates (others: errors only), else
@@ -125,13 +131,13 @@ enum Command {
     Copy(transfer::CopyArgs),
     /// The admission webhook that rewrites pods' images over HTTPS at /mutate; `berth webhook
     /// manifest` prints the configuration installing it.
-    Webhook(webhook::WebhookArgs),
+    Webhook(node::WebhookArgs),
     /// A kubelet image credential provider for the user data's registries; `berth
     /// credential-provider config` prints kubelet's CredentialProviderConfig.
-    CredentialProvider(credential_provider::CredentialProviderArgs),
+    CredentialProvider(node::CredentialProviderArgs),
     /// Write the node's registry configuration (containerd hosts.toml, k3s/RKE2
     /// registries.yaml, CRI drop-in), atomically.
-    NodeConfig(node_config::NodeConfigArgs),
+    NodeConfig(agent::NodeConfigArgs),
     /// On the edge host: put the profiles' images into containerd (`apply`) and show where
     /// each image is (`status`).
     #[command(subcommand)]
@@ -142,7 +148,7 @@ enum Command {
     /// Remove what nothing references from the edge registry's store (safe against pushes).
     Gc(serve::GcArgs),
     /// Re-hash the edge registry's blobs, quarantining damaged ones. Exit 1 on damage.
-    Fsck(serve::FsckArgs),
+    Fsck(serve::StoreArgs),
     /// Air-gap content bundles (a signed .tar.zst OCI layout): build, inspect, verify, push,
     /// serve read-only, extract for the agent's preload directory.
     #[command(subcommand)]
@@ -182,9 +188,6 @@ struct ImagesArgs {
     /// Use the built-in example profile (and, without --user-data, the example user data).
     #[arg(long, conflicts_with = "profiles")]
     example: bool,
-    /// Output format.
-    #[arg(short, long, value_enum, default_value_t = Output::Table)]
-    output: Output,
 }
 
 #[derive(Args)]
@@ -194,9 +197,6 @@ struct RewriteArgs {
     references: Vec<String>,
     #[command(flatten)]
     redirect: RedirectArgs,
-    /// Output format: the targets one per line, or JSON with each source.
-    #[arg(short, long, value_enum, default_value_t = Output::Table)]
-    output: Output,
 }
 
 #[derive(Args)]
@@ -211,12 +211,9 @@ struct LintArgs {
     /// Remove AlwaysPullImages from the Kubernetes layer in place, changing nothing else.
     #[arg(long)]
     fix: bool,
-    /// Output format.
-    #[arg(short, long, value_enum, default_value_t = Output::Table)]
-    output: Output,
 }
 
-/// `-o`/`--output` of every command that prints a result.
+/// `-o`/`--output`.
 #[derive(ValueEnum, Clone, Copy, PartialEq, Eq)]
 enum Output {
     #[value(alias = "text")]
@@ -224,10 +221,10 @@ enum Output {
     Json,
 }
 
-/// `-o` of `bundle build`, where it once named the bundle: a path there gets the fix.
+/// `-o`, which once named the bundle of `bundle build`: a path there gets the fix.
 fn output_format(s: &str) -> Result<Output, String> {
     Output::from_str(s, true).map_err(|_| {
-        format!("`{s}` is not an output format (table, json): -o is the output format on every command; the bundle goes with --out {s}")
+        format!("`{s}` is not an output format (table, json); `bundle build` writes its bundle to --out {s}")
     })
 }
 
@@ -258,15 +255,14 @@ fn print_json<T: serde::Serialize>(value: &T) -> anyhow::Result<()> {
 
 /// `json` as JSON, or the table of `headers` and `rows`.
 fn show<T: serde::Serialize>(
-    output: Output,
     json: &T,
     headers: &[&str],
     rows: Vec<Vec<String>>,
 ) -> anyhow::Result<()> {
-    match output {
-        Output::Json => print_json(json),
-        Output::Table if quiet() => Ok(()),
-        Output::Table => print_table(headers, &rows),
+    match json_out() {
+        true => print_json(json),
+        false if quiet() => Ok(()),
+        false => print_table(headers, &rows),
     }
 }
 
@@ -314,9 +310,9 @@ fn main() -> ExitCode {
         Command::Mirror(a) => transfer::mirror(a),
         Command::Verify(a) => transfer::verify(a),
         Command::Copy(a) => transfer::copy(a),
-        Command::Webhook(a) => webhook::run(a),
-        Command::CredentialProvider(a) => credential_provider::run(a),
-        Command::NodeConfig(a) => node_config::run(a),
+        Command::Webhook(a) => node::webhook(a),
+        Command::CredentialProvider(a) => node::credential_provider(a),
+        Command::NodeConfig(a) => agent::node_config(a),
         Command::Agent(c) => agent::run(c),
         Command::Serve(a) => serve::serve(a),
         Command::Gc(a) => serve::gc(a),

@@ -9,45 +9,38 @@ use berth_plan::Plan;
 use berth_profile::{Finding, Profile, Severity};
 use serde_json::json;
 
-use crate::{ImagesArgs, LintArgs, Output, RewriteArgs, exit_status, inputs, json_word, show};
+use crate::inputs::EdgeLogin;
+use crate::{ImagesArgs, LintArgs, RewriteArgs, exit_status, inputs, json_out, json_word, show};
 
 pub fn images(args: ImagesArgs) -> Result<ExitCode> {
     let profiles = match args.example {
-        true => vec![Profile::parse(
-            inputs::EXAMPLE_PROFILE,
-            "<example profile>",
-        )?],
+        true => vec![Profile::example()?],
         false => inputs::profiles(&args.profiles)?,
     };
-    let plan = Plan::build(&profiles, &inputs::rewriter(&args.redirect, args.example)?)?;
+    let (rewriter, _) = args
+        .redirect
+        .targets(&EdgeLogin::default(), None, args.example)?;
+    let plan = Plan::build(&profiles, &rewriter)?;
     let row = |e: &berth_plan::PlanEntry| {
         let (s, t) = (e.source.to_string(), e.target.to_string());
         vec![json_word(&e.role), e.layer.clone(), s, t]
     };
     let rows = plan.entries.iter().map(row).collect();
-    show(
-        args.output,
-        &plan,
-        &["ROLE", "LAYER", "SOURCE", "TARGET"],
-        rows,
-    )?;
-    if args.output == Output::Table {
-        say!(
-            "{} image(s) from {} profile(s)",
-            plan.entries.len(),
-            profiles.len()
-        );
+    show(&plan, &["ROLE", "LAYER", "SOURCE", "TARGET"], rows)?;
+    if !json_out() {
+        let (n, p) = (plan.entries.len(), profiles.len());
+        say!("{n} image(s) from {p} profile(s)");
     }
-    print_findings(&plan.findings);
-    Ok(exit_for(&plan.findings))
+    plan.findings.iter().for_each(|f| eprintln!("{f}"));
+    Ok(exit_status(Finding::any_error(&plan.findings)))
 }
 
 pub fn rewrite(args: RewriteArgs) -> Result<ExitCode> {
-    let rewriter = inputs::rewriter(&args.redirect, false)?;
+    let (rewriter, _) = args.redirect.targets(&EdgeLogin::default(), None, false)?;
     let target = |r: &String| rewriter.rewrite_str(r).map_err(|e| anyhow!("{e}"));
     let targets = args.references.iter().map(target);
     let targets = targets.collect::<Result<Vec<_>>>()?;
-    if args.output == Output::Json {
+    if json_out() {
         let pairs = args.references.iter().zip(&targets);
         let images: Vec<_> = pairs
             .map(|(s, t)| json!({"source": s, "target": t}))
@@ -82,14 +75,8 @@ pub fn lint(args: LintArgs) -> Result<ExitCode> {
     let profiles = texts.iter().map(parse).collect::<Result<Vec<_>, _>>()?;
     let ud = args.user_data.as_deref().map(inputs::user_data);
     let findings = berth_plan::lint(&profiles, ud.transpose()?.as_ref())?;
-    if args.output == Output::Json {
-        #[derive(serde::Serialize)]
-        struct Out<'a> {
-            findings: &'a [Finding],
-        }
-        crate::print_json(&Out {
-            findings: &findings,
-        })?;
+    if json_out() {
+        crate::print_json(&json!({ "findings": findings }))?;
     } else if !crate::quiet() {
         findings.iter().for_each(|f| println!("{f}"));
         let errors = findings.iter().filter(|f| f.severity == Severity::Error);
@@ -97,15 +84,5 @@ pub fn lint(args: LintArgs) -> Result<ExitCode> {
         let warnings = n - errors;
         eprintln!("{n} finding(s): {errors} error(s), {warnings} warning(s)");
     }
-    Ok(exit_for(&findings))
-}
-
-/// Exit 1 when a finding has severity `error`.
-pub fn exit_for(findings: &[Finding]) -> ExitCode {
-    exit_status(Finding::any_error(findings))
-}
-
-/// Every finding on stderr, one per line.
-pub fn print_findings(findings: &[Finding]) {
-    findings.iter().for_each(|f| eprintln!("{f}"));
+    Ok(exit_status(Finding::any_error(&findings)))
 }

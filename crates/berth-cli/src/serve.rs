@@ -10,8 +10,6 @@ use berth_store::{GcOptions, Store};
 use clap::Args;
 use clap::builder::TypedValueParser;
 
-use crate::Output;
-
 #[derive(Args)]
 pub struct ServeArgs {
     /// YAML settings (see docs/serve.md); flags override it. Without it, embedded defaults:
@@ -53,33 +51,27 @@ pub struct ServeArgs {
     log_format: Option<LogFormat>,
 }
 
-impl ServeArgs {
-    /// What the flags set over the file.
-    fn overrides(self) -> berth_registry::Overrides {
-        berth_registry::Overrides {
-            listen: self.listen,
-            data: self.data,
-            user_data: self.user_data,
-            tag_recheck: self.tag_recheck,
-            htpasswd: self.htpasswd,
-            anonymous_pull: self.anonymous_pull,
-            tls_cert: self.tls_cert,
-            tls_key: self.tls_key,
-            tls_self_signed: self.tls_self_signed,
-            log_format: self.log_format,
-        }
-    }
-}
-
 /// `text` or `json`.
 fn log_format() -> impl TypedValueParser<Value = LogFormat> {
     let words = clap::builder::PossibleValuesParser::new(["text", "json"]);
     words.map(|w| [LogFormat::Text, LogFormat::Json][usize::from(w == "json")])
 }
 
-pub fn serve(args: ServeArgs) -> Result<ExitCode> {
-    let file = args.config.clone();
-    let cfg = Config::load(file.as_deref(), args.overrides())?;
+pub fn serve(a: ServeArgs) -> Result<ExitCode> {
+    // What the flags set over the file.
+    let flags = berth_registry::Overrides {
+        listen: a.listen,
+        data: a.data,
+        user_data: a.user_data,
+        tag_recheck: a.tag_recheck,
+        htpasswd: a.htpasswd,
+        anonymous_pull: a.anonymous_pull,
+        tls_cert: a.tls_cert,
+        tls_key: a.tls_key,
+        tls_self_signed: a.tls_self_signed,
+        log_format: a.log_format,
+    };
+    let cfg = Config::load(a.config.as_deref(), flags)?;
     crate::init_logs(matches!(cfg.log_format, LogFormat::Json), "info");
     crate::runtime()?.block_on(async {
         let server = Server::bind(cfg).await?;
@@ -91,9 +83,8 @@ pub fn serve(args: ServeArgs) -> Result<ExitCode> {
 
 #[derive(Args)]
 pub struct GcArgs {
-    /// The registry's data directory.
-    #[arg(long, default_value = "berth-data", env = "BERTH_DATA")]
-    data: PathBuf,
+    #[command(flatten)]
+    store: StoreArgs,
     /// Keep anything younger than this (pushes in progress), e.g. 30m, 2h.
     #[arg(long, value_name = "DURATION", default_value = "1h", value_parser = berth_registry::parse_duration)]
     grace: Duration,
@@ -103,9 +94,6 @@ pub struct GcArgs {
     /// Print what would be removed; remove nothing.
     #[arg(long)]
     dry_run: bool,
-    /// Output format.
-    #[arg(short, long, value_enum, default_value_t = Output::Table)]
-    output: Output,
 }
 
 pub fn gc(a: GcArgs) -> Result<ExitCode> {
@@ -115,29 +103,27 @@ pub fn gc(a: GcArgs) -> Result<ExitCode> {
         delete_untagged,
         dry_run,
     };
-    let r = Store::open_existing(&a.data)?.gc(&opts)?;
-    if a.output == Output::Json {
+    let r = Store::open_existing(&a.store.data)?.gc(&opts)?;
+    if crate::json_out() {
         crate::print_json(&r)?;
     }
     say!("{r}");
     Ok(ExitCode::SUCCESS)
 }
 
+/// The edge registry's store.
 #[derive(Args)]
-pub struct FsckArgs {
+pub struct StoreArgs {
     /// The registry's data directory.
     #[arg(long, default_value = "berth-data", env = "BERTH_DATA")]
     data: PathBuf,
-    /// Output format.
-    #[arg(short, long, value_enum, default_value_t = Output::Table)]
-    output: Output,
 }
 
-pub fn fsck(args: FsckArgs) -> Result<ExitCode> {
+pub fn fsck(args: StoreArgs) -> Result<ExitCode> {
     let r = Store::open_existing(&args.data)?.fsck()?;
-    match args.output {
-        Output::Json => crate::print_json(&r)?,
-        Output::Table => r.findings.iter().for_each(|f| println!("{f}")),
+    match crate::json_out() {
+        true => crate::print_json(&r)?,
+        false => r.findings.iter().for_each(|f| println!("{f}")),
     }
     say!("{r}");
     Ok(crate::exit_status(!r.is_clean()))

@@ -1,23 +1,25 @@
-//! `berth mirror`, `berth verify`, `berth copy`: the transfer engine on the plan, or on two ends.
+//! `berth mirror`, `berth verify`, `berth copy`: the transfer engine on the plan, or on two
+//! ends; the progress display of every command that moves images.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeSet;
+use std::io::IsTerminal;
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::sync::{Arc, Mutex};
 
 use anyhow::{Context, Result};
 use berth_client::{Access, AuthFiles, RegistryConfigs};
 use berth_plan::{Plan, PlanEntry};
-use berth_profile::Finding;
 use berth_transfer::{
-    CancellationToken, CopyOptions, ImageReport, ImageStatus, Report, Side, VerifyResult,
-    VerifySummary,
+    CancellationToken, CopyOptions, Event, EventSink, ImageReport, ImageStatus, Report, Side,
+    Tally, VerifyReport, VerifyResult,
 };
 use clap::Args;
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+use serde_json::json;
 
-use crate::inputs::{self, EdgeCreds, EdgeTls};
-use crate::plan::print_findings;
-use crate::progress::Progress;
-use crate::{Output, RedirectArgs, exit_status, json_word, runtime, show};
+use crate::inputs::{self, EdgeLogin};
+use crate::{RedirectArgs, exit_status, json_out, json_word, runtime, show};
 
 /// How to reach source registries (as skopeo names them).
 #[derive(Args, Clone, Default)]
@@ -38,26 +40,6 @@ pub struct SourceArgs {
     /// Verify the TLS certificates of source registries. `false` also allows plain HTTP.
     #[arg(long = "src-tls-verify", value_name = "BOOL", default_value_t = true, action = clap::ArgAction::Set)]
     src_tls_verify: bool,
-}
-
-impl SourceArgs {
-    /// These options as a command line repeats them (credentials by name only).
-    fn repeated(&self) -> Vec<String> {
-        let mut out = Vec::new();
-        if !self.src_creds.is_empty() {
-            out.push("--src-creds USER:PASS".to_string());
-        }
-        if let Some(f) = &self.src_authfile {
-            out.push(format!("--src-authfile {}", f.display()));
-        }
-        if let Some(d) = &self.src_cert_dir {
-            out.push(format!("--src-cert-dir {}", d.display()));
-        }
-        if !self.src_tls_verify {
-            out.push("--src-tls-verify=false".to_string());
-        }
-        out
-    }
 }
 
 /// How to reach `berth copy`'s destination registry (as skopeo names it).
@@ -86,15 +68,10 @@ pub struct PlanArgs {
     #[command(flatten)]
     source: SourceArgs,
     #[command(flatten)]
-    edge_tls: EdgeTls,
-    #[command(flatten)]
-    edge_creds: EdgeCreds,
+    edge_login: EdgeLogin,
     /// Parallel transfers or checks, across images and blobs.
     #[arg(long, value_name = "N", default_value_t = 8, value_parser = clap::value_parser!(u16).range(1..=256))]
     jobs: u16,
-    /// Output format.
-    #[arg(short, long, value_enum, default_value_t = Output::Table)]
-    output: Output,
 }
 
 #[derive(Args)]
@@ -133,9 +110,6 @@ pub struct CopyArgs {
     /// Parallel blob transfers.
     #[arg(long, value_name = "N", default_value_t = 8, value_parser = clap::value_parser!(u16).range(1..=256))]
     jobs: u16,
-    /// Output format.
-    #[arg(short, long, value_enum, default_value_t = Output::Table)]
-    output: Output,
 }
 
 impl SourceArgs {
@@ -150,50 +124,44 @@ impl SourceArgs {
 
 /// The plan of `args`, and how to reach the registries on both ends.
 fn planned(args: &PlanArgs, command: Option<&str>) -> Result<(Plan, CopyOptions)> {
-    let (tls, creds) = (&args.edge_tls, &args.edge_creds);
-    let (rewriter, destinations) = args.redirect.targets(tls, creds, command)?;
+    let (rewriter, destinations) = args.redirect.targets(&args.edge_login, command, false)?;
     let plan = Plan::build(&inputs::profiles(&args.profiles)?, &rewriter)?;
     let sources = args.source.configs(&plan.source_hosts())?;
-    Ok((plan, copy_options(args.jobs, sources, destinations)))
-}
-
-/// `jobs` parallel transfers with these settings of the two ends.
-pub fn copy_options(jobs: u16, sources: RegistryConfigs, dests: RegistryConfigs) -> CopyOptions {
-    CopyOptions::new(usize::from(jobs), sources, dests)
+    Ok((
+        plan,
+        CopyOptions::new(args.jobs.into(), sources, destinations),
+    ))
 }
 
 pub fn mirror(args: MirrorArgs) -> Result<ExitCode> {
-    let output = args.plan.output;
     let (plan, mut options) = planned(&args.plan, Some("mirror"))?;
     options.keep_going = args.keep_going;
-    print_findings(&plan.findings);
+    plan.findings.iter().for_each(|f| eprintln!("{f}"));
     let (moved, _) = plan.split_redirected();
     if args.dry_run {
-        let pair = |e: &&PlanEntry| {
-            BTreeMap::from([
-                ("source", e.source.to_string()),
-                ("target", e.target.to_string()),
-            ])
-        };
-        let images: Vec<BTreeMap<_, _>> = moved.iter().map(pair).collect();
-        let rows = images.iter().map(|p| p.values().cloned().collect());
-        let rows = rows.collect();
-        let json = BTreeMap::from([("images", &images)]);
-        show(output, &json, &["SOURCE", "TARGET"], rows)?;
+        let row = |e: &&PlanEntry| vec![e.source.to_string(), e.target.to_string()];
+        let rows: Vec<_> = moved.iter().map(row).collect();
+        let pair = |r: &Vec<String>| json!({"source": r[0], "target": r[1]});
+        let images: Vec<_> = rows.iter().map(pair).collect();
+        show(&json!({ "images": images }), &["SOURCE", "TARGET"], rows)?;
         say!("dry run: {} image(s) would be copied", moved.len());
         return Ok(ExitCode::SUCCESS);
     }
-    let progress = Progress::new(output, moved.len(), "copied", false);
-    let (sink, cancel) = (Some(progress.sink()), options.cancel.clone());
-    let report = interruptible(&cancel, berth_transfer::mirror(&plan, options, sink))?;
-    progress.finish();
-    print_report(&report, output)?;
-    Ok(finished(&report, &cancel))
+    let cancel = options.cancel.clone();
+    run_engine(moved.len(), cancel, |sink| {
+        berth_transfer::mirror(&plan, options, sink)
+    })
 }
 
-/// Runs the engine's `work`, Ctrl-C cancelling `cancel` (the engine aborts its uploads and
-/// cancels their sessions); a second Ctrl-C exits at once.
-fn interruptible(cancel: &CancellationToken, work: impl Future<Output = Report>) -> Result<Report> {
+/// Runs the engine's `work` on `images` images with the progress display, Ctrl-C cancelling
+/// `cancel` (the engine aborts its uploads and cancels their sessions; a second Ctrl-C exits
+/// at once), and prints the report. Exit 130 after Ctrl-C (the report says what was
+/// copied), else 1 when an image failed.
+fn run_engine<F: Future<Output = Report>>(
+    images: usize,
+    cancel: CancellationToken,
+    work: impl FnOnce(Option<EventSink>) -> F,
+) -> Result<ExitCode> {
     let c = cancel.clone();
     let on_ctrl_c = async move {
         while tokio::signal::ctrl_c().await.is_ok() {
@@ -204,33 +172,33 @@ fn interruptible(cancel: &CancellationToken, work: impl Future<Output = Report>)
             c.cancel();
         }
     };
-    Ok(runtime()?.block_on(async {
+    let progress = Progress::new(images, "copied", false);
+    let work = work(Some(progress.sink()));
+    let report = runtime()?.block_on(async {
         tokio::spawn(on_ctrl_c);
         work.await
-    }))
-}
-
-/// 130 after Ctrl-C (the report printed says what was copied), else 1 when an image failed.
-fn finished(report: &Report, cancel: &CancellationToken) -> ExitCode {
+    });
+    progress.finish();
+    print_report(&report)?;
     if cancel.is_cancelled() {
         eprintln!("berth: interrupted, the uploads in flight cancelled; a rerun copies the rest");
-        return ExitCode::from(crate::EXIT_INTERRUPTED);
+        return Ok(ExitCode::from(crate::EXIT_INTERRUPTED));
     }
-    exit_status(report.failed() > 0)
+    Ok(exit_status(report.failed() > 0))
 }
 
 const REPORT_HEADERS: &[&str] = &["STATUS", "SOURCE", "TARGET", "DIGEST"];
 
 /// The engine's report: a table (errors on stderr) or JSON, and a summary on stderr.
-pub fn print_report(report: &Report, output: Output) -> Result<()> {
+pub fn print_report(report: &Report) -> Result<()> {
     let row = |i: &ImageReport| {
         let (s, t, d) = (i.source.clone(), i.target.clone(), i.digest.clone());
         vec![json_word(&i.status), s, t, d.unwrap_or_default()]
     };
     let rows = report.images.iter().map(row).collect();
-    show(output, report, REPORT_HEADERS, rows)?;
+    show(report, REPORT_HEADERS, rows)?;
     let failed = |i: &&ImageReport| i.status != ImageStatus::Cancelled;
-    let table = report.images.iter().filter(|_| output == Output::Table);
+    let table = report.images.iter().filter(|_| !json_out());
     for i in table.filter(failed) {
         if let Some(e) = &i.error {
             eprintln!("error: {}: {e}", i.source);
@@ -246,53 +214,42 @@ pub fn verify(args: VerifyArgs) -> Result<ExitCode> {
     }
     let (plan, options) = planned(&args.plan, None)?;
     let findings = plan.findings_with_lints(&inputs::profiles(&args.plan.profiles)?)?;
-    let results = runtime()?.block_on(berth_transfer::verify_plan(&plan, &options, args.deep));
-    #[derive(serde::Serialize)]
-    struct Out<'a> {
-        images: &'a [VerifyResult],
-        findings: &'a [Finding],
-    }
+    let work = berth_transfer::verify_plan(&plan, &options, args.deep);
+    let report = VerifyReport {
+        findings,
+        ..runtime()?.block_on(work)
+    };
     let row = |r: &VerifyResult| vec![json_word(&r.status), r.target.clone(), r.detail()];
-    let (images, output) = (&results, args.plan.output);
-    let json = Out {
-        images,
-        findings: &findings,
-    };
-    let rows = results.iter().map(row).collect();
-    show(output, &json, &["STATUS", "TARGET", "MISSING"], rows)?;
-    if output == Output::Table {
-        print_findings(&findings);
+    let rows = report.images.iter().map(row).collect();
+    show(&report, &["STATUS", "TARGET", "MISSING"], rows)?;
+    if !json_out() {
+        report.findings.iter().for_each(|f| eprintln!("{f}"));
     }
-    let summary = VerifySummary {
-        results: &results,
-        deep: args.deep,
-    };
-    eprint!("{summary}");
-    if summary.missing() > 0 {
-        let cmd = args.plan.mirror_command();
+    eprint!("{report}");
+    if report.missing() > 0 {
+        let cmd = mirror_command();
         eprintln!("to copy what is missing, run: {cmd}");
     }
-    Ok(exit_status(summary.failed()))
+    Ok(exit_status(report.failed()))
 }
 
-impl PlanArgs {
-    /// `berth mirror` with these options (credentials by name only).
-    fn mirror_command(&self) -> String {
-        let (edge, tls) = (&self.redirect.edge, &self.edge_tls);
-        let mut cmd = vec!["berth mirror".to_string()];
-        let path = |flag: &str, p: &PathBuf| format!("--{flag} {}", p.display());
-        cmd.extend(self.profiles.iter().map(|p| path("profile", p)));
-        cmd.extend(self.redirect.user_data.iter().map(|u| path("user-data", u)));
-        let (url, project) = (&edge.edge_registry, &edge.edge_project);
-        cmd.extend(url.iter().map(|v| format!("--edge-registry {v}")));
-        cmd.extend(project.iter().map(|v| format!("--edge-project {v}")));
-        cmd.extend(self.source.repeated());
-        cmd.extend(tls.edge_ca.iter().map(|c| path("edge-ca", c)));
-        cmd.extend(tls.edge_insecure.then(|| "--edge-insecure".into()));
-        let creds = !self.edge_creds.edge_creds.is_empty();
-        cmd.extend(creds.then(|| "--edge-creds USER:PASS".into()));
-        cmd.join(" ")
+/// This `berth verify` command line as `berth mirror` (without --deep; credentials by name).
+fn mirror_command() -> String {
+    const CREDS: [&str; 3] = ["--src-creds", "--edge-creds", "--dest-creds"];
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let verb = args.iter().position(|a| a == "verify");
+    let mut cmd = vec!["berth".to_string()];
+    for (i, a) in args.iter().enumerate().filter(|(_, a)| *a != "--deep") {
+        let flag = a.split('=').next().unwrap_or(a);
+        let after_creds = i > 0 && CREDS.contains(&args[i - 1].as_str());
+        cmd.push(match () {
+            _ if Some(i) == verb => "mirror".into(),
+            _ if after_creds => "USER:PASS".into(),
+            _ if CREDS.contains(&flag) && flag != a => format!("{flag}=USER:PASS"),
+            _ => a.clone(),
+        });
     }
+    cmd.join(" ")
 }
 
 pub fn copy(args: CopyArgs) -> Result<ExitCode> {
@@ -303,16 +260,75 @@ pub fn copy(args: CopyArgs) -> Result<ExitCode> {
     let access = Access::new(creds, AuthFiles::None, dir, d.dest_tls_verify);
     let destinations = access.configs(&dst.registry_hosts()).context("--dest-*")?;
     let destinations = destinations.with_side(berth_client::Side::Destination);
-    let options = copy_options(
-        args.jobs,
+    let options = CopyOptions::new(
+        args.jobs.into(),
         args.source.configs(&src.registry_hosts())?,
         destinations,
     );
-    let progress = Progress::new(args.output, 1, "copied", false);
-    let (sink, cancel) = (Some(progress.sink()), options.cancel.clone());
-    let work = berth_transfer::copy_images(vec![(src, dst)], options, sink);
-    let report = interruptible(&cancel, work)?;
-    progress.finish();
-    print_report(&report, args.output)?;
-    Ok(finished(&report, &cancel))
+    let cancel = options.cancel.clone();
+    run_engine(1, cancel, |sink| {
+        berth_transfer::copy_images(vec![(src, dst)], options, sink)
+    })
+}
+
+/// Progress on stderr while images move: on a terminal, a bar of the bytes moved with a line
+/// per finished image above it; without a terminal, those lines only where they are the
+/// command's log (the agent).
+pub struct Progress {
+    bar: ProgressBar,
+    /// Lines per finished image, and the word for a copied one.
+    lines: Option<&'static str>,
+    images: usize,
+}
+
+impl Progress {
+    /// `copied`: the word for a copied image; `log`: print the lines without a terminal too.
+    pub fn new(images: usize, copied: &'static str, log: bool) -> Progress {
+        let terminal = !crate::json_out() && !crate::quiet() && std::io::stderr().is_terminal();
+        let target = match terminal {
+            true => ProgressDrawTarget::stderr(),
+            false => ProgressDrawTarget::hidden(),
+        };
+        let template = "{prefix:>8} [{bar:30}] {bytes}/{total_bytes} {bytes_per_sec} {msg}";
+        let style = ProgressStyle::with_template(template).unwrap_or(ProgressStyle::default_bar());
+        let bar = ProgressBar::with_draw_target(Some(0), target).with_prefix("total");
+        bar.set_style(style.progress_chars("=> "));
+        bar.set_message(format!("0/{images} images"));
+        Progress {
+            bar,
+            lines: (terminal || (log && !crate::quiet())).then_some(copied),
+            images,
+        }
+    }
+
+    /// The engine's event sink.
+    pub fn sink(&self) -> EventSink {
+        let (bar, lines, total) = (self.bar.clone(), self.lines, self.images);
+        let tally = Mutex::new(Tally::default());
+        Arc::new(move |e: Event| {
+            let mut t = tally
+                .lock()
+                .unwrap_or_else(|poisoned| poisoned.into_inner());
+            let finished = t.add(e);
+            bar.set_length(t.total_bytes);
+            bar.set_position(t.moved_bytes);
+            let Some(f) = finished else { return };
+            let (n, failed) = (t.images_done, t.images_failed);
+            bar.set_message(format!("{n}/{total} images, {failed} failed"));
+            if let Some(copied) = lines {
+                let word = match f.status {
+                    ImageStatus::Copied => copied,
+                    ImageStatus::Present => "present",
+                    ImageStatus::Failed => "FAILED",
+                    ImageStatus::Cancelled => "cancelled",
+                };
+                let tail = f.error.map(|e| format!(": {e}")).unwrap_or_default();
+                bar.suspend(|| eprintln!("[{n}/{total}] {word} {}{tail}", f.target));
+            }
+        })
+    }
+
+    pub fn finish(&self) {
+        self.bar.finish_and_clear();
+    }
 }

@@ -125,6 +125,16 @@ pub fn parse_scoped_creds(s: &str) -> Result<(Option<String>, Credentials), Load
     Ok((scope, loaders::parse_creds(creds)?))
 }
 
+/// The credentials among `creds` (`[REGISTRY=]USER:PASS` each) for `host`: the entry scoped
+/// to it, else an unscoped one.
+pub fn creds_for(creds: &[String], host: &str) -> Result<Option<Credentials>, LoadError> {
+    let parsed: Vec<_> = creds.iter().map(|c| parse_scoped_creds(c)).collect();
+    let parsed = parsed.into_iter().collect::<Result<Vec<_>, _>>()?;
+    let scoped = parsed.iter().find(|(s, _)| s.as_deref() == Some(host));
+    let any = scoped.or_else(|| parsed.iter().find(|(s, _)| s.is_none()));
+    Ok(any.map(|(_, c)| c.clone()))
+}
+
 impl Access {
     pub fn new(
         creds: Vec<String>,
@@ -164,30 +174,19 @@ impl Access {
             // A broken file in a default place is not this command's business.
             AuthFiles::Usual(s) => loaders::load_auth_files(s).unwrap_or_default(),
         };
-        let flag_creds = self
-            .creds
-            .iter()
-            .map(|c| parse_scoped_creds(c))
-            .collect::<Result<Vec<_>, _>>()?;
+        creds_for(&self.creds, "")?; // every entry parses, whatever the hosts
         let mut configs = RegistryConfigs::new().with_side(Side::Source);
         for h in hosts {
             let mut ca_pems = all_cas.clone();
             for (_, cas) in host_cas.iter().filter(|(k, _)| k == h) {
                 ca_pems.extend(cas.iter().cloned());
             }
-            let credentials = flag_creds
-                .iter()
-                .find(|(s, _)| s.as_deref() == Some(h.as_str()))
-                .or_else(|| flag_creds.iter().find(|(s, _)| s.is_none()))
-                .map(|(_, c)| c.clone())
-                .or_else(|| {
-                    file_creds
-                        .iter()
-                        .find(|(k, _)| {
-                            k == h || (h == "docker.io" && k.contains("index.docker.io"))
-                        })
-                        .map(|(_, c)| c.clone())
-                });
+            let credentials = creds_for(&self.creds, h)?.or_else(|| {
+                file_creds
+                    .iter()
+                    .find(|(k, _)| k == h || (h == "docker.io" && k.contains("index.docker.io")))
+                    .map(|(_, c)| c.clone())
+            });
             configs.insert(
                 h,
                 RegistryConfig {

@@ -16,7 +16,7 @@ mod retry;
 mod side;
 mod tls;
 
-pub use access::{Access, AccessError, AuthFiles, parse_scoped_creds, read_cas};
+pub use access::{Access, AccessError, AuthFiles, creds_for, parse_scoped_creds, read_cas};
 pub use auth::{Challenge, parse_www_authenticate};
 pub use berth_oci::{ByteStream, VerifyError, VerifyingStream, digest_of, error_chain, sha256_of};
 pub use client::{

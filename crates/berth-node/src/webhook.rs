@@ -596,6 +596,25 @@ impl Default for ManifestOptions {
 }
 
 impl Endpoint {
+    /// `url` when given (see [`Endpoint::url`]), else the Service `name` in `namespace` on
+    /// port 443, forwarding to the webhook's `target_port`.
+    pub fn url_or_service(
+        url: Option<&str>,
+        namespace: &str,
+        name: &str,
+        target_port: u16,
+    ) -> Result<Endpoint, NodeError> {
+        match url {
+            Some(u) => Endpoint::url(u),
+            None => Ok(Endpoint::Service {
+                namespace: namespace.to_string(),
+                name: name.to_string(),
+                port: 443,
+                target_port,
+            }),
+        }
+    }
+
     /// A URL the API server calls: it must be `https://`.
     pub fn url(url: &str) -> Result<Endpoint, NodeError> {
         match url.starts_with("https://") {
@@ -708,6 +727,22 @@ pub fn manifest(o: &ManifestOptions) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_url_or_a_service() {
+        let e = Endpoint::url_or_service(None, "ns", "svc", 9443).unwrap();
+        let want = Endpoint::Service {
+            namespace: "ns".into(),
+            name: "svc".into(),
+            port: 443,
+            target_port: 9443,
+        };
+        assert_eq!(format!("{e:?}"), format!("{want:?}"));
+        let u = Endpoint::url_or_service(Some("https://10.0.0.1:8443/mutate"), "ns", "svc", 1);
+        assert!(matches!(u.unwrap(), Endpoint::Url(u) if u == "https://10.0.0.1:8443/mutate"));
+        let plain = Endpoint::url_or_service(Some("http://10.0.0.1/mutate"), "ns", "svc", 1);
+        assert!(plain.unwrap_err().to_string().contains("HTTPS"));
+    }
 
     #[test]
     fn opt_out_label() {

@@ -177,6 +177,7 @@ fn prepend_form_with_edge_registry() {
         plain_http: false,
         ca_pem: Some(ca.ca_pem.clone()),
         insecure: false,
+        login: None,
     };
     let p = plan(PREPEND, Some(edge), &["nginx:1.25"], false);
     assert!(p.notes.is_empty(), "{:?}", p.notes);
@@ -467,6 +468,7 @@ fn credentials_in_hosts_toml_only_when_asked_and_only_for_their_registry() {
         plain_http: false,
         ca_pem: None,
         insecure: true,
+        login: None,
     };
     let p = plan(PREPEND, Some(edge), &["nginx:1.25"], false);
     let dir = Path::new("/etc/containerd/certs.d");

@@ -20,7 +20,8 @@ mod edge;
 mod plan;
 mod settings;
 
+pub use berth_profile::Finding;
 pub use berth_userdata::RegistrySettings;
 pub use edge::{EdgeRegistry, EdgeRegistryError};
 pub use plan::{Plan, PlanEntry, PlanError, Unrewritable, lint, role_rank};
-pub use settings::{EdgeAccess, Login, RegistrySetting, registry_settings};
+pub use settings::{EdgeAccess, Login, RegistrySetting, registry_settings, targets};

@@ -3,6 +3,7 @@
 //! `insecure`. `berth-client` converts the result to its configuration, so this crate stays
 //! free of any network code.
 
+use berth_rewrite::Rewriter;
 use berth_userdata::{RegistrySettings, UserData};
 
 use crate::EdgeRegistry;
@@ -29,6 +30,17 @@ impl EdgeAccess {
             login: None,
         }
     }
+}
+
+/// Where images go and how to reach those registries: the rewrite function of the user data
+/// with the edge registry (when given) in front, and [`registry_settings`].
+pub fn targets(
+    user_data: Option<&UserData>,
+    edge: Option<&EdgeAccess>,
+) -> (Rewriter, RegistrySettings) {
+    let local = edge.map(|e| e.registry.local().clone());
+    let rewriter = Rewriter::new(user_data, local);
+    (rewriter, registry_settings(user_data, edge))
 }
 
 /// Settings for every registry the user data names, then the edge registry by its host:
@@ -99,5 +111,21 @@ mod tests {
             "the user data's login stays"
         );
         assert_eq!(e.ca_pems, vec!["EDGE-CA".to_string()], "each CA once");
+    }
+
+    #[test]
+    fn targets_go_through_the_edge_and_its_settings_come_first() {
+        let ud = user_data(
+            "#cloud-config\nstylus:\n  registryCredentials:\n    domain: ext.example.com\n    username: u\n    password: p\n",
+        );
+        let edge = EdgeAccess::new(EdgeRegistry::parse("http://edge:5000/p", None).unwrap());
+        let (rewriter, s) = targets(Some(&ud), Some(&edge));
+        let t = rewriter.rewrite_str("quay.io/a/b:1").unwrap().to_string();
+        assert_eq!(t, "edge:5000/p/ext.example.com/quay.io/a/b:1");
+        assert!(s.get("edge:5000").unwrap().insecure);
+        let (rewriter, s) = targets(None, None);
+        let t = rewriter.rewrite_str("nginx").unwrap().to_string();
+        assert_eq!(t, "docker.io/library/nginx:latest");
+        assert!(s.entries().is_empty());
     }
 }

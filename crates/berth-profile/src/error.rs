@@ -1,6 +1,8 @@
 //! Errors of the profile library. Every message names the file, the place in it and says what
 //! to fix.
 
+use crate::profile::{Layer, Profile};
+
 /// Why a profile could not be read, rendered or fixed.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum ProfileError {
@@ -88,7 +90,26 @@ pub(crate) struct Embedded<'a> {
     pub what: &'a str,
 }
 
-impl Embedded<'_> {
+impl<'a> Embedded<'a> {
+    /// Text embedded in the values of layer `l` of `profile` (`raw`, as written), at `place`
+    /// in the layer (`values`, `values cluster.config`, …).
+    pub(crate) fn in_values(
+        profile: &'a Profile,
+        l: &Layer,
+        raw: &'a str,
+        place: &str,
+        what: &'a str,
+    ) -> Embedded<'a> {
+        Embedded {
+            file: &profile.file,
+            file_text: &profile.text,
+            raw,
+            after: l.values_line,
+            place: format!("layer {}: {place}", l.name),
+            what,
+        }
+    }
+
     /// A syntax error met parsing `source` (the embedded text, possibly with its macros
     /// rendered), at the line and column of the file when the text is found there as a
     /// block; otherwise counted inside the text, and the message says so.

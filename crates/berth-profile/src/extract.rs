@@ -125,15 +125,9 @@ pub(crate) fn render_all(profiles: &[Profile]) -> Result<Vec<RenderedLayer>, Pro
                     };
                     let text = renderer.render(t, &site)?;
                     parse_yaml(&text).map_err(|e| {
-                        Embedded {
-                            file: &p.file,
-                            file_text: &p.text,
-                            raw: t,
-                            after: l.values_line,
-                            place: format!("layer {}: values, after rendering macros", l.name),
-                            what: "the layer's values",
-                        }
-                        .syntax(&text, &e)
+                        let place = "values, after rendering macros";
+                        let what = "the layer's values";
+                        Embedded::in_values(p, l, t, place, what).syntax(&text, &e)
                     })?
                 }
             };
@@ -563,15 +557,8 @@ pub(crate) fn always_pull_findings(
             .and_then(|c| c.get("config"))
             .and_then(Value::as_str)
             .unwrap_or("");
-        Embedded {
-            file: &profile.file,
-            file_text: &profile.text,
-            raw: src,
-            after: l.values_line,
-            place: format!("layer {}: values cluster.config", l.name),
-            what: "the `cluster.config` string",
-        }
-        .syntax(src, &e)
+        let (place, what) = ("values cluster.config", "the `cluster.config` string");
+        Embedded::in_values(profile, l, src, place, what).syntax(src, &e)
     })?;
     let Some(config) = config else {
         return Ok(Vec::new());

@@ -4,10 +4,10 @@
 use serde::Deserialize;
 use serde_saphyr::Spanned;
 
-use crate::error::{Embedded, ProfileError};
+use crate::error::ProfileError;
 use crate::extract::{ALWAYS_PULL_MESSAGE, Finding, Severity, always_pull_paths, plugin_arg};
-use crate::profile::{LayerType, Profile, Values};
-use crate::render::parse_unrendered;
+use crate::profile::{LayerType, Profile};
+use crate::render::{parse_unrendered, unrendered_values};
 use crate::value::Value;
 
 const TOKEN: &str = "AlwaysPullImages";
@@ -103,21 +103,7 @@ pub fn fix_always_pull_images(text: &str, file: &str) -> Result<Fix, ProfileErro
 fn comparison_trees(profile: &Profile) -> Result<Vec<Value>, ProfileError> {
     let mut out = Vec::new();
     for l in &profile.layers {
-        let mut tree = match &l.values {
-            None => Value::Null,
-            Some(Values::Mapping(m)) => m.clone(),
-            Some(Values::Text(t)) => parse_unrendered(t).map_err(|e| {
-                Embedded {
-                    file: &profile.file,
-                    file_text: &profile.text,
-                    raw: t,
-                    after: l.values_line,
-                    place: format!("layer {}: values", l.name),
-                    what: "the layer's values",
-                }
-                .syntax(t, &e)
-            })?,
-        };
+        let mut tree = unrendered_values(profile, l)?;
         if l.layer_type == LayerType::K8s
             && let Some(cfg) = tree.get_mut("cluster").and_then(|c| c.get_mut("config"))
             && let Value::String(s) = cfg

@@ -21,5 +21,5 @@ pub use extract::{Extraction, Finding, ImageUse, Provenance, Severity, extract_i
 pub use fix::{Fix, fix_always_pull_images};
 pub use generate::generate_large_profile;
 pub use palette::{PackInfo, PackType, ProfileFormat, detect_format, parse_export, parse_profiles};
-pub use profile::{Layer, LayerType, Manifest, Profile, Role, Values};
+pub use profile::{EXAMPLE, Layer, LayerType, Manifest, Profile, Role, Values};
 pub use value::Value;

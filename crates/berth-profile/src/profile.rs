@@ -114,7 +114,15 @@ struct RawLayer {
     manifests: Option<Vec<Manifest>>,
 }
 
+/// The example profile (`examples/retail-edge.yaml`), that of `berth images --example`.
+pub const EXAMPLE: &str = include_str!("../../../examples/retail-edge.yaml");
+
 impl Profile {
+    /// [`EXAMPLE`], parsed.
+    pub fn example() -> Result<Profile, ProfileError> {
+        Profile::parse(EXAMPLE, "<example profile>")
+    }
+
     /// Parses one profile in YAML or JSON: Berth's format or a Palette export (detected). A
     /// list of exports is an error here; [`crate::parse_profiles`] reads it. `file` is the name
     /// used in messages.

@@ -4,7 +4,7 @@
 use std::collections::HashMap;
 
 use crate::error::{Embedded, ProfileError};
-use crate::profile::{Profile, Values};
+use crate::profile::{Layer, Profile, Values};
 use crate::value::Value;
 
 /// Longest text a single rendering may produce (guards against macro "billion laughs").
@@ -61,6 +61,20 @@ fn is_spectro(expr: &str) -> bool {
 /// Parses a values text without rendering it: each `.spectro.` macro is swapped for a plain
 /// placeholder before parsing and swapped back in every string afterwards, so YAML that is only
 /// valid once rendered (`image: {{.spectro.var.x}}`) still parses.
+/// A layer's values as a tree, macros unrendered (`Null` without values); a syntax error
+/// points into `profile`'s file.
+pub(crate) fn unrendered_values(profile: &Profile, l: &Layer) -> Result<Value, ProfileError> {
+    let text = match &l.values {
+        None => return Ok(Value::Null),
+        Some(Values::Mapping(m)) => return Ok(m.clone()),
+        Some(Values::Text(t)) => t,
+    };
+    parse_unrendered(text).map_err(|e| {
+        let what = "the layer's values";
+        Embedded::in_values(profile, l, text, "values", what).syntax(text, &e)
+    })
+}
+
 pub(crate) fn parse_unrendered(text: &str) -> Result<Value, serde_saphyr::Error> {
     let mut macros: Vec<&str> = Vec::new();
     let mut swapped = String::with_capacity(text.len());
@@ -159,21 +173,7 @@ impl<'a> Renderer<'a> {
                         ),
                     });
                 }
-                let tree = match &l.values {
-                    None => Value::Null,
-                    Some(Values::Mapping(m)) => m.clone(),
-                    Some(Values::Text(t)) => parse_unrendered(t).map_err(|e| {
-                        Embedded {
-                            file: &p.file,
-                            file_text: &p.text,
-                            raw: t,
-                            after: l.values_line,
-                            place: format!("layer {}: values", l.name),
-                            what: "the layer's values",
-                        }
-                        .syntax(t, &e)
-                    })?,
-                };
+                let tree = unrendered_values(p, l)?;
                 opts.push(tree.get("options").cloned().unwrap_or(Value::Null));
                 if l.layer_type == crate::LayerType::K8s && k8s_version.is_none() {
                     k8s_version = l.version.clone();

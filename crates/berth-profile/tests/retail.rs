@@ -397,3 +397,10 @@ layers:
     assert_eq!(f[0].layer, "edge-k3s");
     assert_eq!(f[0].path, "cluster.config.kube-apiserver-arg[1]");
 }
+
+#[test]
+fn the_example_profile_parses_and_lists_images() {
+    let p = Profile::example().unwrap();
+    assert_eq!(p.file(), "<example profile>");
+    assert!(!extract_images(&[p]).unwrap().images.is_empty());
+}

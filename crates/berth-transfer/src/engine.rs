@@ -9,7 +9,7 @@ use std::time::Instant;
 use berth_client::{Client, Manifest, RegistryConfigs, VerifyingStream};
 use berth_ends::{Destination, Source, TransferError};
 use berth_oci::{ByteStream, RetryPolicy};
-use berth_reference::Digest;
+use berth_reference::{Digest, Reference};
 use futures_util::StreamExt;
 use futures_util::future::{BoxFuture, FutureExt, Shared};
 use serde::Serialize;
@@ -199,33 +199,21 @@ impl Engine {
 
     fn source(&self, e: &Endpoint) -> Result<Arc<dyn Source>, TransferError> {
         Ok(match e {
-            Endpoint::Registry(r) => Arc::new(RegistryEnd::new(
-                self.src_client.registry(r.domain()),
-                r.path(),
-            )),
+            Endpoint::Registry(r) => registry_end(&self.src_client, r),
             Endpoint::Layout { dir, .. } => Arc::new(OciLayout::open(dir.clone())?),
             Endpoint::Ends { name, source, .. } => {
-                source.clone().ok_or_else(|| TransferError::Usage {
-                    name: name.clone(),
-                    detail: "cannot be read from (it is a destination only)".into(),
-                })?
+                one_way(name, source, "read from", "destination")?
             }
         })
     }
 
     fn destination(&self, e: &Endpoint) -> Result<Arc<dyn Destination>, TransferError> {
         Ok(match e {
-            Endpoint::Registry(r) => Arc::new(RegistryEnd::new(
-                self.dst_client.registry(r.domain()),
-                r.path(),
-            )),
+            Endpoint::Registry(r) => registry_end(&self.dst_client, r),
             Endpoint::Layout { dir, .. } => Arc::new(OciLayout::create(dir.clone())?),
             Endpoint::Ends {
                 name, destination, ..
-            } => destination.clone().ok_or_else(|| TransferError::Usage {
-                name: name.clone(),
-                detail: "cannot be written to (it is a source only)".into(),
-            })?,
+            } => one_way(name, destination, "written to", "source")?,
         })
     }
 
@@ -649,6 +637,25 @@ async fn put_manifest_repairing(
         engine.count(o);
     }
     dest.put_manifest(reference, manifest).await
+}
+
+/// The registry end of `r` on `client`.
+fn registry_end(client: &Client, r: &Reference) -> Arc<RegistryEnd> {
+    Arc::new(RegistryEnd::new(client.registry(r.domain()), r.path()))
+}
+
+/// An end of `Endpoint::Ends` that goes one way only: `end`, or the error saying it cannot
+/// be `used` (`read from`, `written to`) as it is `only` a source or destination.
+fn one_way<T: Clone>(
+    name: &str,
+    end: &Option<T>,
+    used: &str,
+    only: &str,
+) -> Result<T, TransferError> {
+    end.clone().ok_or_else(|| TransferError::Usage {
+        name: name.to_string(),
+        detail: format!("cannot be {used} (it is a {only} only)"),
+    })
 }
 
 /// Copies every `(source, target)` pair: blobs first (streamed, verified, each moved once,

@@ -13,6 +13,7 @@ mod endpoint;
 mod engine;
 mod mirror;
 mod registry_end;
+mod tally;
 mod transport;
 mod verify;
 
@@ -26,6 +27,7 @@ pub use engine::{
 };
 pub use mirror::{mirror, verify_plan};
 pub use registry_end::RegistryEnd;
+pub use tally::{Finished, Tally};
 pub use tokio_util::sync::CancellationToken;
 pub use transport::{Side, TransportError, endpoint};
-pub use verify::{VerifyResult, VerifyStatus, VerifySummary, verify};
+pub use verify::{VerifyReport, VerifyResult, VerifyStatus, verify};

@@ -5,7 +5,7 @@ use berth_oci::units;
 use berth_plan::Plan;
 
 use crate::{
-    CopyOptions, Endpoint, EventSink, ImageStatus, Report, VerifyResult, copy_images, verify,
+    CopyOptions, Endpoint, EventSink, ImageStatus, Report, VerifyReport, copy_images, verify,
 };
 
 /// The engine's jobs for `entries`: source registry → target registry.
@@ -30,9 +30,14 @@ pub async fn mirror(plan: &Plan, options: CopyOptions, events: Option<EventSink>
     copy_images(pairs(moved), options, events).await
 }
 
-/// Whether every image of `plan` is at its target (with `deep`, every blob too).
-pub async fn verify_plan(plan: &Plan, options: &CopyOptions, deep: bool) -> Vec<VerifyResult> {
-    verify(pairs(&plan.entries), options, deep).await
+/// Whether every image of `plan` is at its target (with `deep`, every blob too), with the
+/// plan's findings.
+pub async fn verify_plan(plan: &Plan, options: &CopyOptions, deep: bool) -> VerifyReport {
+    VerifyReport {
+        images: verify(pairs(&plan.entries), options, deep).await,
+        findings: plan.findings.clone(),
+        deep,
+    }
 }
 
 /// The one-line summary: images copied, present, failed (and cancelled); blobs; bytes,

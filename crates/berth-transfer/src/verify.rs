@@ -4,6 +4,7 @@ use std::sync::Arc;
 
 use berth_client::Client;
 use berth_ends::TransferError;
+use berth_plan::Finding;
 use berth_reference::Digest;
 use futures_util::StreamExt;
 use serde::Serialize;
@@ -63,23 +64,26 @@ impl VerifyResult {
     }
 }
 
-/// The summary of a verify run, for its end (after the table): the targets not compared
-/// with their source, how many are present, and what `mirror` would fix.
-pub struct VerifySummary<'a> {
-    pub results: &'a [VerifyResult],
+/// What a verify run found: each target's state and the plan's findings (the JSON of
+/// `berth verify`); its `Display` is the summary for the end of the output.
+#[derive(Clone, Debug, Serialize)]
+pub struct VerifyReport {
+    pub images: Vec<VerifyResult>,
+    pub findings: Vec<Finding>,
     /// Blobs were checked.
+    #[serde(skip)]
     pub deep: bool,
 }
 
-impl VerifySummary<'_> {
+impl VerifyReport {
     /// Targets that are not where they should be.
     pub fn missing(&self) -> usize {
-        self.results.iter().filter(|r| !r.status.is_ok()).count()
+        self.images.iter().filter(|r| !r.status.is_ok()).count()
     }
 
     /// Targets not compared with their source.
     pub fn uncompared(&self) -> usize {
-        self.results.iter().filter(|r| !r.compared).count()
+        self.images.iter().filter(|r| !r.compared).count()
     }
 
     /// Whether the run fails: something missing, or not compared.
@@ -88,10 +92,11 @@ impl VerifySummary<'_> {
     }
 }
 
-/// Lines, each ending in a newline.
-impl std::fmt::Display for VerifySummary<'_> {
+/// Lines, each ending in a newline: the targets not compared with their source, how many
+/// are present, and what `mirror` would fix.
+impl std::fmt::Display for VerifyReport {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        for r in self.results.iter().filter(|r| !r.compared) {
+        for r in self.images.iter().filter(|r| !r.compared) {
             let why = r.source_error.as_deref();
             let why = why.unwrap_or("the source could not be read");
             writeln!(
@@ -108,7 +113,7 @@ impl std::fmt::Display for VerifySummary<'_> {
             )?;
         }
         let (n, deep) = (
-            self.results.len(),
+            self.images.len(),
             if self.deep { " (blobs checked)" } else { "" },
         );
         let present = n - self.missing();
@@ -116,7 +121,7 @@ impl std::fmt::Display for VerifySummary<'_> {
             f,
             "{present} of {n} image(s) present at their targets{deep}"
         )?;
-        let mut fixes: Vec<&str> = self.results.iter().filter_map(|r| r.status.fix()).collect();
+        let mut fixes: Vec<&str> = self.images.iter().filter_map(|r| r.status.fix()).collect();
         fixes.sort_unstable();
         fixes.dedup();
         if self.missing() > 0 && !fixes.is_empty() {
@@ -323,4 +328,44 @@ async fn upstream_has(c: &Clients, dst: &Endpoint, reference: &str) -> bool {
         berth_ends::Destination::manifest_digest(&end, reference).await,
         Ok(Some(_))
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn result(status: VerifyStatus, compared: bool) -> VerifyResult {
+        VerifyResult {
+            source: "s".into(),
+            target: "t".into(),
+            status,
+            missing: Vec::new(),
+            expected: None,
+            found: None,
+            compared,
+            source_error: None,
+            error: None,
+        }
+    }
+
+    #[test]
+    fn the_report_counts_and_serializes_images_and_findings() {
+        let present = result(VerifyStatus::Present, true);
+        let r = VerifyReport {
+            images: vec![present, result(VerifyStatus::Missing, true)],
+            findings: Vec::new(),
+            deep: true,
+        };
+        assert_eq!((r.missing(), r.uncompared(), r.failed()), (1, 0, true));
+        let summary = r.to_string();
+        assert!(summary.contains("1 of 2 image(s) present at their targets (blobs checked)"));
+        let v = serde_json::to_value(&r).unwrap();
+        assert_eq!(v["images"].as_array().unwrap().len(), 2);
+        assert!(v["findings"].as_array().unwrap().is_empty() && v.get("deep").is_none());
+        let unchecked = VerifyReport {
+            images: vec![result(VerifyStatus::Present, false)],
+            ..r
+        };
+        assert!(unchecked.failed() && unchecked.to_string().contains("not compared"));
+    }
 }

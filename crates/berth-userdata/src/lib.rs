@@ -132,7 +132,15 @@ impl Default for Webhook {
     }
 }
 
+/// The example user data (`examples/user-data.yaml`), that of `berth images --example`.
+pub const EXAMPLE: &str = include_str!("../../../examples/user-data.yaml");
+
 impl UserData {
+    /// [`EXAMPLE`], parsed.
+    pub fn example() -> Result<UserData, UserDataError> {
+        UserData::parse(EXAMPLE, "<example user data>")
+    }
+
     /// Reads the `stylus` registry settings of a `#cloud-config` document.
     pub fn parse(text: &str, file: &str) -> Result<UserData, UserDataError> {
         let first = text.lines().next().unwrap_or("").trim_end();

@@ -305,3 +305,10 @@ fn user_data_without_registry_settings_is_empty() {
             .is_empty()
     );
 }
+
+#[test]
+fn the_example_user_data_has_registry_settings() {
+    let ud = UserData::example().unwrap();
+    assert!(ud.why_empty().is_none());
+    assert_eq!(ud.file, "<example user data>");
+}

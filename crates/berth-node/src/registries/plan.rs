@@ -7,7 +7,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use berth_reference::Reference;
 use berth_rewrite::{LocalRegistry, Rewriter, encode_host_component};
 use berth_secret::Secret;
-use berth_userdata::{Redirect, UserData, is_under};
+use berth_userdata::{Login, Redirect, UserData, is_under};
 
 use crate::NodeError;
 
@@ -22,6 +22,8 @@ pub struct EdgeRegistry {
     pub ca_pem: Option<String>,
     /// Skip TLS verification.
     pub insecure: bool,
+    /// Its login (written into hosts.toml only when credentials are asked for).
+    pub login: Option<Login>,
 }
 
 /// A rule at one mirror: images under `upstream/<source>` are fetched as
@@ -199,6 +201,8 @@ pub fn plan(
                 .map_err(|m| NodeError::Config(format!("the edge registry CA: {m}")))?,
             None => Vec::new(),
         };
+        let login = e.login.clone().map(|l| (l.username, l.password));
+        let (username, password) = login.unwrap_or_default();
         hosts.insert(
             e.local.host().to_string(),
             HostSettings {
@@ -206,8 +210,8 @@ pub fn plan(
                 plain_http: e.plain_http,
                 certificates,
                 insecure: e.insecure,
-                username: String::new(),
-                password: Secret::default(),
+                username,
+                password,
             },
         );
     }

@@ -1,12 +1,17 @@
-//! `berth webhook` (the admission webhook, berth-node) and `berth webhook manifest`.
+//! `berth webhook` (the admission webhook) and `berth webhook manifest`; `berth
+//! credential-provider` (kubelet's image credential provider) and `... config`: berth-node.
 
+use std::io::Read;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
+use std::time::Duration;
 
-use anyhow::{Result, bail};
+use anyhow::{Context, Result, bail};
+use berth_node::credential_provider;
 use berth_node::webhook::{self, Endpoint, FailurePolicy, ManifestOptions, WebhookServer};
+use berth_transfer::units::go_duration;
 use clap::builder::TypedValueParser;
 use clap::{Args, Subcommand};
 
@@ -18,7 +23,7 @@ pub struct WebhookArgs {
     #[command(subcommand)]
     command: Option<WebhookCommand>,
     #[command(flatten)]
-    serve: ServeArgs,
+    serve: WebhookServeArgs,
 }
 
 #[derive(Subcommand)]
@@ -29,7 +34,7 @@ enum WebhookCommand {
 }
 
 #[derive(Args)]
-struct ServeArgs {
+struct WebhookServeArgs {
     /// Palette user data (#cloud-config): the rewrite rules and stylus.imageRedirectWebhook.
     #[arg(long, value_name = "FILE", required = true)]
     user_data: Option<PathBuf>,
@@ -79,23 +84,16 @@ fn policy() -> impl TypedValueParser<Value = FailurePolicy> {
     words.map(|w| [FailurePolicy::Ignore, FailurePolicy::Fail][usize::from(w == "fail")])
 }
 
-pub fn run(args: WebhookArgs) -> Result<ExitCode> {
+pub fn webhook(args: WebhookArgs) -> Result<ExitCode> {
     match args.command {
         Some(WebhookCommand::Manifest(m)) => manifest(m),
-        None => serve(args.serve),
+        None => serve_webhook(args.serve),
     }
 }
 
 fn manifest(a: ManifestArgs) -> Result<ExitCode> {
-    let endpoint = match a.url {
-        Some(url) => Endpoint::url(&url)?,
-        None => Endpoint::Service {
-            namespace: a.namespace.clone(),
-            name: a.service,
-            port: 443,
-            target_port: a.target_port,
-        },
-    };
+    let (url, port) = (a.url.as_deref(), a.target_port);
+    let endpoint = Endpoint::url_or_service(url, &a.namespace, &a.service, port)?;
     let mut o = ManifestOptions {
         endpoint,
         own_namespace: a.namespace,
@@ -109,7 +107,7 @@ fn manifest(a: ManifestArgs) -> Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-fn serve(a: ServeArgs) -> Result<ExitCode> {
+fn serve_webhook(a: WebhookServeArgs) -> Result<ExitCode> {
     let (Some(ud_path), Some(cert), Some(key)) = (a.user_data, a.tls_cert, a.tls_key) else {
         bail!("berth webhook needs --user-data, --tls-cert and --tls-key");
     };
@@ -123,5 +121,64 @@ fn serve(a: ServeArgs) -> Result<ExitCode> {
     };
     let log: webhook::Logger = Arc::new(|line: &str| eprintln!("berth webhook: {line}"));
     crate::runtime()?.block_on(server.run(&ud, local, log))?;
+    Ok(ExitCode::SUCCESS)
+}
+
+#[derive(Args)]
+#[command(args_conflicts_with_subcommands = true, subcommand_negates_reqs = true)]
+pub struct CredentialProviderArgs {
+    #[command(subcommand)]
+    command: Option<ProviderCommand>,
+    #[command(flatten)]
+    args: ProviderArgs,
+}
+
+#[derive(Subcommand)]
+enum ProviderCommand {
+    /// Print kubelet's CredentialProviderConfig (for --image-credential-provider-config) that
+    /// runs this provider for the hosts of every registry with credentials.
+    Config(ProviderArgs),
+}
+
+#[derive(Args)]
+struct ProviderArgs {
+    /// Palette user data (#cloud-config) with the registries' credentials (`config`: the file
+    /// as the node sees it, written, made absolute, into `args`).
+    #[arg(long, value_name = "FILE", required = true)]
+    user_data: Option<PathBuf>,
+    /// How long kubelet may keep an answer (`config`: defaultCacheDuration): 30s, 10m, 2h, 1d.
+    #[arg(long, value_name = "DURATION", default_value = credential_provider::DEFAULT_CACHE_DURATION, value_parser = berth_registry::parse_duration)]
+    cache_duration: Duration,
+}
+
+pub fn credential_provider(a: CredentialProviderArgs) -> Result<ExitCode> {
+    let config = a.command.is_some();
+    let args = match a.command {
+        Some(ProviderCommand::Config(c)) => c,
+        None => a.args,
+    };
+    let Some(path) = args.user_data else {
+        bail!("berth credential-provider needs --user-data FILE");
+    };
+    let (ud, cache) = (inputs::user_data(&path)?, go_duration(args.cache_duration));
+    if config {
+        let path = std::path::absolute(&path)
+            .unwrap_or(path)
+            .display()
+            .to_string();
+        let config = credential_provider::provider_config(&ud, &path, &cache);
+        print!("{}", config?);
+        return Ok(ExitCode::SUCCESS);
+    }
+    let mut input = String::new();
+    let stdin = std::io::stdin().read_to_string(&mut input);
+    stdin.context("cannot read the request from standard input")?;
+    match credential_provider::respond_json(&ud, &input, &cache) {
+        Ok(json) => println!("{json}"),
+        Err(e) => {
+            eprintln!("berth credential-provider: {e}");
+            return Ok(ExitCode::from(crate::EXIT_FINDINGS));
+        }
+    }
     Ok(ExitCode::SUCCESS)
 }
