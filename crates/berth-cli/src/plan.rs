@@ -12,14 +12,12 @@ use serde_json::json;
 use crate::{ImagesArgs, LintArgs, Output, RewriteArgs, exit_status, inputs, json_word, show};
 
 pub fn images(args: ImagesArgs) -> Result<ExitCode> {
-    let profiles = match args.example {
-        true => vec![Profile::parse(
-            inputs::EXAMPLE_PROFILE,
-            "<example profile>",
-        )?],
-        false => inputs::profiles(&args.profiles)?,
+    let rewriter = inputs::rewriter(&args.redirect, args.example.is_some())?;
+    let (profiles, charts) = args.inputs.read(&args.profiles, args.example.as_deref())?;
+    let plan = match &args.chart {
+        Some(path) => inputs::chart_plan(path, &args, &rewriter)?,
+        None => Plan::build_with(&profiles, &charts, &rewriter)?,
     };
-    let plan = Plan::build(&profiles, &inputs::rewriter(&args.redirect, args.example)?)?;
     let row = |e: &berth_plan::PlanEntry| {
         let (s, t) = (e.source.to_string(), e.target.to_string());
         vec![json_word(&e.role), e.layer.clone(), s, t]

@@ -82,6 +82,8 @@ pub struct PlanArgs {
     #[arg(long = "profile", value_name = "FILE", required = true, num_args = 1.., env = "BERTH_PROFILE")]
     profiles: Vec<PathBuf>,
     #[command(flatten)]
+    inputs: inputs::ProfileInputs,
+    #[command(flatten)]
     redirect: RedirectArgs,
     #[command(flatten)]
     source: SourceArgs,
@@ -152,7 +154,8 @@ impl SourceArgs {
 fn planned(args: &PlanArgs, command: Option<&str>) -> Result<(Plan, CopyOptions)> {
     let (tls, creds) = (&args.edge_tls, &args.edge_creds);
     let (rewriter, destinations) = args.redirect.targets(tls, creds, command)?;
-    let plan = Plan::build(&inputs::profiles(&args.profiles)?, &rewriter)?;
+    let (profiles, charts) = args.inputs.read(&args.profiles, None)?;
+    let plan = Plan::build_with(&profiles, &charts, &rewriter)?;
     let sources = args.source.configs(&plan.source_hosts())?;
     Ok((plan, copy_options(args.jobs, sources, destinations)))
 }
@@ -245,7 +248,8 @@ pub fn verify(args: VerifyArgs) -> Result<ExitCode> {
         inputs::refuse_empty(&inputs::user_data(p)?, "verify")?;
     }
     let (plan, options) = planned(&args.plan, None)?;
-    let findings = plan.findings_with_lints(&inputs::profiles(&args.plan.profiles)?)?;
+    let findings =
+        plan.findings_with_lints(&args.plan.inputs.read(&args.plan.profiles, None)?.0)?;
     let results = runtime()?.block_on(berth_transfer::verify_plan(&plan, &options, args.deep));
     #[derive(serde::Serialize)]
     struct Out<'a> {

@@ -161,7 +161,10 @@ fn the_binary_is_thin() {
     // and gc/fsck's data-directory check live in the library crates (1,798 lines). Then
     // issue 19 added completion, man pages, --quiet/-v/--log-level, -o everywhere and the
     // Ctrl-C handling: 1,975 until the flag structs are shared (issue 12 stays open for it).
-    const LIMIT: usize = 1975;
+    // Issue 13 added the flags every profile-reading command shares (--var, --vars, --charts,
+    // --kube-version: one `ProfileInputs`, the loading in berth-chart's `fs` and berth-plan)
+    // and `images --chart` / `--example export`: 2,035.
+    const LIMIT: usize = 2035;
     assert!(
         lines <= LIMIT,
         "crates/berth-cli/src has {lines} lines (limit {LIMIT})"
