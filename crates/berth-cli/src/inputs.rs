@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context, Result, anyhow, bail};
 use berth_chart::Chart;
 use berth_client::{RegistryConfigs, read_cas};
-use berth_plan::{Charts, EdgeAccess, EdgeRegistry, Login};
+use berth_plan::{Charts, EdgeAccess, EdgeRegistry, Login, Plan};
 use berth_profile::Profile;
 use berth_rewrite::Rewriter;
 use berth_userdata::UserData;
@@ -158,10 +158,10 @@ impl EdgeTarget {
 }
 
 /// The plan of one chart alone (`berth images --chart`), rendered with --values and --set.
-pub fn chart_plan(path: &Path, a: &crate::ImagesArgs, rw: &Rewriter) -> Result<berth_plan::Plan> {
+pub(crate) fn chart_plan(p: &Path, a: &crate::ImagesArgs, rw: &Rewriter) -> Result<Plan> {
     let opts = berth_chart::fs::options(&a.values, &a.set, &a.inputs.kube_version)?;
-    let x = berth_plan::chart_extraction(&berth_chart::fs::load_path(path)?, &opts)?;
-    Ok(berth_plan::Plan::from_images(&x.images, x.findings, rw)?)
+    let x = berth_plan::chart_extraction(&berth_chart::fs::load_path(p)?, &opts)?;
+    Ok(Plan::from_images(&x.images, x.findings, rw)?)
 }
 
 pub fn read(path: &Path) -> Result<String> {

@@ -231,8 +231,8 @@ fn an_undefined_variable_renders_empty_and_an_image_it_empties_is_refused() {
     let text = EXAMPLE
         .replace("{{.spectro.var.mirror}}", "{{.spectro.var.nowhere}}")
         .replace(
-            "podinfo:{{.spectro.var.podinfoTag}}",
-            "podinfo:{{.spectro.var.unset}}",
+            "image: ghcr.io/stefanprodan/podinfo:{{.spectro.var.podinfoTag}}",
+            "image: \\\"ghcr.io/stefanprodan/podinfo:{{.spectro.var.unset}}\\\"",
         );
     let x = extract_images(&parse_profiles(&text, "e.json").unwrap()).unwrap();
     let empty: Vec<(&str, &str)> = x
