@@ -103,6 +103,50 @@ impl Chart {
         })
     }
 
+    /// `version` of Chart.yaml (empty when it has none).
+    pub fn version(&self) -> String {
+        Value::from_yaml_str(&self.metadata)
+            .ok()
+            .and_then(|m| m.get("version"))
+            .and_then(|v| v.as_str().map(str::to_string))
+            .unwrap_or_default()
+    }
+
+    /// The images Chart.yaml's annotations list: `helm.sh/images` and `artifacthub.io/images`
+    /// (a YAML list of `{name, image}` held in a string), with the annotation each came from.
+    /// An annotation that is not such a list is an error naming it.
+    pub fn annotated_images(&self) -> Result<Vec<(String, &'static str)>, ChartError> {
+        let meta = Value::from_yaml_str(&self.metadata).map_err(|e| ChartError::Load {
+            chart: self.origin.clone(),
+            message: format!("Chart.yaml: {e}"),
+        })?;
+        let mut out = Vec::new();
+        for key in ["helm.sh/images", "artifacthub.io/images"] {
+            let Some(text) = meta.get("annotations").and_then(|a| a.get(key)) else {
+                continue;
+            };
+            let bad = |why: String| ChartError::Load {
+                chart: self.origin.clone(),
+                message: format!(
+                    "Chart.yaml annotation {key}: {why}; it must be a YAML list of `{{name, image}}` in a string"
+                ),
+            };
+            let text = text.as_str().ok_or_else(|| bad("not a string".into()))?;
+            let list = match Value::from_yaml_str(text).map_err(bad)? {
+                Value::List(l) => l.to_vec(),
+                Value::Nil => Vec::new(),
+                _ => return Err(bad("not a list".into())),
+            };
+            for item in list {
+                match item.get("image").as_ref().and_then(Value::as_str) {
+                    Some(i) if !i.trim().is_empty() => out.push((i.trim().to_string(), key)),
+                    _ => return Err(bad("an entry without `image`".into())),
+                }
+            }
+        }
+        Ok(out)
+    }
+
     /// Loads a packaged chart (`helm package` output: one top directory in a gzip'd tar).
     pub fn from_tgz(bytes: &[u8], origin: &str) -> Result<Chart, ChartError> {
         let err = |message: String| ChartError::Load {

@@ -27,7 +27,7 @@ pub use images::{
 use crate::exec::Engine;
 use crate::value::{Files, Map, Value};
 
-#[derive(Debug, thiserror::Error)]
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum ChartError {
     #[error("chart {chart}: {message}")]
     Load { chart: String, message: String },

@@ -47,6 +47,8 @@ pub struct BuildArgs {
     /// Repeatable: `--profile A B` or `--profile A --profile B`.
     #[arg(long = "profile", value_name = "FILE", required = true, num_args = 1.., env = "BERTH_PROFILE")]
     profiles: Vec<PathBuf>,
+    #[command(flatten)]
+    inputs: inputs::ProfileInputs,
     /// The bundle to write (BUNDLE.tar.zst; with --split-size, BUNDLE.tar.zst.partNN).
     #[arg(long = "out", value_name = "BUNDLE")]
     out: PathBuf,
@@ -188,8 +190,8 @@ impl BundleIn {
 }
 
 fn build(args: BuildArgs) -> Result<ExitCode> {
-    let profiles = inputs::profiles(&args.profiles)?;
-    let extraction = berth_profile::extract_images(&profiles)?;
+    let (profiles, charts) = args.inputs.read(&args.profiles, None)?;
+    let extraction = berth_plan::extract(&profiles, &charts)?;
     let images: Vec<Reference> = extraction.images.iter().map(|i| i.source.clone()).collect();
     let names = profiles.iter().map(|p| p.name.clone());
     let hosts = images.iter().map(|r| r.domain().to_string()).collect();

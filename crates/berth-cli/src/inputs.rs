@@ -6,14 +6,61 @@
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result, anyhow, bail};
+use berth_chart::Chart;
 use berth_client::{RegistryConfigs, creds_for, read_cas};
-use berth_plan::{EdgeAccess, EdgeRegistry, Login};
+use berth_plan::{Charts, EdgeAccess, EdgeRegistry, Login, Plan};
 use berth_profile::Profile;
 use berth_rewrite::Rewriter;
 use berth_userdata::UserData;
 use clap::Args;
 
 use crate::RedirectArgs;
+
+pub const EXAMPLE_EXPORT: &str = include_str!("../../../examples/palette-export.json");
+const EXAMPLE_CHART: &[u8] = include_bytes!("../../../examples/charts/podinfo-6.14.1.tgz");
+
+/// What completes the profiles: their variables and the charts of their Helm packs.
+#[derive(Args, Clone, Default)]
+pub struct ProfileInputs {
+    /// Set a profile variable ({{.spectro.var.NAME}}) over its default. Repeatable.
+    #[arg(long = "var", value_name = "NAME=VALUE")]
+    pub var: Vec<String>,
+    /// A YAML mapping of profile variables (NAME: VALUE); --var wins over it.
+    #[arg(long, value_name = "FILE")]
+    pub vars: Option<PathBuf>,
+    /// The charts of the profiles' Helm packs, rendered with each pack's values: a directory
+    /// of NAME-VERSION.tgz or NAME/ chart directories, as `helm pull [--untar]` writes them.
+    #[arg(long, value_name = "DIR")]
+    pub charts: Option<PathBuf>,
+    /// The Kubernetes version charts are rendered for (.Capabilities.KubeVersion).
+    #[arg(long, value_name = "V", default_value = "v1.34.0")]
+    pub kube_version: String,
+}
+
+impl ProfileInputs {
+    /// The profiles of `paths` (or example `ex`) with the variables set, and the
+    /// charts `--charts` (and the example's podinfo chart) has for their Helm packs.
+    pub fn read(&self, paths: &[PathBuf], ex: Option<&str>) -> Result<(Vec<Profile>, Charts)> {
+        let text = self.vars.as_deref().map(read).transpose()?;
+        let name = self.vars.as_ref().map(|p| p.display().to_string());
+        let vars = name.as_deref().zip(text.as_deref());
+        let vars = berth_profile::variable_overrides(vars, &self.var)?;
+        let mut ps = match ex {
+            Some("export") => berth_profile::parse_profiles(EXAMPLE_EXPORT, "<example export>")?,
+            Some(_) => vec![Profile::example()?],
+            None => profiles(paths)?,
+        };
+        ps.iter_mut().for_each(|p| p.set_variables(&vars));
+        let charts = Charts::collect(&ps, &self.kube_version, |s| match &self.charts {
+            _ if ex.is_some() && s.name == "podinfo" => {
+                Chart::from_tgz(EXAMPLE_CHART, "podinfo").map(Some)
+            }
+            Some(dir) => berth_chart::fs::find_in(dir, &s.name, &s.version),
+            None => Ok(None),
+        });
+        Ok((ps, charts?))
+    }
+}
 
 /// Where the edge registry is: the prefix of every target.
 #[derive(Args, Clone, Default)]
@@ -121,6 +168,13 @@ impl EdgeTarget {
             login: creds.map(|c| Login::new(c.username, c.password)),
         }))
     }
+}
+
+/// The plan of one chart alone (`berth images --chart`), rendered with --values and --set.
+pub(crate) fn chart_plan(p: &Path, a: &crate::ImagesArgs, rw: &Rewriter) -> Result<Plan> {
+    let opts = berth_chart::fs::options(&a.values, &a.set, &a.inputs.kube_version)?;
+    let x = berth_plan::chart_extraction(&berth_chart::fs::load_path(p)?, &opts)?;
+    Ok(Plan::from_images(&x.images, x.findings, rw)?)
 }
 
 pub fn read(path: &Path) -> Result<String> {

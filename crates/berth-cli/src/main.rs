@@ -181,13 +181,23 @@ struct RedirectArgs {
 struct ImagesArgs {
     /// Cluster profile files (YAML or JSON); their layers are taken in order.
     /// Repeatable: `--profile A B` or `--profile A --profile B`.
-    #[arg(long = "profile", value_name = "FILE", required_unless_present = "example", num_args = 1.., env = "BERTH_PROFILE")]
+    #[arg(long = "profile", value_name = "FILE", required_unless_present_any = ["example", "chart"], num_args = 1.., env = "BERTH_PROFILE")]
     profiles: Vec<PathBuf>,
     #[command(flatten)]
     redirect: RedirectArgs,
-    /// Use the built-in example profile (and, without --user-data, the example user data).
-    #[arg(long, conflicts_with = "profiles")]
-    example: bool,
+    #[command(flatten)]
+    inputs: inputs::ProfileInputs,
+    /// Use the built-in example profile, or `export`: the example Palette export (and,
+    /// without --user-data, the example user data).
+    #[arg(long, conflicts_with = "profiles", num_args = 0..=1, default_missing_value = "profile", value_parser = ["profile", "export"])]
+    example: Option<String>,
+    /// List one chart's images alone: a chart directory or .tgz (with --values F, --set K=V).
+    #[arg(long, value_name = "PATH", conflicts_with_all = ["profiles", "example"])]
+    chart: Option<PathBuf>,
+    #[arg(long, value_name = "FILE", requires = "chart", hide_short_help = true)]
+    values: Vec<PathBuf>,
+    #[arg(long, value_name = "K=V", requires = "chart", hide_short_help = true)]
+    set: Vec<String>,
 }
 
 #[derive(Args)]

@@ -13,14 +13,14 @@ use crate::inputs::EdgeLogin;
 use crate::{ImagesArgs, LintArgs, RewriteArgs, exit_status, inputs, json_out, json_word, show};
 
 pub fn images(args: ImagesArgs) -> Result<ExitCode> {
-    let profiles = match args.example {
-        true => vec![Profile::example()?],
-        false => inputs::profiles(&args.profiles)?,
-    };
     let (rewriter, _) = args
         .redirect
-        .targets(&EdgeLogin::default(), None, args.example)?;
-    let plan = Plan::build(&profiles, &rewriter)?;
+        .targets(&EdgeLogin::default(), None, args.example.is_some())?;
+    let (profiles, charts) = args.inputs.read(&args.profiles, args.example.as_deref())?;
+    let plan = match &args.chart {
+        Some(path) => inputs::chart_plan(path, &args, &rewriter)?,
+        None => Plan::build_with(&profiles, &charts, &rewriter)?,
+    };
     let row = |e: &berth_plan::PlanEntry| {
         let (s, t) = (e.source.to_string(), e.target.to_string());
         vec![json_word(&e.role), e.layer.clone(), s, t]

@@ -64,6 +64,8 @@ pub struct PlanArgs {
     #[arg(long = "profile", value_name = "FILE", required = true, num_args = 1.., env = "BERTH_PROFILE")]
     profiles: Vec<PathBuf>,
     #[command(flatten)]
+    inputs: inputs::ProfileInputs,
+    #[command(flatten)]
     redirect: RedirectArgs,
     #[command(flatten)]
     source: SourceArgs,
@@ -125,7 +127,8 @@ impl SourceArgs {
 /// The plan of `args`, and how to reach the registries on both ends.
 fn planned(args: &PlanArgs, command: Option<&str>) -> Result<(Plan, CopyOptions)> {
     let (rewriter, destinations) = args.redirect.targets(&args.edge_login, command, false)?;
-    let plan = Plan::build(&inputs::profiles(&args.profiles)?, &rewriter)?;
+    let (profiles, charts) = args.inputs.read(&args.profiles, None)?;
+    let plan = Plan::build_with(&profiles, &charts, &rewriter)?;
     let sources = args.source.configs(&plan.source_hosts())?;
     Ok((
         plan,
@@ -213,7 +216,8 @@ pub fn verify(args: VerifyArgs) -> Result<ExitCode> {
         inputs::refuse_empty(&inputs::user_data(p)?, "verify")?;
     }
     let (plan, options) = planned(&args.plan, None)?;
-    let findings = plan.findings_with_lints(&inputs::profiles(&args.plan.profiles)?)?;
+    let profiles = args.plan.inputs.read(&args.plan.profiles, None)?.0;
+    let findings = plan.findings_with_lints(&profiles)?;
     let work = berth_transfer::verify_plan(&plan, &options, args.deep);
     let report = VerifyReport {
         findings,

@@ -10,6 +10,9 @@
 //!   `insecure` ([`RegistrySettings`], of `berth-userdata`), made in this one place;
 //!   `berth-client` converts it to its configuration.
 //!
+//! - [`extract`], [`Charts`]: the charts of the profiles' Helm packs (loaded by the caller,
+//!   from anywhere) rendered with each pack's values; their images join the plan with
+//!   provenance `rendered` / `annotation`, and disagreements with the pack are findings.
 //! - [`coverage`]: where the user data's settings do not cover a target (an image no rule
 //!   matches, a rule's target outside every `registries[].domain`), as findings.
 //!
@@ -17,11 +20,13 @@
 
 pub mod coverage;
 mod edge;
+mod helm;
 mod plan;
 mod settings;
 
 pub use berth_profile::Finding;
 pub use berth_userdata::RegistrySettings;
 pub use edge::{EdgeRegistry, EdgeRegistryError};
+pub use helm::{ChartRenderError, Charts, chart_extraction, extract};
 pub use plan::{Plan, PlanEntry, PlanError, Unrewritable, lint, role_rank};
 pub use settings::{EdgeAccess, Login, RegistrySetting, registry_settings, targets};

@@ -8,6 +8,8 @@ use berth_profile::{Finding, ImageUse, LayerType, Profile, ProfileError, Provena
 use berth_reference::Reference;
 use berth_rewrite::{RewriteError, Rewriter};
 use berth_userdata::UserData;
+
+use crate::helm::Charts;
 use serde::Serialize;
 
 /// One image of the plan. Serializes as `berth images` prints it.
@@ -49,6 +51,10 @@ pub struct Unrewritable {
 pub enum PlanError {
     #[error(transparent)]
     Profile(#[from] ProfileError),
+    /// A Helm pack's chart that could not be loaded or rendered (file, pack, chart, and the
+    /// template file and line).
+    #[error(transparent)]
+    Chart(Box<crate::helm::ChartRenderError>),
     /// Every image the rewrite function refused, each with its fix.
     #[error("{}", .0.iter().map(ToString::to_string).collect::<Vec<_>>().join("\n"))]
     Rewrite(Vec<Unrewritable>),
@@ -68,7 +74,17 @@ impl Plan {
     /// fails the plan, naming every such image. The findings are the extraction's, then
     /// where the user data's settings do not cover a target ([`crate::coverage`]).
     pub fn build(profiles: &[Profile], rewriter: &Rewriter) -> Result<Plan, PlanError> {
-        let extraction = berth_profile::extract_images(profiles)?;
+        Plan::build_with(profiles, &Charts::default(), rewriter)
+    }
+
+    /// [`Plan::build`] with the charts of the profiles' Helm packs rendered
+    /// ([`crate::extract`]): their images with provenance `rendered` and `annotation`.
+    pub fn build_with(
+        profiles: &[Profile],
+        charts: &Charts,
+        rewriter: &Rewriter,
+    ) -> Result<Plan, PlanError> {
+        let extraction = crate::helm::extract(profiles, charts)?;
         Plan::from_images(&extraction.images, extraction.findings, rewriter)
     }
 

@@ -4,7 +4,7 @@
 //! says which charts, from where, with which values.
 
 use crate::error::ProfileError;
-use crate::extract::render_all;
+use crate::extract::{render_all, walk_images};
 use crate::profile::{LayerType, Profile};
 use crate::value::Value;
 
@@ -26,6 +26,10 @@ pub struct ChartSpec {
     /// The values the pack passes to the chart: the rendered `charts.<name>` table
     /// (`Value::Null` when the pack gives none).
     pub values: Value,
+    /// The pack's `pack.content.images` (reference as written, path), after macros.
+    pub listed: Vec<(String, String)>,
+    /// The image-like values under `charts.<name>` (reference, path), after macros.
+    pub values_images: Vec<(String, String)>,
 }
 
 impl ChartSpec {
@@ -64,6 +68,25 @@ pub fn chart_specs(profiles: &[Profile]) -> Result<Vec<ChartSpec>, ProfileError>
         else {
             continue;
         };
+        let listed: Vec<(String, String)> = match rl
+            .values
+            .get("pack")
+            .and_then(|v| v.get("content"))
+            .and_then(|v| v.get("images"))
+        {
+            Some(Value::Seq(images)) => images
+                .iter()
+                .enumerate()
+                .filter_map(|(j, item)| match item {
+                    Value::String(s) => Some((s.clone(), format!("pack.content.images[{j}]"))),
+                    other => Some((
+                        other.get("image").and_then(Value::scalar_text)?,
+                        format!("pack.content.images[{j}].image"),
+                    )),
+                })
+                .collect(),
+            _ => Vec::new(),
+        };
         for (i, item) in items.iter().enumerate() {
             let get = |k: &str| item.get(k).and_then(Value::scalar_text).unwrap_or_default();
             let name = get("name");
@@ -76,7 +99,13 @@ pub fn chart_specs(profiles: &[Profile]) -> Result<Vec<ChartSpec>, ProfileError>
                 .and_then(|c| c.get(&name))
                 .cloned()
                 .unwrap_or(Value::Null);
+            let mut values_images = Vec::new();
+            let loose = l.pack.is_some();
+            let prefix = format!("charts.{name}");
+            walk_images(&values, &prefix, "", loose, &mut values_images);
             out.push(ChartSpec {
+                listed: listed.clone(),
+                values_images,
                 file: p.file.clone(),
                 layer: l.name.clone(),
                 layer_type: l.layer_type,

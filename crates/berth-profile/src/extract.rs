@@ -71,7 +71,8 @@ pub struct ImageUse {
     pub found_in: Vec<String>,
     /// Whether it is in some layer's `pack.content.images`.
     pub listed: bool,
-    /// Where it was read: `content-list` (`pack.content.images`), `values`, `manifest`.
+    /// Where it was read: `content-list` (`pack.content.images`), `values`, `manifest`,
+    /// `rendered` (a Helm pack's chart, rendered), `annotation` (the chart's image annotations).
     pub provenance: Vec<Provenance>,
 }
 
@@ -82,6 +83,10 @@ pub enum Provenance {
     ContentList,
     Values,
     Manifest,
+    /// Rendered from a Helm pack's chart with the pack's values (berth-plan, berth-chart).
+    Rendered,
+    /// Listed by the chart's `helm.sh/images` / `artifacthub.io/images` annotation.
+    Annotation,
 }
 
 /// The images of a set of profiles, and the problems met while extracting them.
@@ -239,7 +244,13 @@ fn join(path: &str, key: &str) -> String {
 /// `registry`, `tag`, `digest`). `skip` is a path not to descend into.
 /// `loose` (Palette exports): under `charts.<chart>` and `manifests.<name>`, any mapping with
 /// `repository` and `tag` or `digest` is an image too (`manifests.x.{registry,repository,tag}`).
-fn walk_images(v: &Value, path: &str, skip: &str, loose: bool, out: &mut Vec<(String, String)>) {
+pub(crate) fn walk_images(
+    v: &Value,
+    path: &str,
+    skip: &str,
+    loose: bool,
+    out: &mut Vec<(String, String)>,
+) {
     match v {
         Value::Map(entries) => {
             for (k, child) in entries {
@@ -428,6 +439,17 @@ pub(crate) fn extract_detailed(profiles: &[Profile], layers: &[RenderedLayer]) -
                 "unrendered-template",
                 format!(
                     "image reference `{}` holds a template Berth does not render (only `{{{{.spectro...}}}}` macros are rendered); write the reference out, or use a `.spectro` macro",
+                    occ.raw
+                ),
+            ));
+            continue;
+        }
+        let raw = occ.raw.trim();
+        if raw.is_empty() || raw.ends_with([':', '@', '/']) || raw.starts_with('/') {
+            findings.push(finding(
+                "empty-reference",
+                format!(
+                    "image reference `{}` is empty or has an empty part after rendering macros (an undefined `{{{{.spectro.var.NAME}}}}` renders empty); give the variable a value with `--var NAME=VALUE` or `--vars FILE`, or write the reference out",
                     occ.raw
                 ),
             ));

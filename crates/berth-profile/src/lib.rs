@@ -20,6 +20,9 @@ pub use error::ProfileError;
 pub use extract::{Extraction, Finding, ImageUse, Provenance, Severity, extract_images, lint};
 pub use fix::{Fix, fix_always_pull_images};
 pub use generate::generate_large_profile;
-pub use palette::{PackInfo, PackType, ProfileFormat, detect_format, parse_export, parse_profiles};
+pub use palette::{
+    PackInfo, PackType, ProfileFormat, detect_format, parse_export, parse_profiles,
+    variable_overrides,
+};
 pub use profile::{EXAMPLE, Layer, LayerType, Manifest, Profile, Role, Values};
 pub use value::Value;

@@ -120,6 +120,56 @@ impl Profile {
     }
 }
 
+/// The variable overrides of `--vars FILE` (`vars`: its name and text, a YAML mapping of
+/// names to scalars) and then `--var NAME=VALUE` flags (a flag wins), for
+/// [`Profile::set_variables`].
+pub fn variable_overrides(
+    vars: Option<(&str, &str)>,
+    flags: &[String],
+) -> Result<BTreeMap<String, String>, ProfileError> {
+    let mut out = BTreeMap::new();
+    if let Some((file, text)) = vars {
+        let hint = "write one `NAME: VALUE` per line";
+        let bad = |place: String, message: String| ProfileError::Invalid {
+            file: file.to_string(),
+            place,
+            message,
+        };
+        match serde_saphyr::from_str::<Value>(text) {
+            Err(e) => return Err(syntax(file, "variables", text, &e, hint)),
+            Ok(Value::Null) => {}
+            Ok(Value::Map(entries)) => {
+                for (k, v) in entries {
+                    let Some(value) = v.scalar_text() else {
+                        let m = format!("variable `{k}` is {}, not a scalar; {hint}", v.kind());
+                        return Err(bad(k, m));
+                    };
+                    out.insert(k, value);
+                }
+            }
+            Ok(other) => {
+                let m = format!("the file is {}, not a mapping; {hint}", other.kind());
+                return Err(bad("variables".into(), m));
+            }
+        }
+    }
+    for f in flags {
+        match f.split_once('=') {
+            Some((name, value)) if !name.trim().is_empty() => {
+                out.insert(name.trim().to_string(), value.to_string());
+            }
+            _ => {
+                return Err(ProfileError::Invalid {
+                    file: "--var".into(),
+                    place: f.clone(),
+                    message: "expected NAME=VALUE (e.g. `--var mirror=registry.local:5000`)".into(),
+                });
+            }
+        }
+    }
+    Ok(out)
+}
+
 #[derive(Deserialize)]
 struct RawExport {
     metadata: RawMeta,

@@ -33,12 +33,12 @@ pub(crate) fn findings(
             let version = l.version.as_deref().unwrap_or("?");
             let what = if charts.is_empty() {
                 format!(
-                    "pull pack {}:{version} from {registry} and give its chart with `--chart`",
+                    "pull pack {}:{version} from {registry} and give its chart with `--charts DIR` (a directory of charts as `helm pull` writes them)",
                     l.name
                 )
             } else {
                 format!(
-                    "give the chart{} with `--chart` ({}), or pull pack {}:{version} from {registry}",
+                    "give the chart{} with `--charts DIR`, a directory holding NAME-VERSION.tgz or NAME/ as `helm pull [--untar]` writes them ({}), or pull pack {}:{version} from {registry}",
                     if charts.len() > 1 { "s" } else { "" },
                     charts.join(", "),
                     l.name

@@ -278,6 +278,11 @@ impl<'a> Renderer<'a> {
                     return Ok(MacroKey::Var(i, name.to_string()));
                 }
             }
+            // In a Palette export an undefined variable renders empty, as in Palette
+            // (an image reference it leaves empty is refused where images are read).
+            if self.profiles[pi].layers.iter().any(|l| l.pack.is_some()) {
+                return Ok(MacroKey::Var(pi, name.to_string()));
+            }
             return Err(format!(
                 "unknown macro `{whole}`: variable `{name}` is not defined; add `{name}: <value>` under `variables:` in {}",
                 self.profiles[pi].file

@@ -117,6 +117,7 @@ fn example_export_gives_the_expected_images() {
         ("docker.io/calico/cni:v3.27.0", vec![c]),
         ("docker.io/grafana/grafana:10.4.1", vec![c]),
         ("quay.io/kiwigrid/k8s-sidecar:1.26.1", vec![c, v]),
+        ("ghcr.io/stefanprodan/podinfo:6.14.1", vec![c]),
         ("ghcr.io/example/hello-edge:2.1.0", vec![m]),
         ("docker.io/grafana/grafana:10.4.2", vec![v]),
         ("docker.io/library/busybox:1.36", vec![v]),
@@ -140,7 +141,13 @@ fn example_export_gives_the_expected_images() {
         .collect();
     assert_eq!(
         charts,
-        ["edge-native-byoi", "edge-k3s", "cni-calico", "grafana"]
+        [
+            "edge-native-byoi",
+            "edge-k3s",
+            "cni-calico",
+            "grafana",
+            "podinfo"
+        ]
     );
     let g = x
         .findings
@@ -160,7 +167,10 @@ fn variables_default_and_override() {
     let mut p = parse_profiles(EXAMPLE, "e.json").unwrap();
     assert_eq!(
         p[0].variables,
-        [("mirror".to_string(), "docker.io".to_string())]
+        [
+            ("mirror".to_string(), "docker.io".to_string()),
+            ("podinfoTag".to_string(), "6.14.1".to_string())
+        ]
     );
     p[0].set_variables(&BTreeMap::from([(
         "mirror".to_string(),
@@ -212,4 +222,65 @@ fn fix_on_a_json_export_changes_only_the_plugin_list() {
     assert_eq!(fix.changes.len(), 1);
     let want = EXAMPLE.replace("NodeRestriction,AlwaysPullImages", "NodeRestriction");
     assert_eq!(fix.text, want);
+}
+
+#[test]
+fn an_undefined_variable_renders_empty_and_an_image_it_empties_is_refused() {
+    // Palette renders an undefined variable empty: the busybox repository becomes
+    // `/library/busybox` and the podinfo list entry `ghcr.io/stefanprodan/podinfo:`.
+    let text = EXAMPLE
+        .replace("{{.spectro.var.mirror}}", "{{.spectro.var.nowhere}}")
+        .replace(
+            "image: ghcr.io/stefanprodan/podinfo:{{.spectro.var.podinfoTag}}",
+            "image: \\\"ghcr.io/stefanprodan/podinfo:{{.spectro.var.unset}}\\\"",
+        );
+    let x = extract_images(&parse_profiles(&text, "e.json").unwrap()).unwrap();
+    let empty: Vec<(&str, &str)> = x
+        .findings
+        .iter()
+        .filter(|f| f.rule == "empty-reference")
+        .map(|f| (f.layer.as_str(), f.path.as_str()))
+        .collect();
+    assert_eq!(
+        empty,
+        [
+            ("podinfo", "pack.content.images[0].image"),
+            ("grafana", "charts.grafana.initChownData.image"),
+        ],
+        "{:#?}",
+        x.findings
+    );
+    let f = x
+        .findings
+        .iter()
+        .find(|f| f.rule == "empty-reference")
+        .unwrap();
+    assert_eq!(f.severity, berth_profile::Severity::Error);
+    assert!(f.message.contains("--var NAME=VALUE"), "{f}");
+}
+
+#[test]
+fn variables_from_a_file_and_flags() {
+    let vars = berth_profile::variable_overrides(
+        Some((
+            "vars.yaml",
+            "mirror: registry.local:5000\npodinfoTag: 6.13.0\n",
+        )),
+        &["podinfoTag=6.12.1".to_string()],
+    )
+    .unwrap();
+    assert_eq!(vars["mirror"], "registry.local:5000");
+    assert_eq!(vars["podinfoTag"], "6.12.1", "a flag wins over the file");
+    let e = berth_profile::variable_overrides(Some(("vars.yaml", "- a\n")), &[]).unwrap_err();
+    assert!(
+        e.to_string().contains("vars.yaml") && e.to_string().contains("not a mapping"),
+        "{e}"
+    );
+    let e = berth_profile::variable_overrides(None, &["novalue".to_string()]).unwrap_err();
+    assert!(e.to_string().contains("NAME=VALUE"), "{e}");
+    let e = berth_profile::variable_overrides(Some(("v.yaml", "a: [1, 2]\n")), &[]).unwrap_err();
+    assert!(
+        e.to_string().contains("`a`") && e.to_string().contains("not a scalar"),
+        "{e}"
+    );
 }

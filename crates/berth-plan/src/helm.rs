@@ -1,0 +1,414 @@
+//! A profile's Helm packs, rendered: each `pack.content.charts` entry
+//! ([`berth_profile::ChartSpec`]) whose chart the caller loaded (from a directory, a chart
+//! repository, a registry: the plan does not care) is rendered by `berth-chart` with the
+//! pack's `charts.<name>` values. Its images join the plan with provenance `rendered` (and
+//! `annotation` for the chart's `helm.sh/images` / `artifacthub.io/images`), and every place
+//! the pack's list or values disagree with what the chart renders is a warning.
+
+use berth_chart::{Chart, ChartError, Options};
+use berth_profile::{
+    ChartSpec, Extraction, Finding, ImageUse, Profile, Provenance, Severity, Value, chart_specs,
+};
+use berth_reference::Reference;
+
+use crate::PlanError;
+
+/// The charts a caller loaded for the profiles' Helm packs, each with the entry it is for.
+#[derive(Debug, Clone)]
+pub struct Charts {
+    entries: Vec<(ChartSpec, Chart)>,
+    /// `.Capabilities.KubeVersion` the charts are rendered for (`v1.34.0`).
+    pub kube_version: String,
+}
+
+impl Default for Charts {
+    fn default() -> Self {
+        Charts {
+            entries: Vec::new(),
+            kube_version: Options::default().kube_version,
+        }
+    }
+}
+
+impl Charts {
+    /// The chart of every `pack.content.charts` entry of `profiles` that `find` gives
+    /// (`None`: not available, its pack keeps the `chart-not-available` finding). `find` is
+    /// where the caller's I/O happens; a chart it cannot load is an error naming the pack.
+    pub fn collect(
+        profiles: &[Profile],
+        kube_version: &str,
+        mut find: impl FnMut(&ChartSpec) -> Result<Option<Chart>, ChartError>,
+    ) -> Result<Charts, PlanError> {
+        let mut charts = Charts {
+            kube_version: kube_version.to_string(),
+            ..Charts::default()
+        };
+        for spec in chart_specs(profiles)? {
+            match find(&spec) {
+                Ok(Some(chart)) => charts.insert(spec, chart),
+                Ok(None) => {}
+                Err(source) => return Err(ChartRenderError::new(&spec, source).into()),
+            }
+        }
+        Ok(charts)
+    }
+
+    /// Gives `chart` for the entry `spec` (matched by file, pack and path).
+    pub fn insert(&mut self, spec: ChartSpec, chart: Chart) {
+        self.entries.retain(|(s, _)| !same_entry(s, &spec));
+        self.entries.push((spec, chart));
+    }
+
+    /// The chart given for the entry `spec`.
+    pub fn get(&self, spec: &ChartSpec) -> Option<&Chart> {
+        let found = self.entries.iter().find(|(s, _)| same_entry(s, spec));
+        found.map(|(_, c)| c)
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.entries.is_empty()
+    }
+}
+
+fn same_entry(a: &ChartSpec, b: &ChartSpec) -> bool {
+    (&a.file, &a.layer, &a.path) == (&b.file, &b.layer, &b.path)
+}
+
+/// A chart of a profile's pack that could not be loaded or rendered.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{file}: pack {layer}: chart {chart}: {source}")]
+pub struct ChartRenderError {
+    pub file: String,
+    pub layer: String,
+    /// `NAME VERSION from REPO`.
+    pub chart: String,
+    #[source]
+    pub source: ChartError,
+}
+
+impl ChartRenderError {
+    fn new(spec: &ChartSpec, source: ChartError) -> Self {
+        ChartRenderError {
+            file: spec.file.clone(),
+            layer: spec.layer.clone(),
+            chart: spec.describe(),
+            source,
+        }
+    }
+}
+
+impl From<ChartRenderError> for PlanError {
+    fn from(e: ChartRenderError) -> Self {
+        PlanError::Chart(Box::new(e))
+    }
+}
+
+/// One chart's images: rendered (reference, template) and annotated (reference, key).
+struct Rendered<'s> {
+    spec: &'s ChartSpec,
+    rendered: Vec<(Reference, String)>,
+    annotated: Vec<(Reference, &'static str)>,
+}
+
+/// The images of `profiles` ([`berth_profile::extract_images`]) with those of the charts of
+/// their Helm packs that `charts` holds.
+pub fn extract(profiles: &[Profile], charts: &Charts) -> Result<Extraction, PlanError> {
+    let mut x = berth_profile::extract_images(profiles)?;
+    let specs = chart_specs(profiles)?;
+    let mut done = Vec::new();
+    for spec in &specs {
+        let Some(chart) = charts.get(spec) else {
+            continue;
+        };
+        let values = match &spec.values {
+            Value::Null => Vec::new(),
+            _ => vec![(
+                format!("{}: pack {}: charts.{}", spec.file, spec.layer, spec.name),
+                spec.values_json(),
+            )],
+        };
+        let opts = Options {
+            release_name: spec.name.clone(),
+            kube_version: charts.kube_version.clone(),
+            values,
+            ..Options::default()
+        };
+        let err = |e| ChartRenderError::new(spec, e);
+        let images = berth_chart::discover(chart, &opts).map_err(err)?;
+        let annotations = chart.annotated_images().map_err(err)?;
+        let what = format!("{}: layer {}: chart {}", spec.file, spec.layer, spec.name);
+        let mut r = Rendered {
+            spec,
+            rendered: Vec::new(),
+            annotated: Vec::new(),
+        };
+        for img in images {
+            let path = format!("chart {}: {}", spec.name, img.source);
+            match Reference::parse(&img.reference) {
+                Ok(reference) => {
+                    add(
+                        &mut x,
+                        spec,
+                        &reference,
+                        format!("{what}: {}", img.source),
+                        true,
+                    );
+                    r.rendered.push((reference, img.source));
+                }
+                Err(e) => x.findings.push(finding(
+                    spec,
+                    Severity::Error,
+                    "invalid-reference",
+                    path,
+                    format!(
+                        "the chart renders `{}`: {e}; fix the pack's values for the chart",
+                        img.reference
+                    ),
+                )),
+            }
+        }
+        for (raw, key) in annotations {
+            let path = format!("chart {}: Chart.yaml annotations.{key}", spec.name);
+            match Reference::parse(&raw) {
+                Ok(reference) => {
+                    add(
+                        &mut x,
+                        spec,
+                        &reference,
+                        format!("{what}: annotation {key}"),
+                        false,
+                    );
+                    r.annotated.push((reference, key));
+                }
+                Err(e) => x.findings.push(finding(
+                    spec,
+                    Severity::Warning,
+                    "invalid-reference",
+                    path,
+                    format!("the annotation lists `{raw}`: {e}"),
+                )),
+            }
+        }
+        done.push(r);
+    }
+    // A pack all of whose charts were rendered no longer lacks its chart.
+    let rendered_pack = |file: &str, layer: &str| {
+        let of_pack = |s: &&ChartSpec| s.file == file && s.layer == layer;
+        let mut all = specs.iter().filter(of_pack).peekable();
+        all.peek().is_some() && all.all(|s| charts.get(s).is_some())
+    };
+    x.findings
+        .retain(|f| f.rule != "chart-not-available" || !rendered_pack(&f.file, &f.layer));
+    for (i, r) in done.iter().enumerate() {
+        let pack: Vec<&Rendered> = done
+            .iter()
+            .filter(|o| (&o.spec.file, &o.spec.layer) == (&r.spec.file, &r.spec.layer))
+            .collect();
+        let first_of_pack = std::ptr::eq(pack[0], &done[i]);
+        let whole = rendered_pack(&r.spec.file, &r.spec.layer);
+        x.findings
+            .extend(disagreements(r, &pack, first_of_pack && whole));
+    }
+    Ok(x)
+}
+
+/// Adds `reference` found at `found` to the extraction (a new image, or one more place and
+/// provenance of a known one).
+fn add(x: &mut Extraction, spec: &ChartSpec, reference: &Reference, found: String, rendered: bool) {
+    let prov = if rendered {
+        Provenance::Rendered
+    } else {
+        Provenance::Annotation
+    };
+    match x.images.iter_mut().find(|i| i.source == *reference) {
+        Some(img) => {
+            if !img.found_in.contains(&found) {
+                img.found_in.push(found);
+            }
+            if !img.provenance.contains(&prov) {
+                img.provenance.push(prov);
+            }
+        }
+        None => x.images.push(ImageUse {
+            source: reference.clone(),
+            layer: spec.layer.clone(),
+            layer_type: spec.layer_type,
+            role: spec.layer_type.role(),
+            found_in: vec![found],
+            listed: false,
+            provenance: vec![prov],
+        }),
+    }
+}
+
+fn finding(
+    spec: &ChartSpec,
+    severity: Severity,
+    rule: &str,
+    path: String,
+    message: String,
+) -> Finding {
+    Finding {
+        rule: rule.to_string(),
+        severity,
+        file: spec.file.clone(),
+        layer: spec.layer.clone(),
+        path,
+        message,
+    }
+}
+
+/// Every difference between what chart `r` renders and the pack's list (checked once per
+/// pack, against all its charts, when `check_list`), its values and the chart's annotations.
+fn disagreements(r: &Rendered, pack: &[&Rendered], check_list: bool) -> Vec<Finding> {
+    let spec = r.spec;
+    let chart = format!("chart {}", spec.describe());
+    let warn = |path: String, message: String| {
+        finding(spec, Severity::Warning, "chart-disagrees", path, message)
+    };
+    let rendered_list = |set: &[(Reference, String)]| {
+        let names: Vec<String> = set.iter().map(|(x, _)| format!("`{x}`")).collect();
+        if names.is_empty() {
+            "no image".to_string()
+        } else {
+            names.join(", ")
+        }
+    };
+    let all: Vec<(Reference, String)> = pack
+        .iter()
+        .flat_map(|p| p.rendered.iter().cloned())
+        .collect();
+    let listed: Vec<(Reference, &str)> = spec
+        .listed
+        .iter()
+        .filter_map(|(raw, path)| Some((Reference::parse(raw).ok()?, path.as_str())))
+        .collect();
+    let mut out = Vec::new();
+    if check_list {
+        for (l, path) in &listed {
+            if all.iter().any(|(x, _)| x == l) {
+                continue;
+            }
+            let message = match all.iter().find(|(x, _)| x.name() == l.name()) {
+                Some((x, t)) => format!(
+                    "pack.content.images lists `{l}` but {chart} renders `{x}` ({t}) with the pack's values; both are reported; make the list agree with what the chart deploys"
+                ),
+                None => format!(
+                    "pack.content.images lists `{l}`, which {chart} does not render with the pack's values (it renders {}); both are reported",
+                    rendered_list(&all)
+                ),
+            };
+            out.push(warn(path.to_string(), message));
+        }
+    }
+    for (x, t) in &r.rendered {
+        if listed.iter().any(|(l, _)| l == x || l.name() == x.name()) {
+            continue;
+        }
+        let message = format!(
+            "{chart} renders `{x}` ({t}), which pack.content.images does not list; add `- image: {x}` to it so content bundles made from the list carry it (Berth mirrors it anyway)"
+        );
+        out.push(warn(format!("chart {}: {t}", spec.name), message));
+    }
+    for (raw, path) in &spec.values_images {
+        let Ok(v) = Reference::parse(raw) else {
+            continue;
+        };
+        if r.rendered.iter().any(|(x, _)| *x == v) {
+            continue;
+        }
+        let message = match r.rendered.iter().find(|(x, _)| x.name() == v.name()) {
+            Some((x, t)) => format!(
+                "the values name `{v}` but {chart} renders `{x}` ({t}) with them; both are reported"
+            ),
+            None => format!(
+                "the values name `{v}`, which {chart} does not render with them (it renders {}); both are reported",
+                rendered_list(&r.rendered)
+            ),
+        };
+        out.push(warn(path.clone(), message));
+    }
+    for (a, key) in &r.annotated {
+        if r.rendered.iter().any(|(x, _)| x == a) {
+            continue;
+        }
+        let path = format!("chart {}: Chart.yaml annotations.{key}", spec.name);
+        let message = match r.rendered.iter().find(|(x, _)| x.name() == a.name()) {
+            Some((x, t)) => format!(
+                "the chart's annotation {key} lists `{a}` but {chart} renders `{x}` ({t}) with the pack's values; both are reported"
+            ),
+            None => format!(
+                "the chart's annotation {key} lists `{a}`, which {chart} does not render with the pack's values (it renders {}); both are reported",
+                rendered_list(&r.rendered)
+            ),
+        };
+        out.push(warn(path, message));
+    }
+    out
+}
+
+/// The images of one chart alone (`berth images --chart`): rendered, then annotated, with
+/// findings where the annotation and the rendering disagree. Every image's layer is the
+/// chart's name, its role `addon`.
+pub fn chart_extraction(chart: &Chart, opts: &Options) -> Result<Extraction, ChartError> {
+    let spec = ChartSpec {
+        file: chart.origin.clone(),
+        layer: chart.name.clone(),
+        layer_type: berth_profile::LayerType::Addon,
+        path: String::new(),
+        name: chart.name.clone(),
+        version: chart.version(),
+        repo: String::new(),
+        values: Value::Null,
+        listed: Vec::new(),
+        values_images: Vec::new(),
+    };
+    let mut x = Extraction {
+        images: Vec::new(),
+        findings: Vec::new(),
+    };
+    let mut r = Rendered {
+        spec: &spec,
+        rendered: Vec::new(),
+        annotated: Vec::new(),
+    };
+    let what = format!("chart {}", chart.origin);
+    for img in berth_chart::discover(chart, opts)? {
+        match Reference::parse(&img.reference) {
+            Ok(reference) => {
+                add(
+                    &mut x,
+                    &spec,
+                    &reference,
+                    format!("{what}: {}", img.source),
+                    true,
+                );
+                r.rendered.push((reference, img.source));
+            }
+            Err(e) => x.findings.push(finding(
+                &spec,
+                Severity::Error,
+                "invalid-reference",
+                img.source.clone(),
+                format!("the chart renders `{}`: {e}", img.reference),
+            )),
+        }
+    }
+    for (raw, key) in chart.annotated_images()? {
+        if let Ok(reference) = Reference::parse(&raw) {
+            add(
+                &mut x,
+                &spec,
+                &reference,
+                format!("{what}: annotation {key}"),
+                false,
+            );
+            r.annotated.push((reference, key));
+        }
+    }
+    let pack = [&r];
+    let mut findings = disagreements(&r, &pack, false);
+    findings.retain(|f| f.path.contains("annotations."));
+    x.findings = findings;
+    Ok(x)
+}
