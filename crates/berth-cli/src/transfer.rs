@@ -38,6 +38,9 @@ pub struct SourceArgs {
     /// Verify the TLS certificates of source registries. `false` also allows plain HTTP.
     #[arg(long = "src-tls-verify", value_name = "BOOL", default_value_t = true, action = clap::ArgAction::Set)]
     src_tls_verify: bool,
+    /// Copy (verify) what is attached to each image: signatures, attestations, SBOMs, referrers.
+    #[arg(long, value_name = "BOOL", default_value_t = true, action = clap::ArgAction::Set)]
+    referrers: bool,
 }
 
 impl SourceArgs {
@@ -154,7 +157,14 @@ fn planned(args: &PlanArgs, command: Option<&str>) -> Result<(Plan, CopyOptions)
     let (rewriter, destinations) = args.redirect.targets(tls, creds, command)?;
     let plan = Plan::build(&inputs::profiles(&args.profiles)?, &rewriter)?;
     let sources = args.source.configs(&plan.source_hosts())?;
-    Ok((plan, copy_options(args.jobs, sources, destinations)))
+    let options = copy_options(args.jobs, sources, destinations);
+    Ok((
+        plan,
+        CopyOptions {
+            referrers: args.source.referrers,
+            ..options
+        },
+    ))
 }
 
 /// `jobs` parallel transfers with these settings of the two ends.
@@ -303,11 +313,12 @@ pub fn copy(args: CopyArgs) -> Result<ExitCode> {
     let access = Access::new(creds, AuthFiles::None, dir, d.dest_tls_verify);
     let destinations = access.configs(&dst.registry_hosts()).context("--dest-*")?;
     let destinations = destinations.with_side(berth_client::Side::Destination);
-    let options = copy_options(
-        args.jobs,
-        args.source.configs(&src.registry_hosts())?,
-        destinations,
-    );
+    let sources = args.source.configs(&src.registry_hosts())?;
+    let options = copy_options(args.jobs, sources, destinations);
+    let options = CopyOptions {
+        referrers: args.source.referrers,
+        ..options
+    };
     let progress = Progress::new(args.output, 1, "copied", false);
     let (sink, cancel) = (Some(progress.sink()), options.cancel.clone());
     let work = berth_transfer::copy_images(vec![(src, dst)], options, sink);
