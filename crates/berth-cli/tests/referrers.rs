@@ -46,7 +46,8 @@ fn serve_referrers(serve: &BerthServe, repo: &str, digest: &str, filter: &str) -
     let curl = require_tool("curl", "curl");
     let query = match filter {
         "" => String::new(),
-        t => format!("?artifactType={t}"),
+        // `+` in a query string is a space: encoded.
+        t => format!("?artifactType={}", t.replace('+', "%2B")),
     };
     let o = std::process::Command::new(curl)
         .args(["-sS", "-f", "-D", "-", "--cacert"])
