@@ -157,14 +157,9 @@ fn planned(args: &PlanArgs, command: Option<&str>) -> Result<(Plan, CopyOptions)
     let (rewriter, destinations) = args.redirect.targets(tls, creds, command)?;
     let plan = Plan::build(&inputs::profiles(&args.profiles)?, &rewriter)?;
     let sources = args.source.configs(&plan.source_hosts())?;
-    let options = copy_options(args.jobs, sources, destinations);
-    Ok((
-        plan,
-        CopyOptions {
-            referrers: args.source.referrers,
-            ..options
-        },
-    ))
+    let mut options = copy_options(args.jobs, sources, destinations);
+    options.referrers = args.source.referrers;
+    Ok((plan, options))
 }
 
 /// `jobs` parallel transfers with these settings of the two ends.
@@ -314,11 +309,8 @@ pub fn copy(args: CopyArgs) -> Result<ExitCode> {
     let destinations = access.configs(&dst.registry_hosts()).context("--dest-*")?;
     let destinations = destinations.with_side(berth_client::Side::Destination);
     let sources = args.source.configs(&src.registry_hosts())?;
-    let options = copy_options(args.jobs, sources, destinations);
-    let options = CopyOptions {
-        referrers: args.source.referrers,
-        ..options
-    };
+    let mut options = copy_options(args.jobs, sources, destinations);
+    options.referrers = args.source.referrers;
     let progress = Progress::new(args.output, 1, "copied", false);
     let (sink, cancel) = (Some(progress.sink()), options.cancel.clone());
     let work = berth_transfer::copy_images(vec![(src, dst)], options, sink);
