@@ -87,9 +87,8 @@ fn bench_referrers() {
     .unwrap();
     for r in &f.refs {
         let to = format!("docker://{}/library/{}:{}", src.host, r.name, r.tag);
-        let layout = skopeo::oci_ref(&f.layout.dir, &r.ref_name);
-        let insecure = SkopeoOpts::insecure();
-        skopeo::copy(&layout, &insecure, &to, &insecure, &["--all"]);
+        let from = f.skopeo_source(r, &w.join("push").join(&r.ref_name));
+        skopeo::copy_all(&from, &to, &SkopeoOpts::insecure());
         let subject = format!("{}/library/{}@{}", src.host, r.name, r.digest);
         oras.ok(
             "attach",

@@ -109,7 +109,8 @@ pub fn referrer_descriptor(m: &Manifest) -> Result<Descriptor, ManifestError> {
 /// The descriptors of a referrers index (the referrers API's answer, or a fallback tag's
 /// manifest).
 pub fn parse_index(bytes: &[u8]) -> Result<Vec<Descriptor>, ManifestError> {
-    match crate::walk(bytes, Some(media::OCI_INDEX))?.kind {
+    // By its own JSON only: an image manifest is not taken for an index.
+    match crate::walk(bytes, None)?.kind {
         crate::Kind::Index(d) => Ok(d),
         _ => Err(ManifestError::Missing { field: "manifests" }),
     }
