@@ -178,6 +178,8 @@ impl Agent {
             jobs,
             keep_going: true,
             source_registries: plan.registries(),
+            // containerd keeps images; what is attached to them stays in the registries.
+            referrers: false,
             ..CopyOptions::default()
         };
         let mut labels = HashMap::new();

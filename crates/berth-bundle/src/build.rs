@@ -150,7 +150,12 @@ pub async fn build(
         replaced,
         mut warnings,
     } = platform::select(&name, &opts, &images, &reused_images, &layout_dir).await?;
-    let fetch = berth_transfer::copy_images(pairs, opts.copy.clone(), events).await;
+    // Attached artifacts are not carried by bundles yet (their layout keeps no referrers).
+    let copy = berth_transfer::CopyOptions {
+        referrers: false,
+        ..opts.copy.clone()
+    };
+    let fetch = berth_transfer::copy_images(pairs, copy, events).await;
     if let Some(f) = fetch
         .images
         .iter()

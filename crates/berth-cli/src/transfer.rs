@@ -40,6 +40,9 @@ pub struct SourceArgs {
     /// Verify the TLS certificates of source registries. `false` also allows plain HTTP.
     #[arg(long = "src-tls-verify", value_name = "BOOL", default_value_t = true, action = clap::ArgAction::Set)]
     src_tls_verify: bool,
+    /// Copy (verify) what is attached to each image: signatures, attestations, SBOMs, referrers.
+    #[arg(long, value_name = "BOOL", default_value_t = true, action = clap::ArgAction::Set)]
+    referrers: bool,
 }
 
 /// How to reach `berth copy`'s destination registry (as skopeo names it).
@@ -130,10 +133,9 @@ fn planned(args: &PlanArgs, command: Option<&str>) -> Result<(Plan, CopyOptions)
     let (profiles, charts) = args.inputs.read(&args.profiles, None)?;
     let plan = Plan::build_with(&profiles, &charts, &rewriter)?;
     let sources = args.source.configs(&plan.source_hosts())?;
-    Ok((
-        plan,
-        CopyOptions::new(args.jobs.into(), sources, destinations),
-    ))
+    let mut options = CopyOptions::new(args.jobs.into(), sources, destinations);
+    options.referrers = args.source.referrers;
+    Ok((plan, options))
 }
 
 pub fn mirror(args: MirrorArgs) -> Result<ExitCode> {
@@ -264,11 +266,9 @@ pub fn copy(args: CopyArgs) -> Result<ExitCode> {
     let access = Access::new(creds, AuthFiles::None, dir, d.dest_tls_verify);
     let destinations = access.configs(&dst.registry_hosts()).context("--dest-*")?;
     let destinations = destinations.with_side(berth_client::Side::Destination);
-    let options = CopyOptions::new(
-        args.jobs.into(),
-        args.source.configs(&src.registry_hosts())?,
-        destinations,
-    );
+    let sources = args.source.configs(&src.registry_hosts())?;
+    let mut options = CopyOptions::new(args.jobs.into(), sources, destinations);
+    options.referrers = args.source.referrers;
     let cancel = options.cancel.clone();
     run_engine(1, cancel, |sink| {
         berth_transfer::copy_images(vec![(src, dst)], options, sink)

@@ -21,6 +21,8 @@ use crate::side::Side;
 
 mod blobs;
 mod manifests;
+mod referrers;
+pub use referrers::ReferrersListing;
 mod tags;
 mod uploads;
 use berth_oci::{ByteStream, VerifyError, digest_of, sha256_of};

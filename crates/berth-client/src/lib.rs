@@ -19,6 +19,7 @@ mod tls;
 pub use access::{Access, AccessError, AuthFiles, creds_for, parse_scoped_creds, read_cas};
 pub use auth::{Challenge, parse_www_authenticate};
 pub use berth_oci::{ByteStream, VerifyError, VerifyingStream, digest_of, error_chain, sha256_of};
+pub use client::ReferrersListing;
 pub use client::{
     BlobDownload, CHUNK_SIZE, Client, DOCKER_LIST, DOCKER_MANIFEST, DOCKER_SCHEMA1,
     DOCKER_SCHEMA1_SIGNED, MANIFEST_ACCEPT, MAX_MANIFEST_BYTES, Manifest, ManifestHead,

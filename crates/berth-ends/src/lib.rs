@@ -7,6 +7,7 @@ mod error;
 pub mod manifest;
 
 use async_trait::async_trait;
+use berth_oci::referrers::Attached;
 use berth_oci::{ByteStream, Descriptor, Manifest};
 use berth_reference::Digest;
 
@@ -29,6 +30,13 @@ pub trait Source: Send + Sync {
     /// of the same domain (a registry host).
     fn mount_origin(&self) -> Option<(String, String)> {
         None
+    }
+
+    /// What is attached to manifest `subject` here: the manifests whose `subject` it is,
+    /// and its cosign tags (`sha256-<hex>.sig`, `.att`, `.sbom`). Ends that keep no
+    /// attached artifacts have none.
+    async fn attached(&self, _subject: &Digest) -> Result<Attached, TransferError> {
+        Ok(Attached::default())
     }
 }
 
@@ -77,4 +85,16 @@ pub trait Destination: Send + Sync {
     /// Stores manifest bytes unchanged under `reference` (a tag, or the manifest's digest).
     async fn put_manifest(&self, reference: &str, manifest: &Manifest)
     -> Result<(), TransferError>;
+
+    /// Lists `referrer`, stored here already, among the referrers of `subject` where this
+    /// destination does not do so by itself: a registry without the referrers API gets it
+    /// added to its fallback tag's index (`sha256-<hex>`), merged with what is there.
+    /// Destinations that list referrers themselves, or keep none, do nothing.
+    async fn list_referrer(
+        &self,
+        _subject: &Digest,
+        _referrer: &Descriptor,
+    ) -> Result<(), TransferError> {
+        Ok(())
+    }
 }

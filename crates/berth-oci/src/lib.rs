@@ -10,6 +10,8 @@
 //! - [`ByteStream`] and [`VerifyingStream`]: blob bytes in flight, verified before the last
 //!   chunk is handed on;
 //! - [`Fault`]: what an error at a crate seam says about itself (may a retry help?);
+//! - [`referrers`]: what is attached to a manifest (OCI referrers, cosign tags), the tag
+//!   names and the fallback index a registry without the referrers API keeps;
 //! - [`units`]: how sizes and durations read in progress, summaries and errors.
 //!
 //! No I/O, no network: format and runtime crates depend on this, not on the client.
@@ -19,6 +21,7 @@ mod fault;
 mod manifest;
 pub mod media;
 mod platform;
+pub mod referrers;
 mod retry;
 mod stream;
 pub mod units;

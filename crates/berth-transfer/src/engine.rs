@@ -99,6 +99,9 @@ pub struct CopyOptions {
     /// sessions cancelled at the destination, nothing more starts, and every image not
     /// complete is reported [`ImageStatus::Cancelled`].
     pub cancel: CancellationToken,
+    /// Copy what is attached to each image and to each child of an index (OCI referrers,
+    /// cosign's `.sig`/`.att`/`.sbom` tags), recursively; `--referrers=false` turns it off.
+    pub referrers: bool,
 }
 
 impl Default for CopyOptions {
@@ -110,6 +113,7 @@ impl Default for CopyOptions {
             destination_registries: RegistryConfigs::new(),
             retry: RetryPolicy::default(),
             cancel: CancellationToken::new(),
+            referrers: true,
         }
     }
 }
@@ -138,6 +142,9 @@ pub struct ImageReport {
     pub digest: Option<String>,
     pub status: ImageStatus,
     pub error: Option<String>,
+    /// Artifacts attached to the image (referrers and cosign tags, recursively) now at the
+    /// target: copied or there already.
+    pub attached: u64,
 }
 
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
@@ -171,7 +178,7 @@ pub(crate) type Ends = (Arc<dyn Source>, Arc<dyn Destination>);
 
 type SharedBlob = Shared<BoxFuture<'static, Result<(), Arc<TransferError>>>>;
 
-struct Engine {
+pub(crate) struct Engine {
     src_client: Client,
     dst_client: Client,
     retry: RetryPolicy,
@@ -188,6 +195,7 @@ struct Engine {
     bytes: AtomicU64,
     abort: AtomicBool,
     cancel: CancellationToken,
+    referrers: bool,
 }
 
 impl Engine {
@@ -218,7 +226,7 @@ impl Engine {
     }
 
     /// `Err(Cancelled)` once the copy was cancelled.
-    fn go_on(&self) -> Result<(), TransferError> {
+    pub(crate) fn go_on(&self) -> Result<(), TransferError> {
         match self.cancel.is_cancelled() {
             true => Err(TransferError::Cancelled),
             false => Ok(()),
@@ -489,7 +497,7 @@ async fn copy_one(
     image: usize,
     src: &Endpoint,
     dst: &Endpoint,
-) -> Result<(Digest, ImageStatus), (Option<Digest>, TransferError)> {
+) -> Result<(Digest, ImageStatus, u64), (Option<Digest>, TransferError)> {
     let source = engine.source(src).map_err(|e| (None, e))?;
     let dest = engine.destination(dst).map_err(|e| (None, e))?;
     let reference = src.reference();
@@ -536,7 +544,8 @@ async fn copy_one(
             target: dst.to_string(),
             total_bytes: 0,
         });
-        return Ok((digest, ImageStatus::Present));
+        let attached = attached(&engine, image, &source, &dest, &top).await;
+        return Ok((digest, ImageStatus::Present, attached.map_err(fail)?));
     }
     let (children, blobs) = walk(source.as_ref(), dest.as_ref(), &top, &reference)
         .await
@@ -547,52 +556,100 @@ async fn copy_one(
         target: dst.to_string(),
         total_bytes: blobs.iter().map(|b| b.size).sum(),
     });
-    // After a failure no further blob starts, but those in flight end by themselves: an
-    // upload dropped mid-way would leave its session open at the destination.
-    let failed = &AtomicBool::new(false);
-    let results: Vec<_> = futures_util::stream::iter(blobs.clone())
-        .map(|b| {
-            let (e, s, d) = (engine.clone(), source.clone(), dest.clone());
-            async move {
-                if failed.load(Ordering::Relaxed) {
-                    return Err(TransferError::Aborted);
-                }
-                let r = copy_blob(e, image, s, d, b).await;
-                failed.fetch_or(r.is_err(), Ordering::Relaxed);
-                r
-            }
-        })
-        .buffer_unordered(engine.jobs)
-        .collect()
-        .await;
-    let mut errors = results.into_iter().filter_map(Result::err);
-    let first = errors.find(|e| !matches!(e, TransferError::Aborted));
-    first.map_or(Ok(()), Err).map_err(fail)?;
-    engine.go_on().map_err(fail)?;
-    for child in &children {
-        if dest
-            .manifest_digest(&child.digest.to_string())
-            .await
-            .map_err(fail)?
-            .is_none()
-        {
-            put_manifest_repairing(
-                &engine,
-                image,
-                &source,
-                &dest,
-                &child.digest.to_string(),
-                child,
-                &blobs,
-            )
-            .await
-            .map_err(fail)?;
-        }
-    }
-    put_manifest_repairing(&engine, image, &source, &dest, &target_ref, &top, &blobs)
+    let at = CopyAt {
+        engine: &engine,
+        image,
+        source: &source,
+        dest: &dest,
+    };
+    at.content(&top, &target_ref, &children, &blobs)
         .await
         .map_err(fail)?;
-    Ok((digest, ImageStatus::Copied))
+    let attached = attached(&engine, image, &source, &dest, &top).await;
+    Ok((digest, ImageStatus::Copied, attached.map_err(fail)?))
+}
+
+/// What is attached to `top` (and to its children), copied when the copy takes them.
+async fn attached(
+    engine: &Arc<Engine>,
+    image: usize,
+    source: &Arc<dyn Source>,
+    dest: &Arc<dyn Destination>,
+    top: &Manifest,
+) -> Result<u64, TransferError> {
+    if !engine.referrers {
+        return Ok(0);
+    }
+    let at = CopyAt {
+        engine,
+        image,
+        source,
+        dest,
+    };
+    crate::attached::copy_attached(&at, top).await
+}
+
+/// Where one image's content goes: the engine, the image's number, its two ends.
+pub(crate) struct CopyAt<'a> {
+    pub(crate) engine: &'a Arc<Engine>,
+    pub(crate) image: usize,
+    pub(crate) source: &'a Arc<dyn Source>,
+    pub(crate) dest: &'a Arc<dyn Destination>,
+}
+
+impl CopyAt<'_> {
+    /// Copies a walked manifest: its blobs, then its children, then it under `target_ref`.
+    pub(crate) async fn content(
+        &self,
+        top: &Manifest,
+        target_ref: &str,
+        children: &[Manifest],
+        blobs: &[Descriptor],
+    ) -> Result<(), TransferError> {
+        let (engine, image, source, dest) = (self.engine, self.image, self.source, self.dest);
+        // After a failure no further blob starts, but those in flight end by themselves: an
+        // upload dropped mid-way would leave its session open at the destination.
+        let failed = &AtomicBool::new(false);
+        let results: Vec<_> = futures_util::stream::iter(blobs.to_vec())
+            .map(|b| {
+                let (e, s, d) = (engine.clone(), source.clone(), dest.clone());
+                async move {
+                    if failed.load(Ordering::Relaxed) {
+                        return Err(TransferError::Aborted);
+                    }
+                    let r = copy_blob(e, image, s, d, b).await;
+                    failed.fetch_or(r.is_err(), Ordering::Relaxed);
+                    r
+                }
+            })
+            .buffer_unordered(engine.jobs)
+            .collect()
+            .await;
+        let mut errors = results.into_iter().filter_map(Result::err);
+        let first = errors.find(|e| !matches!(e, TransferError::Aborted));
+        first.map_or(Ok(()), Err)?;
+        engine.go_on()?;
+        for child in children {
+            if dest
+                .manifest_digest(&child.digest.to_string())
+                .await?
+                .is_none()
+            {
+                put_manifest_repairing(
+                    engine,
+                    image,
+                    source,
+                    dest,
+                    &child.digest.to_string(),
+                    child,
+                    blobs,
+                )
+                .await?;
+            }
+        }
+        put_manifest_repairing(engine, image, source, dest, target_ref, top, blobs).await?;
+        Ok(())
+    }
 }
 
 /// Pushes a manifest. A registry may have answered a blob HEAD from a cache shared across
@@ -690,6 +747,7 @@ pub async fn copy_images(
                         digest: None,
                         status: ImageStatus::Failed,
                         error: Some(msg.clone()),
+                        attached: 0,
                     })
                     .collect(),
                 blobs: BlobCounts::default(),
@@ -713,6 +771,7 @@ pub async fn copy_images(
         bytes: AtomicU64::new(0),
         abort: AtomicBool::new(false),
         cancel: opts.cancel.clone(),
+        referrers: opts.referrers,
     });
     let keep_going = opts.keep_going;
     let images: Vec<ImageReport> = futures_util::stream::iter(pairs.into_iter().enumerate())
@@ -727,12 +786,13 @@ pub async fn copy_images(
                     copy_one(engine.clone(), i, &src, &dst).await
                 };
                 let report = match result {
-                    Ok((d, status)) => ImageReport {
+                    Ok((d, status, attached)) => ImageReport {
                         source: src.to_string(),
                         target: dst.to_string(),
                         digest: Some(d.to_string()),
                         status,
                         error: None,
+                        attached,
                     },
                     Err((d, e)) => {
                         let cancelled = engine.cancel.is_cancelled();
@@ -751,6 +811,7 @@ pub async fn copy_images(
                                 true => TransferError::Cancelled.to_string(),
                                 false => e.to_string(),
                             }),
+                            attached: 0,
                         }
                     }
                 };

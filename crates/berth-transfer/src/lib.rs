@@ -9,6 +9,7 @@
 //! The ends are the small object-safe traits [`Source`] and [`Destination`], implemented
 //! by [`RegistryEnd`] and [`OciLayout`].
 
+mod attached;
 mod endpoint;
 mod engine;
 mod mirror;

@@ -57,6 +57,10 @@ impl std::fmt::Display for Report {
             0 => {}
             n => write!(f, ", {n} cancelled")?,
         }
+        match self.images.iter().map(|i| i.attached).sum::<u64>() {
+            0 => {}
+            n => write!(f, "; {n} attached artifact(s) at the targets")?,
+        }
         write!(
             f,
             "; blobs: {} copied, {} skipped, {} mounted; {} in {} ({})",

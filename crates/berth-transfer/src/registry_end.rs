@@ -1,8 +1,16 @@
 //! A registry repository as a [`Source`] and a [`Destination`].
 
+use std::collections::BTreeSet;
+use std::sync::Arc;
+
 use async_trait::async_trait;
-use berth_client::{ByteStream, ClientError, MANIFEST_ACCEPT, Manifest, MountResult, Registry};
+use berth_client::{
+    ByteStream, ClientError, MANIFEST_ACCEPT, Manifest, MountResult, ReferrersListing, Registry,
+};
+use berth_oci::Descriptor;
+use berth_oci::referrers::Attached;
 use berth_reference::Digest;
+use tokio::sync::OnceCell;
 
 use crate::{Destination, Source, TransferError};
 
@@ -11,6 +19,10 @@ use crate::{Destination, Source, TransferError};
 pub struct RegistryEnd {
     registry: Registry,
     repository: String,
+    /// The repository's tags, listed once (cosign tags and fallback tags are found there).
+    tags: Arc<OnceCell<BTreeSet<String>>>,
+    /// Whether the registry has the referrers API, asked once.
+    listing: Arc<OnceCell<ReferrersListing>>,
 }
 
 impl RegistryEnd {
@@ -18,7 +30,21 @@ impl RegistryEnd {
         RegistryEnd {
             registry,
             repository: repository.into(),
+            tags: Arc::default(),
+            listing: Arc::default(),
         }
+    }
+
+    async fn tags(&self) -> Result<&BTreeSet<String>, TransferError> {
+        self.tags
+            .get_or_try_init(|| async {
+                match self.registry.tags_list(&self.repository).await {
+                    Ok(t) => Ok(t.into_iter().collect()),
+                    Err(ClientError::ManifestNotFound { .. }) => Ok(BTreeSet::new()),
+                    Err(e) => Err(TransferError::end(e)),
+                }
+            })
+            .await
     }
 
     pub fn registry(&self) -> &Registry {
@@ -59,6 +85,17 @@ impl Source for RegistryEnd {
 
     fn mount_origin(&self) -> Option<(String, String)> {
         Some((self.registry.name().to_string(), self.repository.clone()))
+    }
+
+    async fn attached(&self, subject: &Digest) -> Result<Attached, TransferError> {
+        let tags = self.tags().await?;
+        let (attached, listing) = self
+            .registry
+            .attached(&self.repository, subject, tags)
+            .await
+            .map_err(TransferError::end)?;
+        let _ = self.listing.set(listing);
+        Ok(attached)
     }
 }
 
@@ -138,6 +175,28 @@ impl Destination for RegistryEnd {
                 manifest.bytes.clone(),
                 &manifest.media_type,
             )
+            .await
+            .map_err(TransferError::end)?;
+        Ok(())
+    }
+
+    async fn list_referrer(
+        &self,
+        subject: &Digest,
+        referrer: &Descriptor,
+    ) -> Result<(), TransferError> {
+        let listing = self
+            .listing
+            .get_or_try_init(|| async {
+                let api = self.registry.referrers_api(&self.repository, subject).await;
+                match api.map_err(TransferError::end)? {
+                    Some(_) => Ok::<_, TransferError>(ReferrersListing::Api),
+                    None => Ok(ReferrersListing::FallbackTag),
+                }
+            })
+            .await?;
+        self.registry
+            .list_referrer(&self.repository, subject, referrer, *listing)
             .await
             .map_err(TransferError::end)?;
         Ok(())

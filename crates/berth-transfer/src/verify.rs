@@ -9,6 +9,7 @@ use berth_reference::Digest;
 use futures_util::StreamExt;
 use serde::Serialize;
 
+use crate::attached::missing_attached;
 use crate::engine::{CopyOptions, Ends, walk};
 use crate::{Endpoint, OciLayout, RegistryEnd};
 
@@ -192,7 +193,7 @@ pub async fn verify(
     futures_util::stream::iter(pairs)
         .map(|(src, dst)| {
             let clients = &clients;
-            async move { verify_one(clients, &src, &dst, deep).await }
+            async move { verify_one(clients, &src, &dst, deep, opts.referrers).await }
         })
         .buffered(jobs)
         .collect()
@@ -232,7 +233,13 @@ fn open(client: &Client, e: &Endpoint) -> Result<Ends, TransferError> {
     })
 }
 
-async fn verify_one(c: &Clients, src: &Endpoint, dst: &Endpoint, deep: bool) -> VerifyResult {
+async fn verify_one(
+    c: &Clients,
+    src: &Endpoint,
+    dst: &Endpoint,
+    deep: bool,
+    referrers: bool,
+) -> VerifyResult {
     let mut r = VerifyResult {
         source: src.to_string(),
         target: dst.to_string(),
@@ -245,9 +252,13 @@ async fn verify_one(c: &Clients, src: &Endpoint, dst: &Endpoint, deep: bool) -> 
         error: None,
     };
     // The digest the target should have, when the source can be read.
+    let mut source = None;
     match open(&c.source, src) {
         Ok((s, _)) => match s.get_manifest(&src.reference()).await {
-            Ok(Some(m)) => r.expected = Some(m.digest),
+            Ok(Some(m)) => {
+                r.expected = Some(m.digest.clone());
+                source = Some((s, m));
+            }
             Ok(None) => r.source_error = Some(format!("{src}: not found at the source")),
             Err(e) => r.source_error = Some(e.to_string()),
         },
@@ -307,6 +318,13 @@ async fn verify_one(c: &Clients, src: &Endpoint, dst: &Endpoint, deep: bool) -> 
             }
         }
         Err(e) => r.missing.push(e.to_string()),
+    }
+    // What is attached at the source must be at the target too.
+    if let Some((s, m)) = source.filter(|_| referrers) {
+        match missing_attached(s.as_ref(), target_dst.as_ref(), &m).await {
+            Ok(lines) => r.missing.extend(lines),
+            Err(e) => r.missing.push(format!("attached artifacts: {e}")),
+        }
     }
     r.status = if r.missing.is_empty() {
         VerifyStatus::Present
