@@ -19,6 +19,7 @@ mod fault;
 mod manifest;
 pub mod media;
 mod platform;
+pub mod referrers;
 mod retry;
 mod stream;
 pub mod units;
