@@ -6,6 +6,7 @@ use std::process::ExitCode;
 
 use anyhow::{Context, Result};
 use berth_client::{Access, AuthFiles, RegistryConfigs};
+use berth_node::signatures;
 use berth_plan::{Plan, PlanEntry};
 use berth_profile::Finding;
 use berth_transfer::{
@@ -116,6 +117,9 @@ pub struct VerifyArgs {
     /// Also check that every blob of every manifest is at the target.
     #[arg(long)]
     deep: bool,
+    /// Also report each image's signature state under this policy (docs/policy.md).
+    #[arg(long, value_name = "FILE")]
+    policy: Option<PathBuf>,
 }
 
 #[derive(Args)]
@@ -247,21 +251,35 @@ pub fn verify(args: VerifyArgs) -> Result<ExitCode> {
     let (plan, options) = planned(&args.plan, None)?;
     let findings = plan.findings_with_lints(&inputs::profiles(&args.plan.profiles)?)?;
     let results = runtime()?.block_on(berth_transfer::verify_plan(&plan, &options, args.deep));
+    let pairs = plan
+        .entries
+        .iter()
+        .map(|e| (e.source.clone(), e.target.clone()));
+    let configs = options.destination_registries.clone();
+    let signed = match &args.policy {
+        Some(p) => runtime()?.block_on(signatures::check_all(p, configs, pairs.collect()))?,
+        None => Vec::new(),
+    };
     #[derive(serde::Serialize)]
     struct Out<'a> {
         images: &'a [VerifyResult],
         findings: &'a [Finding],
+        signatures: &'a [berth_policy::Decision],
     }
     let row = |r: &VerifyResult| vec![json_word(&r.status), r.target.clone(), r.detail()];
     let (images, output) = (&results, args.plan.output);
     let json = Out {
         images,
         findings: &findings,
+        signatures: &signed,
     };
     let rows = results.iter().map(row).collect();
     show(output, &json, &["STATUS", "TARGET", "MISSING"], rows)?;
     if output == Output::Table {
         print_findings(&findings);
+        signed
+            .iter()
+            .for_each(|d| eprintln!("{}: {d}", d.verdict.word()));
     }
     let summary = VerifySummary {
         results: &results,
@@ -272,7 +290,9 @@ pub fn verify(args: VerifyArgs) -> Result<ExitCode> {
         let cmd = args.plan.mirror_command();
         eprintln!("to copy what is missing, run: {cmd}");
     }
-    Ok(exit_status(summary.failed()))
+    Ok(exit_status(
+        summary.failed() || signed.iter().any(|d| !d.allowed()),
+    ))
 }
 
 impl PlanArgs {

@@ -161,7 +161,8 @@ fn the_binary_is_thin() {
     // and gc/fsck's data-directory check live in the library crates (1,798 lines). Then
     // issue 19 added completion, man pages, --quiet/-v/--log-level, -o everywhere and the
     // Ctrl-C handling: 1,975 until the flag structs are shared (issue 12 stays open for it).
-    const LIMIT: usize = 1975;
+    // 1995 (issue 14): `--policy` on verify, agent apply and webhook, and verify's signature lines.
+    const LIMIT: usize = 1995;
     assert!(
         lines <= LIMIT,
         "crates/berth-cli/src has {lines} lines (limit {LIMIT})"
