@@ -66,11 +66,11 @@ impl std::fmt::Display for ApplyReport {
 
 /// One image to import.
 #[derive(Debug)]
-struct Job {
-    name: String,
-    also: Vec<String>,
-    from: String,
-    source: Endpoint,
+pub(crate) struct Job {
+    pub(crate) name: String,
+    pub(crate) also: Vec<String>,
+    pub(crate) from: String,
+    pub(crate) source: Endpoint,
     /// (host, repository) it is pulled from, recorded as containerd's distribution source.
     distribution: Option<(String, String)>,
 }
@@ -78,9 +78,9 @@ struct Job {
 /// The images to import, in order: preloaded, provider, the rest.
 #[derive(Debug, Default)]
 pub struct Work {
-    stages: [Vec<Job>; 3],
-    /// Preload entries that could not be read.
-    unreadable: Vec<AppliedImage>,
+    pub(crate) stages: [Vec<Job>; 3],
+    /// Preload entries that could not be read, images the signature policy refused.
+    pub(crate) unreadable: Vec<AppliedImage>,
 }
 
 impl Work {

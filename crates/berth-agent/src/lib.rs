@@ -18,6 +18,7 @@
 mod apply;
 mod node;
 mod preload;
+mod signatures;
 mod status;
 
 use std::path::PathBuf;

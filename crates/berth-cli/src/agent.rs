@@ -50,6 +50,9 @@ pub struct ApplyArgs {
     /// imported under their own names, without any registry.
     #[arg(long, value_name = "DIR")]
     preload_dir: Option<PathBuf>,
+    /// Import only images this signature policy admits (docs/policy.md).
+    #[arg(long, value_name = "FILE")]
+    policy: Option<PathBuf>,
     /// Also write containerd hosts.toml (and CA) files under DIR (e.g.
     /// /etc/containerd/certs.d), so the kubelet's own pulls go where the images are.
     #[arg(long, value_name = "DIR")]
@@ -116,7 +119,10 @@ fn apply(a: ApplyArgs) -> Result<ExitCode> {
         .preload_dir
         .as_deref()
         .map(|d| rt.block_on(berth_agent::preload(d)));
-    let work = Work::new(&plan, preload.transpose()?);
+    let mut work = Work::new(&plan, preload.transpose()?);
+    if let Some(p) = &a.policy {
+        rt.block_on(work.enforce(&plan, p))?;
+    }
     let progress = Progress::new(work.len(), "imported", true);
     let out = rt.block_on(agent.apply(&plan, work, usize::from(a.jobs), Some(progress.sink())))?;
     progress.finish();

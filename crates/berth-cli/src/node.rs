@@ -53,6 +53,9 @@ struct WebhookServeArgs {
     /// image; `fail` denies the pod.
     #[arg(long, value_parser = policy(), default_value = "ignore")]
     failure_policy: FailurePolicy,
+    /// Deny pods with an image this signature policy refuses (docs/policy.md).
+    #[arg(long, value_name = "FILE")]
+    policy: Option<PathBuf>,
 }
 
 #[derive(Args)]
@@ -118,6 +121,7 @@ fn serve_webhook(a: WebhookServeArgs) -> Result<ExitCode> {
         key,
         listen: a.listen,
         failure_policy: a.failure_policy,
+        policy: a.policy,
     };
     let log: webhook::Logger = Arc::new(|line: &str| eprintln!("berth webhook: {line}"));
     crate::runtime()?.block_on(server.run(&ud, local, log))?;

@@ -9,6 +9,7 @@ use std::sync::{Arc, Mutex};
 
 use anyhow::{Context, Result};
 use berth_client::{Access, AuthFiles, RegistryConfigs};
+use berth_node::signatures;
 use berth_plan::{Plan, PlanEntry};
 use berth_transfer::{
     CancellationToken, CopyOptions, Event, EventSink, ImageReport, ImageStatus, Report, Side,
@@ -98,6 +99,9 @@ pub struct VerifyArgs {
     /// Also check that every blob of every manifest is at the target.
     #[arg(long)]
     deep: bool,
+    /// Also report each image's signature state under this policy (docs/policy.md).
+    #[arg(long, value_name = "FILE")]
+    policy: Option<PathBuf>,
 }
 
 #[derive(Args)]
@@ -225,18 +229,33 @@ pub fn verify(args: VerifyArgs) -> Result<ExitCode> {
         findings,
         ..runtime()?.block_on(work)
     };
+    let pairs = plan.entries.iter().map(|e| (e.source.clone(), e.target.clone()));
+    let configs = options.destination_registries.clone();
+    let signed = match &args.policy {
+        Some(p) => runtime()?.block_on(signatures::check_all(p, configs, pairs.collect()))?,
+        None => Vec::new(),
+    };
+    #[derive(serde::Serialize)]
+    struct Out<'a> {
+        #[serde(flatten)]
+        report: &'a VerifyReport,
+        signatures: &'a [berth_policy::Decision],
+    }
     let row = |r: &VerifyResult| vec![json_word(&r.status), r.target.clone(), r.detail()];
     let rows = report.images.iter().map(row).collect();
-    show(&report, &["STATUS", "TARGET", "MISSING"], rows)?;
+    let out = Out { report: &report, signatures: &signed };
+    show(&out, &["STATUS", "TARGET", "MISSING"], rows)?;
     if !json_out() {
         report.findings.iter().for_each(|f| eprintln!("{f}"));
+        let word = |d: &berth_policy::Decision| d.verdict.word();
+        signed.iter().for_each(|d| eprintln!("{}: {d}", word(d)));
     }
     eprint!("{report}");
     if report.missing() > 0 {
         let cmd = mirror_command();
         eprintln!("to copy what is missing, run: {cmd}");
     }
-    Ok(exit_status(report.failed()))
+    Ok(exit_status(report.failed() || signed.iter().any(|d| !d.allowed())))
 }
 
 /// This `berth verify` command line as `berth mirror` (without --deep; credentials by name).

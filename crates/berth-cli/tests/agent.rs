@@ -371,3 +371,94 @@ fn agent_apply_bad_inputs() {
         "{v:#}"
     );
 }
+
+/// `cosign sign` (classic `.sig`, offline) of `image` (pinned) under the identity `identity`.
+fn cosign_sign(c: &berth_testkit::cosign::Cosign, image: &str, identity: &str) {
+    let id = format!("--sign-container-identity={identity}");
+    let args = [
+        "sign",
+        "--key",
+        "cosign.key",
+        "--new-bundle-format=false",
+        "--tlog-upload=false",
+    ];
+    c.ok(&[&args[..], &["--use-signing-config=false", &id, "-y", image]].concat());
+}
+
+#[test]
+fn agent_apply_with_a_policy_imports_only_signed_images() {
+    let s = setup();
+    let c = TestContainerd::start();
+    let ud = write_user_data(s.work.path(), &s.reg, "edge-pass");
+    let ca = s.reg.certs().unwrap().ca_path.clone();
+    let crane = berth_testkit::crane::Crane::new().with_ca(&ca);
+    crane.login(&s.reg.host(), "edge", "edge-pass");
+    let cfg = crane.docker_config();
+    let signer = berth_testkit::cosign::Cosign::new()
+        .with_ca(&ca)
+        .with_docker_config(&cfg);
+    let stranger = berth_testkit::cosign::Cosign::new()
+        .with_ca(&ca)
+        .with_docker_config(&cfg);
+    let at = |n: &str, t: &str| {
+        let d = &s.f.get(n, t).digest;
+        format!("{}/edge/library/{n}@{d}", s.reg.host())
+    };
+    // Signed under the name the profile uses (the source), stored beside the mirrored copy.
+    cosign_sign(
+        &signer,
+        &at("base", "1"),
+        "registry.example.com/library/base",
+    );
+    cosign_sign(
+        &stranger,
+        &at("app", "1"),
+        "registry.example.com/library/app",
+    );
+    std::fs::copy(signer.public_key(), s.work.path().join("team.pub")).unwrap();
+    let policy = s.work.path().join("policy.yaml");
+    let text = "default: accept\nimages:\n  - scope: registry.example.com/library\n    require: signed\n    keys: [team.pub]\n";
+    std::fs::write(&policy, text).unwrap();
+    let o = apply(&s, &c, &ud, &["--policy", policy.to_str().unwrap()]);
+    assert!(!o.status.success(), "{}", stderr(&o));
+    let v = json(&o);
+    let by_name = |n: &str| {
+        let all = v["images"].as_array().unwrap();
+        all.iter()
+            .find(|i| i["name"] == n)
+            .unwrap_or_else(|| panic!("{n}: {v:#}"))
+            .clone()
+    };
+    assert_eq!(
+        by_name("registry.example.com/library/base:1")["status"],
+        "imported"
+    );
+    assert_eq!(by_name("registry.k8s.io/pause:3.9")["status"], "imported");
+    let unsigned = by_name("registry.example.com/library/base:2");
+    let err = unsigned["error"].as_str().unwrap();
+    assert!(
+        err.contains("refused by the signature policy") && err.contains("unsigned"),
+        "{err}"
+    );
+    assert!(err.contains("registry.example.com/library/base:2"), "{err}");
+    let wrong = by_name("registry.example.com/library/app:1");
+    assert!(
+        wrong["error"].as_str().unwrap().contains("wrong key"),
+        "{wrong:#}"
+    );
+    let listed: HashMap<String, String> = c.images(NS).into_iter().collect();
+    assert!(
+        listed.contains_key("registry.example.com/library/base:1"),
+        "{listed:?}"
+    );
+    for refused in ["base:2", "app:1"] {
+        let (name, target) = (
+            format!("registry.example.com/library/{refused}"),
+            format!("{}/edge/library/{refused}", s.reg.host()),
+        );
+        assert!(
+            !listed.contains_key(&name) && !listed.contains_key(&target),
+            "{listed:?}"
+        );
+    }
+}

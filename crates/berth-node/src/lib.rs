@@ -16,6 +16,7 @@
 pub mod credential_provider;
 pub mod files;
 pub mod registries;
+pub mod signatures;
 mod text;
 pub mod webhook;
 
@@ -38,4 +39,8 @@ pub enum NodeError {
     },
     #[error("{0}")]
     Config(String),
+    #[error(transparent)]
+    Policy(#[from] berth_policy::PolicyError),
+    #[error(transparent)]
+    Registry(#[from] berth_client::ClientError),
 }

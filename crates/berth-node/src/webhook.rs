@@ -41,7 +41,9 @@ use tokio_rustls::TlsAcceptor;
 use tokio_rustls::rustls;
 
 use crate::NodeError;
+use crate::signatures::Gate;
 use crate::text::q;
+use berth_reference::Reference;
 
 /// What the API server does when the webhook cannot be reached, and what the webhook does with
 /// an image it cannot rewrite.
@@ -152,6 +154,8 @@ impl Mutation {
 pub struct Mutator {
     rewriter: Rewriter,
     policy: FailurePolicy,
+    /// The signature policy every image must pass (`berth webhook --policy`).
+    gate: Option<Arc<Gate>>,
 }
 
 /// A finished admission decision: the review to send back and the lines to log.
@@ -187,7 +191,19 @@ impl Decision {
 
 impl Mutator {
     pub fn new(rewriter: Rewriter, policy: FailurePolicy) -> Mutator {
-        Mutator { rewriter, policy }
+        Mutator {
+            rewriter,
+            policy,
+            gate: None,
+        }
+    }
+
+    /// The same mutator denying pods with an image the signature policy refuses.
+    pub fn with_gate(self, gate: Arc<Gate>) -> Mutator {
+        Mutator {
+            gate: Some(gate),
+            ..self
+        }
     }
 
     pub fn rewriter(&self) -> &Rewriter {
@@ -336,8 +352,106 @@ impl Mutator {
         }
     }
 
-    /// Decodes an `AdmissionReview` body and decides it.
+    /// Decodes an `AdmissionReview` body and decides it, without the signature policy.
     pub fn review(&self, body: &[u8]) -> Result<Decision, NodeError> {
+        let req = Self::request(body)?;
+        let (resp, log) = self.decide(&req);
+        Ok(Decision {
+            review: resp.into_review(),
+            log,
+        })
+    }
+
+    /// Decodes an `AdmissionReview` body and decides it; with a signature policy, a pod
+    /// whose image fails it is denied (`allowed: false`, the message naming each image and
+    /// why). An image whose signatures cannot be read is denied too: the policy fails closed.
+    pub async fn review_checked(&self, body: &[u8]) -> Result<Decision, NodeError> {
+        let req = Self::request(body)?;
+        let (resp, mut log) = self.decide(&req);
+        let (Some(gate), true) = (&self.gate, resp.allowed) else {
+            return Ok(Decision {
+                review: resp.into_review(),
+                log,
+            });
+        };
+        let mut refused = Vec::new();
+        for (what, source, target) in self.images(&req) {
+            match gate.check(&source, &target).await {
+                Ok(d) if d.allowed() => {}
+                Ok(d) => refused.push(format!("{what}: {}", d.verdict)),
+                Err(e) => refused.push(format!("{what}: cannot check its signatures: {e}")),
+            }
+        }
+        if refused.is_empty() {
+            return Ok(Decision {
+                review: resp.into_review(),
+                log,
+            });
+        }
+        let msg = format!(
+            "berth: signature policy {}: {}",
+            gate.policy().file,
+            refused.join("; ")
+        );
+        log.push(format!("{} ({}): denied: {msg}", req.name, req.uid));
+        let mut denied = AdmissionResponse::from(&req).deny(msg);
+        denied.result.code = 403;
+        Ok(Decision {
+            review: denied.into_review(),
+            log,
+        })
+    }
+
+    /// Each image of the pod a request creates (or adds): a description, the reference as
+    /// written (its source, which signatures name) and where it will be pulled from.
+    fn images(&self, req: &AdmissionRequest<DynamicObject>) -> Vec<(String, Reference, Reference)> {
+        let scope = match req.sub_resource.as_deref() {
+            Some("ephemeralcontainers") => Scope::EphemeralOnly,
+            _ => Scope::AllContainers,
+        };
+        let pod: Option<Pod> = req
+            .object
+            .as_ref()
+            .and_then(|o| serde_json::to_value(o).ok())
+            .and_then(|v| serde_json::from_value(v).ok());
+        let Some(spec) = pod.and_then(|p| p.spec) else {
+            return Vec::new();
+        };
+        let mut all: Vec<(&str, String, Option<String>)> = Vec::new();
+        if scope == Scope::AllContainers {
+            let init = spec.init_containers.unwrap_or_default();
+            all.extend(
+                init.into_iter()
+                    .map(|c| ("initContainers", c.name, c.image)),
+            );
+            all.extend(
+                spec.containers
+                    .into_iter()
+                    .map(|c| ("containers", c.name, c.image)),
+            );
+        }
+        let eph = spec.ephemeral_containers.unwrap_or_default();
+        all.extend(
+            eph.into_iter()
+                .map(|c| ("ephemeralContainers", c.name, c.image)),
+        );
+        all.into_iter()
+            .filter_map(|(list, name, image)| {
+                let source = Reference::parse(image.as_deref()?).ok()?;
+                let target = self
+                    .rewriter
+                    .rewrite(&source)
+                    .unwrap_or_else(|_| source.clone());
+                Some((
+                    format!("{list} {} image {source}", q(&name)),
+                    source,
+                    target,
+                ))
+            })
+            .collect()
+    }
+
+    fn request(body: &[u8]) -> Result<AdmissionRequest<DynamicObject>, NodeError> {
         let review: AdmissionReview<DynamicObject> = serde_json::from_slice(body)
             .map_err(|e| NodeError::Request(format!("the body is not an AdmissionReview: {e}")))?;
         if review.types.api_version != "admission.k8s.io/v1"
@@ -348,14 +462,9 @@ impl Mutator {
                 review.types.api_version, review.types.kind
             )));
         }
-        let req: AdmissionRequest<DynamicObject> = review
+        review
             .try_into()
-            .map_err(|_| NodeError::Request("the AdmissionReview has no request".into()))?;
-        let (resp, log) = self.decide(&req);
-        Ok(Decision {
-            review: resp.into_review(),
-            log,
-        })
+            .map_err(|_| NodeError::Request("the AdmissionReview has no request".into()))
     }
 }
 
@@ -378,7 +487,7 @@ pub fn router(mutator: Arc<Mutator>, log: Logger) -> Router {
 }
 
 async fn mutate_handler(State(state): State<AppState>, body: Bytes) -> Response {
-    match state.mutator.review(&body) {
+    match state.mutator.review_checked(&body).await {
         Ok(d) => {
             for line in &d.log {
                 (state.log)(line);
@@ -484,6 +593,8 @@ pub struct WebhookServer {
     /// Default: `0.0.0.0` and the user data's `stylus.imageRedirectWebhook.port`, or 8443.
     pub listen: Option<SocketAddr>,
     pub failure_policy: FailurePolicy,
+    /// A signature policy file every pod's images must pass.
+    pub policy: Option<std::path::PathBuf>,
 }
 
 impl WebhookServer {
@@ -516,7 +627,19 @@ impl WebhookServer {
         log(&format!(
             "rules: {rules}; listening on https://{listen}/mutate"
         ));
-        let mutator = Arc::new(Mutator::new(rewriter, self.failure_policy));
+        let mut mutator = Mutator::new(rewriter, self.failure_policy);
+        if let Some(p) = &self.policy {
+            let settings = berth_userdata::RegistrySettings::new(Some(user_data));
+            let client = berth_client::Client::new((&settings).into())?;
+            let ttl = std::time::Duration::from_secs(300);
+            let gate = Gate::new(crate::signatures::load_policy(p)?, client, ttl);
+            log(&format!(
+                "signature policy {}: verdicts kept 5 minutes",
+                p.display()
+            ));
+            mutator = mutator.with_gate(Arc::new(gate));
+        }
+        let mutator = Arc::new(mutator);
         let listener = TcpListener::bind(listen)
             .await
             .map_err(|e| NodeError::Listen(format!("cannot listen on {listen}: {e}")))?;
