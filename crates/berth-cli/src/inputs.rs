@@ -6,7 +6,7 @@
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result, anyhow, bail};
-use berth_chart::Chart;
+use berth_chart::{Chart, ImageScope};
 use berth_client::{RegistryConfigs, creds_for, read_cas};
 use berth_plan::{Charts, EdgeAccess, EdgeRegistry, Login, Plan};
 use berth_profile::Profile;
@@ -35,6 +35,10 @@ pub struct ProfileInputs {
     /// The Kubernetes version charts are rendered for (.Capabilities.KubeVersion).
     #[arg(long, value_name = "V", default_value = "v1.34.0")]
     pub kube_version: String,
+    /// The charts' images: `all` (Pod templates, and references in container args and env,
+    /// ConfigMaps, custom resources) or `pod` (Pod templates' `image` only, as Helm renders).
+    #[arg(long, value_name = "SET", default_value = "all", value_parser = ["all", "pod"])]
+    pub images: String,
 }
 
 impl ProfileInputs {
@@ -58,7 +62,16 @@ impl ProfileInputs {
             Some(dir) => berth_chart::fs::find_in(dir, &s.name, &s.version),
             None => Ok(None),
         });
-        Ok((ps, charts?))
+        let mut charts = charts?;
+        charts.images = self.scope();
+        Ok((ps, charts))
+    }
+
+    pub fn scope(&self) -> ImageScope {
+        match self.images.as_str() {
+            "pod" => ImageScope::Pod,
+            _ => ImageScope::All,
+        }
     }
 }
 
@@ -172,7 +185,8 @@ impl EdgeTarget {
 
 /// The plan of one chart alone (`berth images --chart`), rendered with --values and --set.
 pub(crate) fn chart_plan(p: &Path, a: &crate::ImagesArgs, rw: &Rewriter) -> Result<Plan> {
-    let opts = berth_chart::fs::options(&a.values, &a.set, &a.inputs.kube_version)?;
+    let mut opts = berth_chart::fs::options(&a.values, &a.set, &a.inputs.kube_version)?;
+    opts.images = a.inputs.scope();
     let x = berth_plan::chart_extraction(&berth_chart::fs::load_path(p)?, &opts)?;
     Ok(Plan::from_images(&x.images, x.findings, rw)?)
 }

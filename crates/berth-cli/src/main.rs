@@ -198,6 +198,9 @@ struct ImagesArgs {
     values: Vec<PathBuf>,
     #[arg(long, value_name = "K=V", requires = "chart", hide_short_help = true)]
     set: Vec<String>,
+    /// Print every place the plan found image REF (template, object and field, flag or variable).
+    #[arg(long, value_name = "REF")]
+    explain: Option<String>,
 }
 
 #[derive(Args)]

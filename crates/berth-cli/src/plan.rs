@@ -4,7 +4,7 @@
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use anyhow::{Result, anyhow};
+use anyhow::{Result, anyhow, bail};
 use berth_plan::Plan;
 use berth_profile::{Finding, Profile, Severity};
 use serde_json::json;
@@ -13,14 +13,17 @@ use crate::inputs::EdgeLogin;
 use crate::{ImagesArgs, LintArgs, RewriteArgs, exit_status, inputs, json_out, json_word, show};
 
 pub fn images(args: ImagesArgs) -> Result<ExitCode> {
-    let (rewriter, _) = args
-        .redirect
-        .targets(&EdgeLogin::default(), None, args.example.is_some())?;
+    let (rewriter, _) =
+        args.redirect
+            .targets(&EdgeLogin::default(), None, args.example.is_some())?;
     let (profiles, charts) = args.inputs.read(&args.profiles, args.example.as_deref())?;
     let plan = match &args.chart {
         Some(path) => inputs::chart_plan(path, &args, &rewriter)?,
         None => Plan::build_with(&profiles, &charts, &rewriter)?,
     };
+    if let Some(r) = &args.explain {
+        return explain(&plan, r);
+    }
     let row = |e: &berth_plan::PlanEntry| {
         let (s, t) = (e.source.to_string(), e.target.to_string());
         vec![json_word(&e.role), e.layer.clone(), s, t]
@@ -33,6 +36,26 @@ pub fn images(args: ImagesArgs) -> Result<ExitCode> {
     }
     plan.findings.iter().for_each(|f| eprintln!("{f}"));
     Ok(exit_status(Finding::any_error(&plan.findings)))
+}
+
+/// `images --explain REF`: where the plan found REF, and what it became.
+fn explain(plan: &Plan, r: &str) -> Result<ExitCode> {
+    let want = berth_reference::Reference::parse(r)?;
+    let Some(e) = plan.entries.iter().find(|e| e.source == want) else {
+        bail!("{r} ({want}) is not an image of the plan: `berth images` lists them");
+    };
+    if json_out() {
+        return crate::print_json(e).map(|_| ExitCode::SUCCESS);
+    }
+    let prov: Vec<String> = e.provenance.iter().map(json_word).collect();
+    println!(
+        "{} -> {}\nprovenance: {}",
+        e.source,
+        e.target,
+        prov.join(", ")
+    );
+    e.found_in.iter().for_each(|f| println!("  {f}"));
+    Ok(ExitCode::SUCCESS)
 }
 
 pub fn rewrite(args: RewriteArgs) -> Result<ExitCode> {

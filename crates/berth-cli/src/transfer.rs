@@ -229,7 +229,10 @@ pub fn verify(args: VerifyArgs) -> Result<ExitCode> {
         findings,
         ..runtime()?.block_on(work)
     };
-    let pairs = plan.entries.iter().map(|e| (e.source.clone(), e.target.clone()));
+    let pairs = plan
+        .entries
+        .iter()
+        .map(|e| (e.source.clone(), e.target.clone()));
     let configs = options.destination_registries.clone();
     let signed = match &args.policy {
         Some(p) => runtime()?.block_on(signatures::check_all(p, configs, pairs.collect()))?,
@@ -243,7 +246,10 @@ pub fn verify(args: VerifyArgs) -> Result<ExitCode> {
     }
     let row = |r: &VerifyResult| vec![json_word(&r.status), r.target.clone(), r.detail()];
     let rows = report.images.iter().map(row).collect();
-    let out = Out { report: &report, signatures: &signed };
+    let out = Out {
+        report: &report,
+        signatures: &signed,
+    };
     show(&out, &["STATUS", "TARGET", "MISSING"], rows)?;
     if !json_out() {
         report.findings.iter().for_each(|f| eprintln!("{f}"));
@@ -255,7 +261,9 @@ pub fn verify(args: VerifyArgs) -> Result<ExitCode> {
         let cmd = mirror_command();
         eprintln!("to copy what is missing, run: {cmd}");
     }
-    Ok(exit_status(report.failed() || signed.iter().any(|d| !d.allowed())))
+    Ok(exit_status(
+        report.failed() || signed.iter().any(|d| !d.allowed()),
+    ))
 }
 
 /// This `berth verify` command line as `berth mirror` (without --deep; credentials by name).

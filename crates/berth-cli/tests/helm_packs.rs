@@ -281,7 +281,7 @@ fn a_chart_alone_and_a_template_that_fails() {
         "apiVersion: v2\nname: podinfo\nversion: 6.14.1\n",
     )
     .unwrap();
-    std::fs::write(broken.join("templates/pod.yaml"), "kind: Pod\nspec:\n  containers:\n    - image: {{ .Values.image.tag | required \"set image.tag\" }}\n").unwrap();
+    std::fs::write(broken.join("templates/pod.yaml"), "kind: Pod\nspec:\n  containers:\n    - image: {{ .Values.image.digest | required \"set image.digest\" }}\n").unwrap();
     let o = berth(&["images", "--chart", broken.to_str().unwrap()]);
     assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
     let e = stderr(&o);

@@ -52,7 +52,9 @@ pub async fn fetch_signatures(
         .await?
         .is_some()
     {
-        let m = reg.get_manifest(repo, &cosign_tag(digest, CosignKind::Signature), &[]).await?;
+        let m = reg
+            .get_manifest(repo, &cosign_tag(digest, CosignKind::Signature), &[])
+            .await?;
         let walk = berth_oci::walk(&m.bytes, Some(&m.media_type))
             .map_err(|e| protocol(reg, repo, &d, e.to_string()))?;
         if let Kind::Image { layers, .. } = walk.kind {

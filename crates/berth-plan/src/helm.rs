@@ -5,7 +5,7 @@
 //! `annotation` for the chart's `helm.sh/images` / `artifacthub.io/images`), and every place
 //! the pack's list or values disagree with what the chart renders is a warning.
 
-use berth_chart::{Chart, ChartError, Options};
+use berth_chart::{Chart, ChartError, Image, ImageScope, Options};
 use berth_profile::{
     ChartSpec, Extraction, Finding, ImageUse, Profile, Provenance, Severity, Value, chart_specs,
 };
@@ -19,6 +19,8 @@ pub struct Charts {
     entries: Vec<(ChartSpec, Chart)>,
     /// `.Capabilities.KubeVersion` the charts are rendered for (`v1.34.0`).
     pub kube_version: String,
+    /// Every image the charts name (the default), or the Pod templates' only (`--images pod`).
+    pub images: ImageScope,
 }
 
 impl Default for Charts {
@@ -26,6 +28,7 @@ impl Default for Charts {
         Charts {
             entries: Vec::new(),
             kube_version: Options::default().kube_version,
+            images: ImageScope::default(),
         }
     }
 }
@@ -130,11 +133,12 @@ pub fn extract(profiles: &[Profile], charts: &Charts) -> Result<Extraction, Plan
         let opts = Options {
             release_name: spec.name.clone(),
             kube_version: charts.kube_version.clone(),
+            images: charts.images,
             values,
             ..Options::default()
         };
         let err = |e| ChartRenderError::new(spec, e);
-        let images = berth_chart::discover(chart, &opts).map_err(err)?;
+        let images = berth_chart::discover_places(chart, &opts).map_err(err)?;
         let annotations = chart.annotated_images().map_err(err)?;
         let what = format!("{}: layer {}: chart {}", spec.file, spec.layer, spec.name);
         let mut r = Rendered {
@@ -146,14 +150,11 @@ pub fn extract(profiles: &[Profile], charts: &Charts) -> Result<Extraction, Plan
             let path = format!("chart {}: {}", spec.name, img.source);
             match Reference::parse(&img.reference) {
                 Ok(reference) => {
-                    add(
-                        &mut x,
-                        spec,
-                        &reference,
-                        format!("{what}: {}", img.source),
-                        true,
-                    );
-                    r.rendered.push((reference, img.source));
+                    let found = format!("{what}: {}", place(&img));
+                    add(&mut x, spec, &reference, found, provenance(&img));
+                    if !r.rendered.iter().any(|(x, _)| *x == reference) {
+                        r.rendered.push((reference, img.source));
+                    }
                 }
                 Err(e) => x.findings.push(finding(
                     spec,
@@ -171,13 +172,8 @@ pub fn extract(profiles: &[Profile], charts: &Charts) -> Result<Extraction, Plan
             let path = format!("chart {}: Chart.yaml annotations.{key}", spec.name);
             match Reference::parse(&raw) {
                 Ok(reference) => {
-                    add(
-                        &mut x,
-                        spec,
-                        &reference,
-                        format!("{what}: annotation {key}"),
-                        false,
-                    );
+                    let found = format!("{what}: annotation {key}");
+                    add(&mut x, spec, &reference, found, Provenance::Annotation);
                     r.annotated.push((reference, key));
                 }
                 Err(e) => x.findings.push(finding(
@@ -214,12 +210,13 @@ pub fn extract(profiles: &[Profile], charts: &Charts) -> Result<Extraction, Plan
 
 /// Adds `reference` found at `found` to the extraction (a new image, or one more place and
 /// provenance of a known one).
-fn add(x: &mut Extraction, spec: &ChartSpec, reference: &Reference, found: String, rendered: bool) {
-    let prov = if rendered {
-        Provenance::Rendered
-    } else {
-        Provenance::Annotation
-    };
+fn add(
+    x: &mut Extraction,
+    spec: &ChartSpec,
+    reference: &Reference,
+    found: String,
+    prov: Provenance,
+) {
     match x.images.iter_mut().find(|i| i.source == *reference) {
         Some(img) => {
             if !img.found_in.contains(&found) {
@@ -238,6 +235,30 @@ fn add(x: &mut Extraction, spec: &ChartSpec, reference: &Reference, found: Strin
             listed: false,
             provenance: vec![prov],
         }),
+    }
+}
+
+/// The plan's provenance of an image a chart names.
+fn provenance(img: &Image) -> Provenance {
+    match img.provenance {
+        berth_chart::Provenance::Rendered => Provenance::Rendered,
+        berth_chart::Provenance::RenderedArg => Provenance::RenderedArg,
+        berth_chart::Provenance::RenderedEnv => Provenance::RenderedEnv,
+        berth_chart::Provenance::RenderedConfig => Provenance::RenderedConfig,
+        berth_chart::Provenance::RenderedResource => Provenance::RenderedResource,
+    }
+}
+
+/// Where a chart names an image: its template, and for one outside a Pod template's `image`
+/// the object, field and what names it (`templates/daemonset-sa.yaml:
+/// DaemonSet/longhorn-manager .spec.template.spec.containers[0].command[4] (--engine-image)`).
+fn place(img: &Image) -> String {
+    if img.provenance == berth_chart::Provenance::Rendered {
+        return img.source.clone();
+    }
+    match &img.named_by {
+        Some(n) => format!("{}: {} ({n})", img.source, img.path()),
+        None => format!("{}: {}", img.source, img.path()),
     }
 }
 
@@ -373,17 +394,14 @@ pub fn chart_extraction(chart: &Chart, opts: &Options) -> Result<Extraction, Cha
         annotated: Vec::new(),
     };
     let what = format!("chart {}", chart.origin);
-    for img in berth_chart::discover(chart, opts)? {
+    for img in berth_chart::discover_places(chart, opts)? {
         match Reference::parse(&img.reference) {
             Ok(reference) => {
-                add(
-                    &mut x,
-                    &spec,
-                    &reference,
-                    format!("{what}: {}", img.source),
-                    true,
-                );
-                r.rendered.push((reference, img.source));
+                let found = format!("{what}: {}", place(&img));
+                add(&mut x, &spec, &reference, found, provenance(&img));
+                if !r.rendered.iter().any(|(x, _)| *x == reference) {
+                    r.rendered.push((reference, img.source));
+                }
             }
             Err(e) => x.findings.push(finding(
                 &spec,
@@ -396,13 +414,8 @@ pub fn chart_extraction(chart: &Chart, opts: &Options) -> Result<Extraction, Cha
     }
     for (raw, key) in chart.annotated_images()? {
         if let Ok(reference) = Reference::parse(&raw) {
-            add(
-                &mut x,
-                &spec,
-                &reference,
-                format!("{what}: annotation {key}"),
-                false,
-            );
+            let found = format!("{what}: annotation {key}");
+            add(&mut x, &spec, &reference, found, Provenance::Annotation);
             r.annotated.push((reference, key));
         }
     }

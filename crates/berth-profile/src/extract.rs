@@ -87,6 +87,14 @@ pub enum Provenance {
     Rendered,
     /// Listed by the chart's `helm.sh/images` / `artifacthub.io/images` annotation.
     Annotation,
+    /// Named by a container's `args`/`command` of a rendered chart (`--flag=REF` or alone).
+    RenderedArg,
+    /// Named by a container's `env[].value` of a rendered chart.
+    RenderedEnv,
+    /// Named by a value of a ConfigMap's `data` a chart renders.
+    RenderedConfig,
+    /// Named by a field of a custom resource a chart renders.
+    RenderedResource,
 }
 
 /// The images of a set of profiles, and the problems met while extracting them.
