@@ -119,12 +119,15 @@ async fn blob(reg: &Registry, repo: &str, digest: &Digest) -> Result<Vec<u8>, Cl
     Ok(bytes)
 }
 
+/// Remembered verdicts by (reference, digest), with when each was made.
+type Verdicts = BTreeMap<(String, String), (Instant, Arc<Decision>)>;
+
 /// A policy, a client for the registries images are pulled from, and remembered verdicts.
 pub struct Gate {
     policy: Policy,
     client: Client,
     ttl: Duration,
-    cache: Mutex<BTreeMap<(String, String), (Instant, Arc<Decision>)>>,
+    cache: Mutex<Verdicts>,
 }
 
 impl Gate {
