@@ -99,15 +99,16 @@ pub struct AgentPlan {
 }
 
 impl AgentPlan {
-    /// The plan of `profiles` with the user data's rewrite rules and, when given, the edge
-    /// registry in front.
+    /// The plan of `profiles` (and the charts of their Helm packs) with the user data's
+    /// rewrite rules and, when given, the edge registry in front.
     pub fn new(
         profiles: &[Profile],
+        charts: &berth_plan::Charts,
         user_data: UserData,
         edge: Option<EdgeAccess>,
     ) -> Result<AgentPlan, AgentError> {
         let (rewriter, settings) = berth_plan::targets(Some(&user_data), edge.as_ref());
-        let mut plan = Plan::build(profiles, &rewriter)?;
+        let mut plan = Plan::build_with(profiles, charts, &rewriter)?;
         let mut seen = std::collections::BTreeSet::new();
         plan.entries = plan
             .in_role_order()

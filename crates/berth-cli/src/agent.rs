@@ -89,8 +89,8 @@ pub fn run(cmd: AgentCommand) -> Result<ExitCode> {
 
 /// Which images, and where they come from.
 fn plan(i: &inputs::NodeInputs) -> Result<AgentPlan> {
-    let (ud, profiles, edge) = i.read("agent")?;
-    Ok(AgentPlan::new(&profiles, ud, edge)?)
+    let (ud, profiles, charts, edge) = i.read("agent")?;
+    Ok(AgentPlan::new(&profiles, &charts, ud, edge)?)
 }
 
 impl ContainerdArgs {
@@ -196,8 +196,8 @@ pub struct NodeConfigArgs {
 }
 
 pub fn node_config(a: NodeConfigArgs) -> Result<ExitCode> {
-    let (ud, profiles, edge) = a.inputs.read("node-config")?;
-    let extraction = berth_profile::extract_images(&profiles)?;
+    let (ud, profiles, charts, edge) = a.inputs.read("node-config")?;
+    let extraction = berth_plan::extract(&profiles, &charts)?;
     let images: Vec<_> = extraction.images.into_iter().map(|i| i.source).collect();
     let which = NodeFiles {
         hosts_dir: Some(a.hosts_dir),

@@ -144,16 +144,22 @@ pub struct NodeInputs {
     pub edge: EdgeTarget,
     #[command(flatten)]
     pub login: EdgeLogin,
+    #[command(flatten)]
+    pub profile: ProfileInputs,
 }
 
 impl NodeInputs {
     /// The user data (refused when `command` could do nothing with it), the profiles and the
     /// edge registry.
-    pub fn read(&self, command: &str) -> Result<(UserData, Vec<Profile>, Option<EdgeAccess>)> {
+    pub fn read(
+        &self,
+        command: &str,
+    ) -> Result<(UserData, Vec<Profile>, Charts, Option<EdgeAccess>)> {
         let ud = user_data(&self.user_data)?;
         refuse_empty(&ud, command)?;
         let edge = self.edge.access(&self.login)?;
-        Ok((ud, profiles(&self.profiles)?, edge))
+        let (profiles, charts) = self.profile.read(&self.profiles, None)?;
+        Ok((ud, profiles, charts, edge))
     }
 }
 

@@ -2,7 +2,8 @@
 //! templates, ten named in `longhorn-manager`'s arguments and the driver deployer's
 //! environment), `--images pod` for exactly what Helm renders, and `--explain` naming the
 //! argument an image came from. The expectations are the chart's own files
-//! (`runtime-images.txt`, `expected-images.txt`, from the shared charts).
+//! (`runtime-images.txt`, `expected-images.txt`, from the shared charts). A profile with a
+//! Longhorn pack then mirrors and verifies all thirteen between real registries.
 
 mod common;
 
@@ -109,4 +110,161 @@ fn explain_names_the_argument_and_the_variable() {
     ]);
     assert_eq!(o.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&o.stderr).contains("is not an image of the plan"));
+}
+
+/// A profile whose Longhorn pack points the chart at the site's source registry
+/// (`global.imageRegistry`): `mirror` copies all thirteen to the external registry, `verify`
+/// finds all thirteen there, and `node-config` and `--images pod` see the same sets.
+#[test]
+fn a_longhorn_pack_mirrors_and_verifies_all_thirteen() {
+    use berth_testkit::Distribution;
+    use berth_testkit::helm_cases::charts_dir;
+    use berth_testkit::images;
+    use berth_testkit::skopeo::{self, SkopeoOpts};
+
+    let work = tempfile::tempdir().unwrap();
+    let src = Distribution::plain();
+    let dst = Distribution::tls_htpasswd("edge", "longhorn-pw");
+    let f = images::build_set(&work.path().join("images"));
+    let r = f.refs.iter().find(|r| !r.kind.is_index()).unwrap();
+    let from = f.skopeo_source(r, &work.path().join("scratch"));
+    let opts = SkopeoOpts::for_registry(&src);
+    let wanted: BTreeSet<String> = listed("runtime-images.txt")
+        .iter()
+        .map(|i| i.replacen("docker.io", &src.host(), 1))
+        .collect();
+    for w in &wanted {
+        skopeo::copy_all(&from, &format!("docker://{w}"), &opts);
+    }
+    let profile = work.path().join("profile.yaml");
+    std::fs::write(
+        &profile,
+        format!(
+            "name: longhorn-site\nlayers:\n  - name: longhorn\n    type: addon\n    values:\n      pack:\n        content:\n          charts:\n            - repo: https://charts.longhorn.io\n              name: longhorn\n              version: 1.12.0-dev\n      charts:\n        longhorn:\n          global:\n            imageRegistry: \"{}\"\n",
+            src.host()
+        ),
+    )
+    .unwrap();
+    let (user, _) = dst.credentials().unwrap();
+    let ca = &dst.certs().unwrap().ca_pem;
+    let ud = work.path().join("user-data.yaml");
+    std::fs::write(
+        &ud,
+        format!(
+            "#cloud-config\nstylus:\n  externalRegistries:\n    registries:\n      - domain: {}/edge\n        username: {user}\n        password: longhorn-pw\n        certificates:\n          - |\n{}    registryMappingRules:\n      \"{}/longhornio\": \"{}/edge/longhornio\"\n",
+            dst.host(),
+            common::indent(ca, 12),
+            src.host(),
+            dst.host()
+        ),
+    )
+    .unwrap();
+    let (p, u) = (profile.to_str().unwrap(), ud.to_str().unwrap());
+    let charts = charts_dir();
+    let c = charts.to_str().unwrap();
+    let plan = images(&berth(&[
+        "images",
+        "--profile",
+        p,
+        "--charts",
+        c,
+        "--user-data",
+        u,
+        "-o",
+        "json",
+    ]));
+    assert_eq!(sources(&plan), wanted);
+    let targets: BTreeSet<String> = plan
+        .iter()
+        .map(|i| i["target"].as_str().unwrap().to_string())
+        .collect();
+    let edge = format!("{}/edge/longhornio/", dst.host());
+    assert!(targets.iter().all(|t| t.starts_with(&edge)), "{targets:#?}");
+    let pod = images(&berth(&[
+        "images",
+        "--profile",
+        p,
+        "--charts",
+        c,
+        "--images",
+        "pod",
+        "-o",
+        "json",
+    ]));
+    assert_eq!(pod.len(), 3);
+
+    let src_flag = "--src-tls-verify=false";
+    let o = berth(&[
+        "mirror",
+        "--profile",
+        p,
+        "--charts",
+        c,
+        "--user-data",
+        u,
+        src_flag,
+        "-o",
+        "json",
+    ]);
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(0), "{err}");
+    let report: Value = serde_json::from_slice(&o.stdout).unwrap();
+    let moved = report["images"].as_array().unwrap();
+    assert_eq!(moved.len(), 13, "{report:#}");
+    let dst_opts = SkopeoOpts::for_registry(&dst);
+    for t in &targets {
+        let got = skopeo::digest_of(&format!("docker://{t}"), &dst_opts);
+        assert_eq!(got, r.digest, "{t}");
+    }
+    let o = berth(&[
+        "verify",
+        "--profile",
+        p,
+        "--charts",
+        c,
+        "--user-data",
+        u,
+        src_flag,
+        "-o",
+        "json",
+    ]);
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(0), "{err}");
+    let v: Value = serde_json::from_slice(&o.stdout).unwrap();
+    let present = v["images"].as_array().unwrap();
+    assert_eq!(present.len(), 13);
+    assert!(present.iter().all(|i| i["status"] == "present"), "{v:#}");
+
+    // node-config sees the chart's images only once the chart is given: containerd's hosts.toml
+    // cannot route a repository (the mapping is per path), and it says so for those images.
+    let hosts = work.path().join("hosts.d");
+    let h = hosts.to_str().unwrap();
+    let node = |charts: bool| {
+        let mut args = vec![
+            "node-config",
+            "--profile",
+            p,
+            "--user-data",
+            u,
+            "--hosts-dir",
+            h,
+        ];
+        if charts {
+            args.extend(["--charts", c]);
+        }
+        args.push("--dry-run");
+        let o = berth(&args);
+        let err = String::from_utf8_lossy(&o.stderr).to_string();
+        assert_eq!(o.status.code(), Some(0), "{err}");
+        String::from_utf8_lossy(&o.stdout).to_string() + &err
+    };
+    let with = node(true);
+    let note = format!(
+        "cannot route {}/longhornio to {}/edge/longhornio",
+        src.host(),
+        dst.host()
+    );
+    assert!(with.contains(&note), "{with}");
+    let without = node(false);
+    assert!(!without.contains(&note), "{without}");
 }
