@@ -132,18 +132,22 @@ impl SourceArgs {
 }
 
 /// The plan of `args`, and how to reach the registries on both ends.
-fn planned(args: &PlanArgs, command: Option<&str>) -> Result<(Plan, CopyOptions)> {
+/// The plan, the engine's options, and the profiles read for it (verify lints them).
+fn planned(
+    args: &PlanArgs,
+    command: Option<&str>,
+) -> Result<(Plan, CopyOptions, Vec<berth_profile::Profile>)> {
     let (rewriter, destinations) = args.redirect.targets(&args.edge_login, command, false)?;
     let (profiles, charts) = args.inputs.read(&args.profiles, None)?;
     let plan = Plan::build_with(&profiles, &charts, &rewriter)?;
     let sources = args.source.configs(&plan.source_hosts())?;
     let mut options = CopyOptions::new(args.jobs.into(), sources, destinations);
     options.referrers = args.source.referrers;
-    Ok((plan, options))
+    Ok((plan, options, profiles))
 }
 
 pub fn mirror(args: MirrorArgs) -> Result<ExitCode> {
-    let (plan, mut options) = planned(&args.plan, Some("mirror"))?;
+    let (plan, mut options, _) = planned(&args.plan, Some("mirror"))?;
     options.keep_going = args.keep_going;
     plan.findings.iter().for_each(|f| eprintln!("{f}"));
     let (moved, _) = plan.split_redirected();
@@ -221,8 +225,7 @@ pub fn verify(args: VerifyArgs) -> Result<ExitCode> {
     if let Some(p) = &args.plan.redirect.user_data {
         inputs::refuse_empty(&inputs::user_data(p)?, "verify")?;
     }
-    let (plan, options) = planned(&args.plan, None)?;
-    let profiles = args.plan.inputs.read(&args.plan.profiles, None)?.0;
+    let (plan, options, profiles) = planned(&args.plan, None)?;
     let findings = plan.findings_with_lints(&profiles)?;
     let work = berth_transfer::verify_plan(&plan, &options, args.deep);
     let report = VerifyReport {

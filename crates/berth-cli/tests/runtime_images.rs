@@ -114,7 +114,7 @@ fn explain_names_the_argument_and_the_variable() {
 
 /// A profile whose Longhorn pack points the chart at the site's source registry
 /// (`global.imageRegistry`): `mirror` copies all thirteen to the external registry, `verify`
-/// finds all thirteen there, and `node-config` and `--images pod` see the same sets.
+/// finds all thirteen there, and `--images pod` keeps the three Pod-template images.
 #[test]
 fn a_longhorn_pack_mirrors_and_verifies_all_thirteen() {
     use berth_testkit::Distribution;
@@ -193,22 +193,15 @@ fn a_longhorn_pack_mirrors_and_verifies_all_thirteen() {
     ]));
     assert_eq!(pod.len(), 3);
 
-    let src_flag = "--src-tls-verify=false";
-    let o = berth(&[
-        "mirror",
-        "--profile",
-        p,
-        "--charts",
-        c,
-        "--user-data",
-        u,
-        src_flag,
-        "-o",
-        "json",
-    ]);
-    let err = String::from_utf8_lossy(&o.stderr);
-    assert_eq!(o.status.code(), Some(0), "{err}");
-    let report: Value = serde_json::from_slice(&o.stdout).unwrap();
+    // `mirror` or `verify` of the profile, its JSON report.
+    let run = |command: &str| -> Value {
+        let args = [command, "--profile", p, "--charts", c, "--user-data", u];
+        let o = berth(&[&args[..], &["--src-tls-verify=false", "-o", "json"]].concat());
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert_eq!(o.status.code(), Some(0), "{err}");
+        serde_json::from_slice(&o.stdout).unwrap()
+    };
+    let report = run("mirror");
     let moved = report["images"].as_array().unwrap();
     assert_eq!(moved.len(), 13, "{report:#}");
     let dst_opts = SkopeoOpts::for_registry(&dst);
@@ -216,55 +209,8 @@ fn a_longhorn_pack_mirrors_and_verifies_all_thirteen() {
         let got = skopeo::digest_of(&format!("docker://{t}"), &dst_opts);
         assert_eq!(got, r.digest, "{t}");
     }
-    let o = berth(&[
-        "verify",
-        "--profile",
-        p,
-        "--charts",
-        c,
-        "--user-data",
-        u,
-        src_flag,
-        "-o",
-        "json",
-    ]);
-    let err = String::from_utf8_lossy(&o.stderr);
-    assert_eq!(o.status.code(), Some(0), "{err}");
-    let v: Value = serde_json::from_slice(&o.stdout).unwrap();
+    let v = run("verify");
     let present = v["images"].as_array().unwrap();
     assert_eq!(present.len(), 13);
     assert!(present.iter().all(|i| i["status"] == "present"), "{v:#}");
-
-    // node-config sees the chart's images only once the chart is given: containerd's hosts.toml
-    // cannot route a repository (the mapping is per path), and it says so for those images.
-    let hosts = work.path().join("hosts.d");
-    let h = hosts.to_str().unwrap();
-    let node = |charts: bool| {
-        let mut args = vec![
-            "node-config",
-            "--profile",
-            p,
-            "--user-data",
-            u,
-            "--hosts-dir",
-            h,
-        ];
-        if charts {
-            args.extend(["--charts", c]);
-        }
-        args.push("--dry-run");
-        let o = berth(&args);
-        let err = String::from_utf8_lossy(&o.stderr).to_string();
-        assert_eq!(o.status.code(), Some(0), "{err}");
-        String::from_utf8_lossy(&o.stdout).to_string() + &err
-    };
-    let with = node(true);
-    let note = format!(
-        "cannot route {}/longhornio to {}/edge/longhornio",
-        src.host(),
-        dst.host()
-    );
-    assert!(with.contains(&note), "{with}");
-    let without = node(false);
-    assert!(!without.contains(&note), "{without}");
 }
