@@ -9,7 +9,7 @@ use berth_agent::{Agent, AgentPlan, NodeFiles, Outcome, RenderedNodeFiles, Work}
 use berth_containerd::ContainerdOptions;
 use clap::{Args, Subcommand};
 
-use crate::transfer::Progress;
+use crate::transfer::progress;
 use crate::{exit_status, inputs, json_out, json_word, runtime, show};
 
 #[derive(Subcommand)]
@@ -123,7 +123,7 @@ fn apply(a: ApplyArgs) -> Result<ExitCode> {
     if let Some(p) = &a.policy {
         rt.block_on(work.enforce(&plan, p))?;
     }
-    let progress = Progress::new(work.len(), "imported", true);
+    let progress = progress(work.len(), "imported", true);
     let out = rt.block_on(agent.apply(&plan, work, usize::from(a.jobs), Some(progress.sink())))?;
     progress.finish();
     if let Some(dir) = &a.state_dir {

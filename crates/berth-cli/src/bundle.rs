@@ -17,8 +17,7 @@ use berth_transfer::CopyOptions;
 use clap::{Args, Subcommand};
 
 use crate::inputs::EdgeLogin;
-use crate::transfer::Progress;
-use crate::transfer::{SourceArgs, print_report};
+use crate::transfer::{SourceArgs, print_report, progress};
 use crate::{RedirectArgs, exit_status, inputs, json_out, runtime, show};
 
 /// `berth bundle ...`
@@ -211,7 +210,7 @@ fn build(args: BuildArgs) -> Result<ExitCode> {
     if let Some(t) = args.threads {
         opts.threads = t.max(1);
     }
-    let progress = Progress::new(opts.images.len(), "copied", false);
+    let progress = progress(opts.images.len(), "copied", false);
     let result = runtime()?.block_on(berth_bundle::build(&args.out, opts, Some(progress.sink())));
     progress.finish();
     let r = result?;
@@ -257,7 +256,7 @@ fn push(args: PushArgs) -> Result<ExitCode> {
     options.keep_going = args.keep_going;
     let target = |r: &Reference| rewriter.rewrite(r).map_err(|e| e.to_string());
     let n = bundle.contents.head.manifest.images.len();
-    let progress = Progress::new(n, "copied", false);
+    let progress = progress(n, "copied", false);
     let sink = Some(progress.sink());
     let (report, unmoved) =
         runtime()?.block_on(berth_bundle::push(&bundle, &target, options, sink))?;

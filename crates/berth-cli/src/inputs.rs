@@ -5,10 +5,11 @@
 
 use std::path::{Path, PathBuf};
 
-use anyhow::{Context, Result, anyhow, bail};
-use berth_chart::{Chart, ImageScope};
-use berth_client::{RegistryConfigs, creds_for, read_cas};
-use berth_plan::{Charts, EdgeAccess, EdgeRegistry, Login, Plan};
+use anyhow::Result;
+use berth_chart::ImageScope;
+use berth_client::RegistryConfigs;
+use berth_inputs::{EdgeFlags, ProfileSource};
+use berth_plan::{Charts, EdgeAccess, EdgeRegistry, Plan};
 use berth_profile::Profile;
 use berth_rewrite::Rewriter;
 use berth_userdata::UserData;
@@ -16,8 +17,7 @@ use clap::Args;
 
 use crate::RedirectArgs;
 
-pub const EXAMPLE_EXPORT: &str = include_str!("../../../examples/palette-export.json");
-const EXAMPLE_CHART: &[u8] = include_bytes!("../../../examples/charts/podinfo-6.14.1.tgz");
+pub use berth_inputs::{read, refuse_empty, user_data};
 
 /// What completes the profiles: their variables and the charts of their Helm packs.
 #[derive(Args, Clone, Default)]
@@ -45,26 +45,16 @@ impl ProfileInputs {
     /// The profiles of `paths` (or example `ex`) with the variables set, and the
     /// charts `--charts` (and the example's podinfo chart) has for their Helm packs.
     pub fn read(&self, paths: &[PathBuf], ex: Option<&str>) -> Result<(Vec<Profile>, Charts)> {
-        let text = self.vars.as_deref().map(read).transpose()?;
-        let name = self.vars.as_ref().map(|p| p.display().to_string());
-        let vars = name.as_deref().zip(text.as_deref());
-        let vars = berth_profile::variable_overrides(vars, &self.var)?;
-        let mut ps = match ex {
-            Some("export") => berth_profile::parse_profiles(EXAMPLE_EXPORT, "<example export>")?,
-            Some(_) => vec![Profile::example()?],
-            None => profiles(paths)?,
+        let source = ProfileSource {
+            paths,
+            example: ex,
+            vars_file: self.vars.as_deref(),
+            vars: &self.var,
+            charts: self.charts.as_deref(),
+            kube_version: &self.kube_version,
+            images: self.scope(),
         };
-        ps.iter_mut().for_each(|p| p.set_variables(&vars));
-        let charts = Charts::collect(&ps, &self.kube_version, |s| match &self.charts {
-            _ if ex.is_some() && s.name == "podinfo" => {
-                Chart::from_tgz(EXAMPLE_CHART, "podinfo").map(Some)
-            }
-            Some(dir) => berth_chart::fs::find_in(dir, &s.name, &s.version),
-            None => Ok(None),
-        });
-        let mut charts = charts?;
-        charts.images = self.scope();
-        Ok((ps, charts))
+        Ok(source.read()?)
     }
 
     pub fn scope(&self) -> ImageScope {
@@ -164,67 +154,33 @@ impl NodeInputs {
 }
 
 impl EdgeTarget {
+    fn flags<'a>(&'a self, login: &'a EdgeLogin) -> EdgeFlags<'a> {
+        EdgeFlags {
+            registry: self.edge_registry.as_deref(),
+            project: self.edge_project.as_deref(),
+            ca: login.edge_ca.as_deref(),
+            insecure: login.edge_insecure || login.dest_tls_verify == Some(false),
+            creds: &login.edge_creds,
+        }
+    }
+
     /// The parsed address, if given.
     pub fn parse(&self) -> Result<Option<EdgeRegistry>> {
-        let Some(url) = &self.edge_registry else {
-            return Ok(None);
-        };
-        let r = EdgeRegistry::parse(url, self.edge_project.as_deref());
-        Ok(Some(r.map_err(|e| anyhow!("--edge-registry: {e}"))?))
+        Ok(self.flags(&EdgeLogin::default()).parse()?)
     }
 
     /// The address with its TLS settings and login, if given.
     pub fn access(&self, login: &EdgeLogin) -> Result<Option<EdgeAccess>> {
-        let Some(registry) = self.parse()? else {
-            return Ok(None);
-        };
-        let cas = login.edge_ca.as_deref().map(read_cas).transpose();
-        let creds = creds_for(&login.edge_creds, registry.host()).context("--edge-creds")?;
-        Ok(Some(EdgeAccess {
-            insecure: login.edge_insecure || login.dest_tls_verify == Some(false),
-            registry,
-            ca_pems: cas.context("--edge-ca")?.unwrap_or_default(),
-            login: creds.map(|c| Login::new(c.username, c.password)),
-        }))
+        Ok(self.flags(login).access()?)
     }
 }
 
 /// The plan of one chart alone (`berth images --chart`), rendered with --values and --set.
 pub(crate) fn chart_plan(p: &Path, a: &crate::ImagesArgs, rw: &Rewriter) -> Result<Plan> {
-    let mut opts = berth_chart::fs::options(&a.values, &a.set, &a.inputs.kube_version)?;
-    opts.images = a.inputs.scope();
-    let x = berth_plan::chart_extraction(&berth_chart::fs::load_path(p)?, &opts)?;
-    Ok(Plan::from_images(&x.images, x.findings, rw)?)
-}
-
-pub fn read(path: &Path) -> Result<String> {
-    std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))
-}
-
-pub fn user_data(path: &Path) -> Result<UserData> {
-    let text = read(path)?;
-    Ok(UserData::parse(&text, &path.display().to_string())?)
-}
-
-/// User data that `command` cannot work with: no registry setting comes out of it.
-pub fn refuse_empty(ud: &UserData, command: &str) -> Result<()> {
-    match ud.why_empty() {
-        Some(why) => bail!("berth {command}: {why}"),
-        None => Ok(()),
-    }
-}
-
-/// Every profile in these files: Berth's format, a Palette export, or a list of exports.
-pub fn profiles(paths: &[PathBuf]) -> Result<Vec<Profile>> {
-    let mut out = Vec::new();
-    for p in paths {
-        let text = read(p)?;
-        out.extend(berth_profile::parse_profiles(
-            &text,
-            &p.display().to_string(),
-        )?);
-    }
-    Ok(out)
+    let (k, scope) = (&a.inputs.kube_version, a.inputs.scope());
+    Ok(berth_inputs::chart_plan(
+        p, &a.values, &a.set, k, scope, rw,
+    )?)
 }
 
 impl RedirectArgs {
@@ -238,25 +194,10 @@ impl RedirectArgs {
         command: Option<&str>,
         example: bool,
     ) -> Result<(Rewriter, RegistryConfigs)> {
-        if let Some(c) =
-            command.filter(|_| self.user_data.is_none() && self.edge.edge_registry.is_none())
-        {
-            bail!(
-                "berth {c} needs --user-data (the external registry) or --edge-registry (the edge registry) to know where images go"
-            );
-        }
-        let ud = match &self.user_data {
-            Some(p) => Some(user_data(p)?),
-            None if example => Some(UserData::example()?),
-            None => None,
-        };
-        match (command, &ud) {
-            (Some(c), Some(u)) => refuse_empty(u, c)?,
-            (None, Some(u)) => u.why_empty().iter().for_each(|w| eprintln!("warning: {w}")),
-            _ => {}
-        }
-        let edge = self.edge.access(login)?;
-        let (rewriter, settings) = berth_plan::targets(ud.as_ref(), edge.as_ref());
-        Ok((rewriter, (&settings).into()))
+        let (ud, edge) = (self.user_data.as_deref(), self.edge.flags(login));
+        let mut warn = |w: &str| eprintln!("warning: {w}");
+        Ok(berth_inputs::targets(
+            ud, &edge, command, example, &mut warn,
+        )?)
     }
 }

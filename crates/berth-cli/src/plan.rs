@@ -1,12 +1,11 @@
 //! `berth images`, `berth rewrite`, `berth lint`: the plan (berth-plan) and the profile
 //! checks (berth-profile), read from files and printed.
 
-use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::{Result, anyhow, bail};
 use berth_plan::Plan;
-use berth_profile::{Finding, Profile, Severity};
+use berth_profile::{Finding, Severity};
 use serde_json::json;
 
 use crate::inputs::EdgeLogin;
@@ -26,10 +25,20 @@ pub fn images(args: ImagesArgs) -> Result<ExitCode> {
     }
     let row = |e: &berth_plan::PlanEntry| {
         let (s, t) = (e.source.to_string(), e.target.to_string());
-        vec![json_word(&e.role), e.layer.clone(), s, t]
+        let p: Vec<String> = e.provenance.iter().map(json_word).collect();
+        let found = e.found_in.first().cloned().unwrap_or_default();
+        vec![
+            json_word(&e.role),
+            e.layer.clone(),
+            s,
+            t,
+            p.join(","),
+            found,
+        ]
     };
     let rows = plan.entries.iter().map(row).collect();
-    show(&plan, &["ROLE", "LAYER", "SOURCE", "TARGET"], rows)?;
+    let head = ["ROLE", "LAYER", "SOURCE", "TARGET", "PROVENANCE", "FOUND"];
+    show(&plan, &head, rows)?;
     if !json_out() {
         let (n, p) = (plan.entries.len(), profiles.len());
         say!("{n} image(s) from {p} profile(s)");
@@ -76,26 +85,10 @@ pub fn rewrite(args: RewriteArgs) -> Result<ExitCode> {
 }
 
 pub fn lint(args: LintArgs) -> Result<ExitCode> {
-    let mut texts = Vec::new();
-    for p in &args.profiles {
-        texts.push((p.clone(), inputs::read(p)?));
+    let (profiles, fixed) = berth_inputs::fix_and_read(&args.profiles, args.fix)?;
+    for p in fixed {
+        say!("fixed {}: removed AlwaysPullImages", p.display());
     }
-    if args.fix {
-        // Check and fix every file before writing any, so a bad file leaves all untouched.
-        let fix = |(p, t): &(PathBuf, String)| {
-            berth_profile::fix_always_pull_images(t, &p.display().to_string())
-        };
-        let fixed = texts.iter().map(fix).collect::<Result<Vec<_>, _>>()?;
-        for ((p, text), fix) in texts.iter_mut().zip(fixed) {
-            if fix.text != *text {
-                berth_atomic::replace(p.as_path(), fix.text.as_bytes())?;
-                say!("fixed {}: removed AlwaysPullImages", p.display());
-                *text = fix.text;
-            }
-        }
-    }
-    let parse = |(p, t): &(PathBuf, String)| Profile::parse(t, &p.display().to_string());
-    let profiles = texts.iter().map(parse).collect::<Result<Vec<_>, _>>()?;
     let ud = args.user_data.as_deref().map(inputs::user_data);
     let findings = berth_plan::lint(&profiles, ud.transpose()?.as_ref())?;
     if json_out() {

@@ -5,18 +5,17 @@ use std::collections::BTreeSet;
 use std::io::IsTerminal;
 use std::path::PathBuf;
 use std::process::ExitCode;
-use std::sync::{Arc, Mutex};
 
 use anyhow::{Context, Result};
 use berth_client::{Access, AuthFiles, RegistryConfigs};
 use berth_node::signatures;
 use berth_plan::{Plan, PlanEntry};
+use berth_progress::{Display, Progress};
 use berth_transfer::{
-    CancellationToken, CopyOptions, Event, EventSink, ImageReport, ImageStatus, Report, Side,
-    Tally, VerifyReport, VerifyResult,
+    CancellationToken, CopyOptions, EventSink, ImageReport, ImageStatus, Report, Side,
+    VerifyReport, VerifyResult,
 };
 use clap::Args;
-use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use serde_json::json;
 
 use crate::inputs::{self, EdgeLogin};
@@ -185,7 +184,7 @@ fn run_engine<F: Future<Output = Report>>(
             c.cancel();
         }
     };
-    let progress = Progress::new(images, "copied", false);
+    let progress = progress(images, "copied", false);
     let work = work(Some(progress.sink()));
     let report = runtime()?.block_on(async {
         tokio::spawn(on_ctrl_c);
@@ -261,31 +260,13 @@ pub fn verify(args: VerifyArgs) -> Result<ExitCode> {
     }
     eprint!("{report}");
     if report.missing() > 0 {
-        let cmd = mirror_command();
+        let args: Vec<String> = std::env::args().skip(1).collect();
+        let cmd = berth_transfer::mirror_command(&args);
         eprintln!("to copy what is missing, run: {cmd}");
     }
     Ok(exit_status(
         report.failed() || signed.iter().any(|d| !d.allowed()),
     ))
-}
-
-/// This `berth verify` command line as `berth mirror` (without --deep; credentials by name).
-fn mirror_command() -> String {
-    const CREDS: [&str; 3] = ["--src-creds", "--edge-creds", "--dest-creds"];
-    let args: Vec<String> = std::env::args().skip(1).collect();
-    let verb = args.iter().position(|a| a == "verify");
-    let mut cmd = vec!["berth".to_string()];
-    for (i, a) in args.iter().enumerate().filter(|(_, a)| *a != "--deep") {
-        let flag = a.split('=').next().unwrap_or(a);
-        let after_creds = i > 0 && CREDS.contains(&args[i - 1].as_str());
-        cmd.push(match () {
-            _ if Some(i) == verb => "mirror".into(),
-            _ if after_creds => "USER:PASS".into(),
-            _ if CREDS.contains(&flag) && flag != a => format!("{flag}=USER:PASS"),
-            _ => a.clone(),
-        });
-    }
-    cmd.join(" ")
 }
 
 pub fn copy(args: CopyArgs) -> Result<ExitCode> {
@@ -305,64 +286,11 @@ pub fn copy(args: CopyArgs) -> Result<ExitCode> {
     })
 }
 
-/// Progress on stderr while images move: on a terminal, a bar of the bytes moved with a line
-/// per finished image above it; without a terminal, those lines only where they are the
-/// command's log (the agent).
-pub struct Progress {
-    bar: ProgressBar,
-    /// Lines per finished image, and the word for a copied one.
-    lines: Option<&'static str>,
-    images: usize,
-}
-
-impl Progress {
-    /// `copied`: the word for a copied image; `log`: print the lines without a terminal too.
-    pub fn new(images: usize, copied: &'static str, log: bool) -> Progress {
-        let terminal = !crate::json_out() && !crate::quiet() && std::io::stderr().is_terminal();
-        let target = match terminal {
-            true => ProgressDrawTarget::stderr(),
-            false => ProgressDrawTarget::hidden(),
-        };
-        let template = "{prefix:>8} [{bar:30}] {bytes}/{total_bytes} {bytes_per_sec} {msg}";
-        let style = ProgressStyle::with_template(template).unwrap_or(ProgressStyle::default_bar());
-        let bar = ProgressBar::with_draw_target(Some(0), target).with_prefix("total");
-        bar.set_style(style.progress_chars("=> "));
-        bar.set_message(format!("0/{images} images"));
-        Progress {
-            bar,
-            lines: (terminal || (log && !crate::quiet())).then_some(copied),
-            images,
-        }
-    }
-
-    /// The engine's event sink.
-    pub fn sink(&self) -> EventSink {
-        let (bar, lines, total) = (self.bar.clone(), self.lines, self.images);
-        let tally = Mutex::new(Tally::default());
-        Arc::new(move |e: Event| {
-            let mut t = tally
-                .lock()
-                .unwrap_or_else(|poisoned| poisoned.into_inner());
-            let finished = t.add(e);
-            bar.set_length(t.total_bytes);
-            bar.set_position(t.moved_bytes);
-            let Some(f) = finished else { return };
-            let (n, failed) = (t.images_done, t.images_failed);
-            bar.set_message(format!("{n}/{total} images, {failed} failed"));
-            if let Some(copied) = lines {
-                let word = match f.status {
-                    ImageStatus::Copied => copied,
-                    ImageStatus::Present => "present",
-                    ImageStatus::Failed => "FAILED",
-                    ImageStatus::Cancelled => "cancelled",
-                };
-                let tail = f.error.map(|e| format!(": {e}")).unwrap_or_default();
-                bar.suspend(|| eprintln!("[{n}/{total}] {word} {}{tail}", f.target));
-            }
-        })
-    }
-
-    pub fn finish(&self) {
-        self.bar.finish_and_clear();
-    }
+/// Progress on stderr while `images` images move (berth-progress): on a terminal, a bar of
+/// the bytes moved with a line per finished image above it; without a terminal, those lines
+/// only where they are the command's log (`log`: the agent).
+pub fn progress(images: usize, copied: &'static str, log: bool) -> Progress {
+    let bar = !crate::json_out() && !crate::quiet() && std::io::stderr().is_terminal();
+    let lines = bar || (log && !crate::quiet());
+    Progress::new(images, copied, Display { bar, lines })
 }

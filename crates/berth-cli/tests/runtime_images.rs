@@ -3,7 +3,8 @@
 //! environment), `--images pod` for exactly what Helm renders, and `--explain` naming the
 //! argument an image came from. The expectations are the chart's own files
 //! (`runtime-images.txt`, `expected-images.txt`, from the shared charts). A profile with a
-//! Longhorn pack then mirrors and verifies all thirteen between real registries.
+//! Longhorn pack then mirrors and verifies all thirteen between real registries, and the edge
+//! agent imports all thirteen into a real containerd.
 
 mod common;
 
@@ -67,6 +68,27 @@ fn longhorn_needs_thirteen_and_helm_renders_three() {
     assert_eq!(
         kinds,
         BTreeSet::from(["rendered-arg".to_string(), "rendered-env".to_string()])
+    );
+    // The table shows the provenance and the first place of each image.
+    let o = berth(&["images", "--chart", chart]);
+    let table = String::from_utf8_lossy(&o.stdout);
+    assert_eq!(o.status.code(), Some(0), "{table}");
+    let head = table.lines().next().unwrap();
+    let cols: Vec<&str> = head.split_whitespace().collect();
+    assert_eq!(
+        cols,
+        ["ROLE", "LAYER", "SOURCE", "TARGET", "PROVENANCE", "FOUND"]
+    );
+    let engine = table
+        .lines()
+        .find(|l| l.contains("longhornio/longhorn-engine:"))
+        .unwrap_or_else(|| panic!("no engine image in\n{table}"));
+    let cells: Vec<&str> = engine.split_whitespace().collect();
+    assert_eq!(cells[4], "rendered-arg", "{engine}");
+    assert!(
+        engine.contains("DaemonSet/longhorn-manager .spec.template.spec.containers[0]")
+            && engine.contains("(--engine-image)"),
+        "{engine}"
     );
 }
 
@@ -213,4 +235,36 @@ fn a_longhorn_pack_mirrors_and_verifies_all_thirteen() {
     let present = v["images"].as_array().unwrap();
     assert_eq!(present.len(), 13);
     assert!(present.iter().all(|i| i["status"] == "present"), "{v:#}");
+
+    // The edge agent sees the same thirteen: it imports each from the external registry
+    // into containerd under the name the cluster asks for (what Longhorn's manager passes to
+    // the Pods it starts), with the image's digest.
+    let cd = berth_testkit::containerd::Containerd::start();
+    let sock = cd.socket.display().to_string();
+    let agent = [
+        "agent",
+        "apply",
+        "--profile",
+        p,
+        "--charts",
+        c,
+        "--user-data",
+        u,
+        "--containerd-socket",
+        &sock,
+        "--snapshotter",
+        "native",
+        "-o",
+        "json",
+    ];
+    let o = berth(&agent);
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(0), "{err}");
+    let applied: Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(applied["imported"], 13, "{applied:#}");
+    let listed: std::collections::HashMap<String, String> =
+        cd.images("k8s.io").into_iter().collect();
+    for w in &wanted {
+        assert_eq!(listed.get(w), Some(&r.digest), "{w}: {listed:?}");
+    }
 }

@@ -7,7 +7,8 @@
 
 use berth_chart::{Chart, ChartError, Image, ImageScope, Options};
 use berth_profile::{
-    ChartSpec, Extraction, Finding, ImageUse, Profile, Provenance, Severity, Value, chart_specs,
+    ChartSpec, Extraction, Finding, ImageUse, LayerType, Profile, Provenance, Severity, Value,
+    chart_specs,
 };
 use berth_reference::Reference;
 
@@ -117,6 +118,7 @@ struct Rendered<'s> {
 /// their Helm packs that `charts` holds.
 pub fn extract(profiles: &[Profile], charts: &Charts) -> Result<Extraction, PlanError> {
     let mut x = berth_profile::extract_images(profiles)?;
+    manifest_runtime_images(profiles, charts.images, &mut x)?;
     let specs = chart_specs(profiles)?;
     let mut done = Vec::new();
     for spec in &specs {
@@ -151,7 +153,13 @@ pub fn extract(profiles: &[Profile], charts: &Charts) -> Result<Extraction, Plan
             match Reference::parse(&img.reference) {
                 Ok(reference) => {
                     let found = format!("{what}: {}", place(&img));
-                    add(&mut x, spec, &reference, found, provenance(&img));
+                    add(
+                        &mut x,
+                        (&spec.layer, spec.layer_type),
+                        &reference,
+                        found,
+                        provenance(&img),
+                    );
                     if !r.rendered.iter().any(|(x, _)| *x == reference) {
                         r.rendered.push((reference, img.source));
                     }
@@ -173,7 +181,13 @@ pub fn extract(profiles: &[Profile], charts: &Charts) -> Result<Extraction, Plan
             match Reference::parse(&raw) {
                 Ok(reference) => {
                     let found = format!("{what}: annotation {key}");
-                    add(&mut x, spec, &reference, found, Provenance::Annotation);
+                    add(
+                        &mut x,
+                        (&spec.layer, spec.layer_type),
+                        &reference,
+                        found,
+                        Provenance::Annotation,
+                    );
                     r.annotated.push((reference, key));
                 }
                 Err(e) => x.findings.push(finding(
@@ -208,11 +222,11 @@ pub fn extract(profiles: &[Profile], charts: &Charts) -> Result<Extraction, Plan
     Ok(x)
 }
 
-/// Adds `reference` found at `found` to the extraction (a new image, or one more place and
-/// provenance of a known one).
+/// Adds `reference` found at `found` in `layer` to the extraction (a new image, or one more
+/// place and provenance of a known one).
 fn add(
     x: &mut Extraction,
-    spec: &ChartSpec,
+    (layer, layer_type): (&str, LayerType),
     reference: &Reference,
     found: String,
     prov: Provenance,
@@ -228,14 +242,56 @@ fn add(
         }
         None => x.images.push(ImageUse {
             source: reference.clone(),
-            layer: spec.layer.clone(),
-            layer_type: spec.layer_type,
-            role: spec.layer_type.role(),
+            layer: layer.to_string(),
+            layer_type,
+            role: layer_type.role(),
             found_in: vec![found],
             listed: false,
             provenance: vec![prov],
         }),
     }
+}
+
+/// The images the profiles' manifests (manifest packs, a layer's `manifests`) name outside
+/// `image` fields, by the rules charts follow ([`berth_chart::scan_manifest`]): container
+/// arguments and environment variables, ConfigMap data, custom resources. The `image`
+/// fields themselves berth-profile already read (provenance `manifest`).
+fn manifest_runtime_images(
+    profiles: &[Profile],
+    scope: ImageScope,
+    x: &mut Extraction,
+) -> Result<(), PlanError> {
+    if scope == ImageScope::Pod {
+        return Ok(());
+    }
+    for m in berth_profile::rendered_manifests(profiles)? {
+        let origin = format!("{}: layer {}", m.file, m.layer);
+        let manifest = berth_chart::Manifest {
+            source: format!("manifest {}", m.name),
+            text: m.text,
+        };
+        let places = berth_chart::scan_manifest(&origin, &manifest, ImageScope::All)
+            .map_err(|source| PlanError::Manifest(Box::new(source)))?;
+        for img in places {
+            if img.provenance == berth_chart::Provenance::Rendered || img.field.ends_with(".image")
+            {
+                continue;
+            }
+            let found = format!("{origin}: {}", place(&img));
+            match Reference::parse(&img.reference) {
+                Ok(r) => add(x, (&m.layer, m.layer_type), &r, found, provenance(&img)),
+                Err(e) => x.findings.push(Finding {
+                    rule: "invalid-reference".into(),
+                    severity: Severity::Error,
+                    file: m.file.clone(),
+                    layer: m.layer.clone(),
+                    path: format!("{}: {}", manifest.source, img.path()),
+                    message: format!("the manifest names `{}`: {e}", img.reference),
+                }),
+            }
+        }
+    }
+    Ok(())
 }
 
 /// The plan's provenance of an image a chart names.
@@ -398,7 +454,13 @@ pub fn chart_extraction(chart: &Chart, opts: &Options) -> Result<Extraction, Cha
         match Reference::parse(&img.reference) {
             Ok(reference) => {
                 let found = format!("{what}: {}", place(&img));
-                add(&mut x, &spec, &reference, found, provenance(&img));
+                add(
+                    &mut x,
+                    (&spec.layer, spec.layer_type),
+                    &reference,
+                    found,
+                    provenance(&img),
+                );
                 if !r.rendered.iter().any(|(x, _)| *x == reference) {
                     r.rendered.push((reference, img.source));
                 }
@@ -415,7 +477,13 @@ pub fn chart_extraction(chart: &Chart, opts: &Options) -> Result<Extraction, Cha
     for (raw, key) in chart.annotated_images()? {
         if let Ok(reference) = Reference::parse(&raw) {
             let found = format!("{what}: annotation {key}");
-            add(&mut x, &spec, &reference, found, Provenance::Annotation);
+            add(
+                &mut x,
+                (&spec.layer, spec.layer_type),
+                &reference,
+                found,
+                Provenance::Annotation,
+            );
             r.annotated.push((reference, key));
         }
     }

@@ -55,6 +55,9 @@ pub enum PlanError {
     /// template file and line).
     #[error(transparent)]
     Chart(Box<crate::helm::ChartRenderError>),
+    /// A profile's manifest that is not YAML once rendered (its layer and name).
+    #[error(transparent)]
+    Manifest(Box<berth_chart::ChartError>),
     /// Every image the rewrite function refused, each with its fix.
     #[error("{}", .0.iter().map(ToString::to_string).collect::<Vec<_>>().join("\n"))]
     Rewrite(Vec<Unrewritable>),

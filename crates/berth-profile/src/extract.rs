@@ -87,13 +87,13 @@ pub enum Provenance {
     Rendered,
     /// Listed by the chart's `helm.sh/images` / `artifacthub.io/images` annotation.
     Annotation,
-    /// Named by a container's `args`/`command` of a rendered chart (`--flag=REF` or alone).
+    /// Named by a container's `args`/`command` of a rendered chart or manifest (`--flag=REF` or alone).
     RenderedArg,
-    /// Named by a container's `env[].value` of a rendered chart.
+    /// Named by a container's `env[].value` of a rendered chart or manifest.
     RenderedEnv,
-    /// Named by a value of a ConfigMap's `data` a chart renders.
+    /// Named by a value of a ConfigMap's `data` a chart or manifest holds.
     RenderedConfig,
-    /// Named by a field of a custom resource a chart renders.
+    /// Named by a field of a custom resource a chart or manifest holds.
     RenderedResource,
 }
 
@@ -111,6 +111,40 @@ pub(crate) struct RenderedLayer {
     pub values: Value,
     /// (manifest name, documents)
     pub manifests: Vec<(String, Vec<Value>)>,
+    /// Each manifest's text after rendering macros, in the order of `manifests`.
+    pub texts: Vec<String>,
+}
+
+/// A layer's manifest after its `{{.spectro...}}` macros are rendered: what the cluster
+/// applies, for scanners that read more than `image` fields (berth-plan's runtime images).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RenderedManifest {
+    pub file: String,
+    pub layer: String,
+    pub layer_type: LayerType,
+    pub name: String,
+    pub text: String,
+}
+
+/// Every manifest of `profiles`' layers, rendered, in file and layer order.
+pub fn rendered_manifests(profiles: &[Profile]) -> Result<Vec<RenderedManifest>, ProfileError> {
+    let mut out = Vec::new();
+    for rl in render_all(profiles)? {
+        let (p, l) = (
+            &profiles[rl.profile],
+            &profiles[rl.profile].layers[rl.layer],
+        );
+        for ((name, _), text) in rl.manifests.iter().zip(rl.texts) {
+            out.push(RenderedManifest {
+                file: p.file.clone(),
+                layer: l.name.clone(),
+                layer_type: l.layer_type,
+                name: name.clone(),
+                text,
+            });
+        }
+    }
+    Ok(out)
 }
 
 pub(crate) fn render_all(profiles: &[Profile]) -> Result<Vec<RenderedLayer>, ProfileError> {
@@ -145,6 +179,7 @@ pub(crate) fn render_all(profiles: &[Profile]) -> Result<Vec<RenderedLayer>, Pro
                 }
             };
             let mut manifests = Vec::new();
+            let mut texts = Vec::new();
             for m in &l.manifests {
                 let place = format!("manifest {}", m.name);
                 let site = Site {
@@ -169,12 +204,14 @@ pub(crate) fn render_all(profiles: &[Profile]) -> Result<Vec<RenderedLayer>, Pro
                     })?
                 };
                 manifests.push((m.name.clone(), docs));
+                texts.push(text);
             }
             out.push(RenderedLayer {
                 profile: pi,
                 layer: li,
                 values,
                 manifests,
+                texts,
             });
         }
     }

@@ -17,7 +17,10 @@ mod value;
 
 pub use charts::{ChartSpec, chart_specs};
 pub use error::ProfileError;
-pub use extract::{Extraction, Finding, ImageUse, Provenance, Severity, extract_images, lint};
+pub use extract::{
+    Extraction, Finding, ImageUse, Provenance, RenderedManifest, Severity, extract_images, lint,
+    rendered_manifests,
+};
 pub use fix::{Fix, fix_always_pull_images};
 pub use generate::generate_large_profile;
 pub use palette::{

@@ -31,4 +31,4 @@ pub use registry_end::RegistryEnd;
 pub use tally::{Finished, Tally};
 pub use tokio_util::sync::CancellationToken;
 pub use transport::{Side, TransportError, endpoint};
-pub use verify::{VerifyReport, VerifyResult, VerifyStatus, verify};
+pub use verify::{VerifyReport, VerifyResult, VerifyStatus, mirror_command, verify};

@@ -348,6 +348,26 @@ async fn upstream_has(c: &Clients, dst: &Endpoint, reference: &str) -> bool {
     )
 }
 
+/// The `berth mirror` command line that copies what `berth verify` found missing: verify's
+/// own arguments (`args`, without the program name) with the verb changed and `--deep`
+/// dropped, every credential shown as `USER:PASS` (never the secret itself).
+pub fn mirror_command(args: &[String]) -> String {
+    const CREDS: [&str; 3] = ["--src-creds", "--edge-creds", "--dest-creds"];
+    let verb = args.iter().position(|a| a == "verify");
+    let mut cmd = vec!["berth".to_string()];
+    for (i, a) in args.iter().enumerate().filter(|(_, a)| *a != "--deep") {
+        let flag = a.split('=').next().unwrap_or(a);
+        let after_creds = i > 0 && CREDS.contains(&args[i - 1].as_str());
+        cmd.push(match () {
+            _ if Some(i) == verb => "mirror".into(),
+            _ if after_creds => "USER:PASS".into(),
+            _ if CREDS.contains(&flag) && flag != a => format!("{flag}=USER:PASS"),
+            _ => a.clone(),
+        });
+    }
+    cmd.join(" ")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -385,5 +405,27 @@ mod tests {
             ..r
         };
         assert!(unchecked.failed() && unchecked.to_string().contains("not compared"));
+    }
+
+    #[test]
+    fn mirror_command_hides_credentials_and_drops_deep() {
+        let args: Vec<String> = [
+            "-q",
+            "verify",
+            "--deep",
+            "--profile",
+            "p.yaml",
+            "--src-creds",
+            "alice:s3cret",
+            "--edge-creds=bob:hunter2",
+            "--user-data",
+            "ud.yaml",
+        ]
+        .map(String::from)
+        .to_vec();
+        assert_eq!(
+            super::mirror_command(&args),
+            "berth -q mirror --profile p.yaml --src-creds USER:PASS --edge-creds=USER:PASS --user-data ud.yaml"
+        );
     }
 }

@@ -89,48 +89,59 @@ impl Containerd {
             digest: digest.to_string(),
             detail,
         };
-        let (tx, rx) = tokio::sync::mpsc::channel::<api::WriteContentRequest>(2);
+        // Another writer of the same blob (a concurrent image with the same layer, the
+        // kubelet pulling it) holds the ref's lock until it commits or gives up: wait for it
+        // as containerd's own clients do (`content.OpenWriter`: backoff from 16 ms doubling
+        // to 2 s), then either the blob is there (AlreadyExists) or the ingest is ours.
+        // Aborting a locked ref would break the other writer, so it is never done here.
         let base = api::WriteContentRequest {
             r#ref: reference.clone(),
             total: size as i64,
             expected: digest.to_string(),
             ..Default::default()
         };
-        // The first message opens the ingest (it must name the ref). Writing then starts
-        // at offset 0 (containerd truncates what a former attempt left), so every byte
-        // committed is one the engine verified in this run.
-        let _ = tx
-            .send(api::WriteContentRequest {
-                action: api::WriteAction::Stat as i32,
-                ..base.clone()
-            })
-            .await;
-        let responses = match self
-            .content()
-            .write(self.req(tokio_stream::wrappers::ReceiverStream::new(rx)))
-            .await
-        {
-            Ok(r) => r.into_inner(),
-            Err(s) if s.code() == Code::AlreadyExists => return Ok(()),
-            Err(s) => {
-                return Err(Err(ContainerdError::rpc(
-                    format!("Content.Write {digest}"),
-                    s,
-                )));
-            }
-        };
-        let mut session = WriteSession {
-            tx,
-            responses,
-            what: format!("Content.Write {digest}"),
-        };
-        let result: Result<(), Result<std::io::Error, ContainerdError>> = async {
-            match session.recv().await {
-                Ok(_) => {}
+        let mut wait = std::time::Duration::from_millis(16);
+        let started = std::time::Instant::now();
+        let mut session = loop {
+            let (tx, rx) = tokio::sync::mpsc::channel::<api::WriteContentRequest>(2);
+            // The first message opens the ingest (it must name the ref). Writing then starts
+            // at offset 0 (containerd truncates what a former attempt left), so every byte
+            // committed is one the engine verified in this run.
+            let _ = tx
+                .send(api::WriteContentRequest {
+                    action: api::WriteAction::Stat as i32,
+                    ..base.clone()
+                })
+                .await;
+            let what = format!("Content.Write {digest}");
+            let opened = match self
+                .content()
+                .write(self.req(tokio_stream::wrappers::ReceiverStream::new(rx)))
+                .await
+            {
+                Ok(r) => {
+                    let responses = r.into_inner();
+                    let mut session = WriteSession {
+                        tx,
+                        responses,
+                        what,
+                    };
+                    session.recv().await.map(|_| session)
+                }
+                Err(s) => Err(ContainerdError::rpc(what, s)),
+            };
+            match opened {
+                Ok(session) => break session,
                 // Committed meanwhile (another writer of the same blob).
                 Err(e) if e.code() == Some(Code::AlreadyExists) => return Ok(()),
+                Err(e) if is_locked(&e) && started.elapsed() < LOCK_WAIT => {
+                    tokio::time::sleep(wait).await;
+                    wait = (wait * 2).min(std::time::Duration::from_secs(2));
+                }
                 Err(e) => return Err(Err(e)),
             }
+        };
+        let result: Result<(), Result<std::io::Error, ContainerdError>> = async {
             let mut offset: u64 = 0;
             let mut buf = BytesMut::with_capacity(WRITE_CHUNK);
             let mut ended = false;
@@ -257,6 +268,20 @@ impl Containerd {
             out.extend(m.info.into_iter().map(|i| i.digest));
         }
         Ok(out)
+    }
+}
+
+/// How long a write waits for another writer's lock on the same blob's ref.
+const LOCK_WAIT: std::time::Duration = std::time::Duration::from_secs(3600);
+
+/// containerd's "ref ... locked" (`ErrUnavailable` from the ingest lock): another writer
+/// of the same ref is active.
+fn is_locked(e: &ContainerdError) -> bool {
+    match e {
+        ContainerdError::Rpc { code, message, .. } => {
+            *code == Code::Unavailable && message.contains("locked")
+        }
+        _ => false,
     }
 }
 
