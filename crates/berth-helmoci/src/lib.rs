@@ -242,16 +242,16 @@ fn manifest_json(config: &[u8], layer: &[u8], annotations: &BTreeMap<String, Str
 }
 
 /// What the artifact needs from the archive.
-struct Read {
+struct ArchiveFacts {
     chart_yaml: Option<String>,
     requirements: Option<String>,
     newest_mtime: u64,
 }
 
 /// Chart.yaml and requirements.yaml of the chart's top directory, and the newest entry time.
-fn read_archive(tgz: &[u8]) -> Result<Read, String> {
+fn read_archive(tgz: &[u8]) -> Result<ArchiveFacts, String> {
     let mut archive = tar::Archive::new(flate2::read::GzDecoder::new(tgz));
-    let mut out = Read {
+    let mut out = ArchiveFacts {
         chart_yaml: None,
         requirements: None,
         newest_mtime: 0,

@@ -7,7 +7,7 @@
 
 use std::collections::BTreeMap;
 
-use serde_json::{Map, Value};
+use serde_json::Value;
 
 /// A chart maintainer.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
