@@ -153,6 +153,7 @@ fn mirror_pushes_the_chart_as_helm_does_and_verify_checks_it() {
     // Real helm pulls it back byte for byte and reads it.
     let helm = Helm::new();
     let out = w.join("pulled");
+    std::fs::create_dir(&out).unwrap();
     let oci = format!("oci://{}/edge/charts/podinfo", dst.host());
     let d = out.to_str().unwrap();
     helm_ok(&helm, &["pull", &oci, "--version", "6.14.1", "-d", d], &dst);
