@@ -234,6 +234,27 @@ fn mirror_pushes_the_chart_as_helm_does_and_verify_checks_it() {
     let v: Value = serde_json::from_slice(&o.stdout).unwrap();
     assert_eq!(v["charts"][0]["status"], "missing", "{v:#}");
 
+    // The same chart packaged again (other gzip bytes) pushed there by helm: it differs.
+    let mut tar = Vec::new();
+    std::io::Read::read_to_end(&mut flate2::read::GzDecoder::new(&tgz[..]), &mut tar).unwrap();
+    let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::new(1));
+    std::io::Write::write_all(&mut gz, &tar).unwrap();
+    let repacked = gz.finish().unwrap();
+    assert_ne!(sha256(&repacked), sha256(&tgz));
+    let dir = w.join("repacked");
+    std::fs::create_dir(&dir).unwrap();
+    std::fs::write(dir.join(PODINFO), &repacked).unwrap();
+    let repo = format!("oci://{}/edge/charts", other.host());
+    let file = dir.join(PODINFO);
+    helm_ok(&helm, &["push", file.to_str().unwrap(), &repo], &other);
+    let o = berth(&[&args[..], &["--src-tls-verify=false", "-o", "json"]].concat());
+    assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
+    let v: Value = serde_json::from_slice(&o.stdout).unwrap();
+    let checked = &v["charts"][0];
+    assert_eq!(checked["status"], "differs", "{v:#}");
+    assert_eq!(checked["found"], sha256(&repacked).as_str());
+    assert_eq!(checked["expected"], sha256(&tgz).as_str());
+
     // bundle build carries the chart, named by its source reference, with its digest.
     let bundle = w.join("site.tar.zst");
     let b = bundle.to_str().unwrap();
