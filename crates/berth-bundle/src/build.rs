@@ -12,8 +12,11 @@ mod write;
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 
+use berth_plan::PlanChart;
 use berth_reference::Reference;
-use berth_transfer::{CopyOptions, Destination, EventSink, ImageStatus, OciLayout, Report};
+use berth_transfer::{
+    CopyOptions, Destination, Endpoint, EventSink, ImageStatus, OciLayout, Report,
+};
 use ed25519_dalek::SigningKey;
 
 pub use platform::parse_platform;
@@ -36,6 +39,10 @@ pub struct ProfileFile {
 pub struct BuildOptions {
     /// Every image, by its full source reference.
     pub images: Vec<Reference>,
+    /// The charts of the profiles' Helm packs: each Helm OCI artifact is staged and named
+    /// by its source reference like an image (so `bundle push` sends it where `mirror`
+    /// does). A chart without an artifact (given as a directory) fails the build.
+    pub charts: Vec<PlanChart>,
     pub profiles: Vec<ProfileFile>,
     /// `os/arch[/variant]` to keep; empty keeps every platform.
     pub platforms: Vec<String>,
@@ -56,6 +63,7 @@ impl Default for BuildOptions {
     fn default() -> BuildOptions {
         BuildOptions {
             images: Vec::new(),
+            charts: Vec::new(),
             profiles: Vec::new(),
             platforms: Vec::new(),
             split_size: None,
@@ -146,10 +154,28 @@ pub async fn build(
         BTreeSet::new()
     };
     let platform::Selection {
-        pairs,
+        mut pairs,
         replaced,
         mut warnings,
     } = platform::select(&name, &opts, &images, &reused_images, &layout_dir).await?;
+    // The charts, from memory, named like images.
+    let mut named = images.clone();
+    for c in &opts.charts {
+        let a = c.artifact.as_ref().map_err(|why| BundleError::Image {
+            bundle: name.clone(),
+            image: format!("chart {}", c.source),
+            detail: why.clone(),
+        })?;
+        let reference = c.source.to_string();
+        let staged = Endpoint::Layout {
+            dir: layout_dir.clone(),
+            reference,
+        };
+        pairs.push((berth_transfer::chart_endpoint(c, a), staged));
+        named.push(c.source.clone());
+    }
+    named.sort_by_key(|r| r.to_string());
+    named.dedup();
     // Attached artifacts are not carried by bundles yet (their layout keeps no referrers).
     let copy = berth_transfer::CopyOptions {
         referrers: false,
@@ -178,7 +204,7 @@ pub async fn build(
         index,
         profiles,
         blobs,
-    } = contents::describe(&name, &layout, &images, &replaced, &opts, &mut warnings).await?;
+    } = contents::describe(&name, &layout, &named, &replaced, &opts, &mut warnings).await?;
     let manifest_bytes = manifest.to_bytes();
     let signature = opts
         .signing_key

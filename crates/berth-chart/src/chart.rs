@@ -2,7 +2,9 @@
 //! subcharts (`charts/DIR/` and vendored `charts/*.tgz`, nested).
 
 use std::collections::BTreeMap;
+use std::fmt;
 use std::io::Read;
+use std::sync::Arc;
 
 use crate::ChartError;
 use crate::value::Value;
@@ -25,6 +27,26 @@ pub struct Chart {
     pub requirements: Option<String>,
     /// Where the chart came from, for errors (`nginx`, `metallb/charts/frr-k8s-0.0.25.tgz`).
     pub origin: String,
+    /// The packaged chart's bytes exactly as given, when it was loaded from a `.tgz` (what
+    /// `berth mirror` pushes as the chart's Helm OCI artifact); `None` for a directory.
+    pub archive: Option<ChartArchive>,
+}
+
+/// A packaged chart (`helm package` output) as the exact bytes read. Its `Debug` shows the
+/// size only.
+#[derive(Clone, PartialEq, Eq)]
+pub struct ChartArchive(pub Arc<[u8]>);
+
+impl ChartArchive {
+    pub fn bytes(&self) -> &[u8] {
+        &self.0
+    }
+}
+
+impl fmt::Debug for ChartArchive {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "ChartArchive({} bytes)", self.0.len())
+    }
 }
 
 impl Chart {
@@ -100,6 +122,7 @@ impl Chart {
             files: other,
             subcharts,
             origin: origin.to_string(),
+            archive: None,
         })
     }
 
@@ -181,6 +204,8 @@ impl Chart {
                 .map_err(|e| err(format!("{path}: {e}")))?;
             files.insert(rel.to_string(), buf);
         }
-        Chart::from_files(files, origin)
+        let mut chart = Chart::from_files(files, origin)?;
+        chart.archive = Some(ChartArchive(Arc::from(bytes)));
+        Ok(chart)
     }
 }

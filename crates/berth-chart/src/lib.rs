@@ -19,7 +19,7 @@ mod values;
 use std::collections::BTreeMap;
 use std::rc::Rc;
 
-pub use chart::Chart;
+pub use chart::{Chart, ChartArchive};
 pub use images::{
     Image, ImageScope, Provenance, image_places, images_of, places_of, scan_manifest,
 };

@@ -190,12 +190,10 @@ impl BundleIn {
 
 fn build(args: BuildArgs) -> Result<ExitCode> {
     let (profiles, charts) = args.inputs.read(&args.profiles, None)?;
-    let extraction = berth_plan::extract(&profiles, &charts)?;
-    let images: Vec<Reference> = extraction.images.iter().map(|i| i.source.clone()).collect();
+    let plan = berth_plan::Plan::of_sources(&profiles, &charts)?;
     let names = profiles.iter().map(|p| p.name.clone());
-    let hosts = images.iter().map(|r| r.domain().to_string()).collect();
     let key = args.signing_key.as_deref().map(sign::read_signing_key);
-    let sources = args.source.configs(&hosts)?;
+    let sources = args.source.configs(&plan.source_hosts())?;
     let mut opts = BuildOptions {
         profiles: berth_bundle::read_profile_files(&args.profiles, names)?,
         platforms: args.platforms.clone(),
@@ -204,7 +202,8 @@ fn build(args: BuildArgs) -> Result<ExitCode> {
         existing: args.existing.clone(),
         signing_key: key.transpose()?,
         copy: CopyOptions::new(args.jobs.into(), sources, RegistryConfigs::new()),
-        images,
+        images: plan.entries.iter().map(|e| e.source.clone()).collect(),
+        charts: plan.charts,
         ..BuildOptions::default()
     };
     if let Some(t) = args.threads {
@@ -216,7 +215,7 @@ fn build(args: BuildArgs) -> Result<ExitCode> {
     let r = result?;
     r.warnings.iter().for_each(|w| eprintln!("warning: {w}"));
     show(&r, IMAGE_HEADERS, image_rows(&r.manifest))?;
-    extraction.findings.iter().for_each(|f| eprintln!("{f}"));
+    plan.findings.iter().for_each(|f| eprintln!("{f}"));
     say!("bundle {}: {r}", args.out.display());
     Ok(ExitCode::SUCCESS)
 }

@@ -9,7 +9,7 @@ use std::process::ExitCode;
 use anyhow::{Context, Result};
 use berth_client::{Access, AuthFiles, RegistryConfigs};
 use berth_node::signatures;
-use berth_plan::{Plan, PlanEntry};
+use berth_plan::Plan;
 use berth_progress::{Display, Progress};
 use berth_transfer::{
     CancellationToken, CopyOptions, EventSink, ImageReport, ImageStatus, Report, Side,
@@ -149,18 +149,18 @@ pub fn mirror(args: MirrorArgs) -> Result<ExitCode> {
     let (plan, mut options, _) = planned(&args.plan, Some("mirror"))?;
     options.keep_going = args.keep_going;
     plan.findings.iter().for_each(|f| eprintln!("{f}"));
-    let (moved, _) = plan.split_redirected();
+    let moves = plan.moves();
     if args.dry_run {
-        let row = |e: &&PlanEntry| vec![e.source.to_string(), e.target.to_string()];
-        let rows: Vec<_> = moved.iter().map(row).collect();
+        let row = |(s, t): &(String, String)| vec![s.clone(), t.clone()];
+        let rows: Vec<_> = moves.iter().map(row).collect();
         let pair = |r: &Vec<String>| json!({"source": r[0], "target": r[1]});
         let images: Vec<_> = rows.iter().map(pair).collect();
         show(&json!({ "images": images }), &["SOURCE", "TARGET"], rows)?;
-        say!("dry run: {} image(s) would be copied", moved.len());
+        say!("dry run: {} image(s) and chart(s) to copy", moves.len());
         return Ok(ExitCode::SUCCESS);
     }
     let cancel = options.cancel.clone();
-    run_engine(moved.len(), cancel, |sink| {
+    run_engine(moves.len(), cancel, |sink| {
         berth_transfer::mirror(&plan, options, sink)
     })
 }
@@ -207,10 +207,10 @@ pub fn print_report(report: &Report) -> Result<()> {
         let (s, t, d) = (i.source.clone(), i.target.clone(), i.digest.clone());
         vec![json_word(&i.status), s, t, d.unwrap_or_default()]
     };
-    let rows = report.images.iter().map(row).collect();
+    let rows = report.all().map(row).collect();
     show(report, REPORT_HEADERS, rows)?;
     let failed = |i: &&ImageReport| i.status != ImageStatus::Cancelled;
-    let table = report.images.iter().filter(|_| !json_out());
+    let table = report.all().filter(|_| !json_out());
     for i in table.filter(failed) {
         if let Some(e) = &i.error {
             eprintln!("error: {}: {e}", i.source);
@@ -247,7 +247,7 @@ pub fn verify(args: VerifyArgs) -> Result<ExitCode> {
         signatures: &'a [berth_policy::Decision],
     }
     let row = |r: &VerifyResult| vec![json_word(&r.status), r.target.clone(), r.detail()];
-    let rows = report.images.iter().map(row).collect();
+    let rows = report.all().map(row).collect();
     let out = Out {
         report: &report,
         signatures: &signed,

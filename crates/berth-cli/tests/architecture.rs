@@ -126,6 +126,7 @@ fn crates_without_network_reach_neither_the_client_nor_an_http_stack() {
         "berth-store",
         "berth-containerd",
         "berth-chart",
+        "berth-helmoci",
     ] {
         assert!(g.contains_key(c), "{c} is not a workspace crate any more");
         let mut reach = closure(&g, c);

@@ -13,11 +13,14 @@
 //! - [`extract`], [`Charts`]: the charts of the profiles' Helm packs (loaded by the caller,
 //!   from anywhere) rendered with each pack's values; their images join the plan with
 //!   provenance `rendered` / `annotation`, and disagreements with the pack are findings.
+//! - [`PlanChart`]: each of those charts as the Helm OCI artifact `mirror` pushes
+//!   (`berth-helmoci`), at the rewritten target of its source reference.
 //! - [`coverage`]: where the user data's settings do not cover a target (an image no rule
 //!   matches, a rule's target outside every `registries[].domain`), as findings.
 //!
 //! Pure: no I/O. The caller reads files and passes their contents.
 
+mod charts;
 pub mod coverage;
 mod edge;
 mod helm;
@@ -26,6 +29,7 @@ mod settings;
 
 pub use berth_profile::Finding;
 pub use berth_userdata::RegistrySettings;
+pub use charts::PlanChart;
 pub use edge::{EdgeRegistry, EdgeRegistryError};
 pub use helm::{ChartRenderError, Charts, chart_extraction, extract};
 pub use plan::{Plan, PlanEntry, PlanError, Unrewritable, lint, role_rank};

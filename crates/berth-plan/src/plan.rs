@@ -70,6 +70,10 @@ pub struct Plan {
     pub entries: Vec<PlanEntry>,
     #[serde(skip)]
     pub findings: Vec<Finding>,
+    /// The charts of the profiles' Helm packs the caller loaded, as the artifacts `mirror`
+    /// pushes ([`crate::PlanChart`]).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub charts: Vec<crate::PlanChart>,
 }
 
 impl Plan {
@@ -88,7 +92,17 @@ impl Plan {
         rewriter: &Rewriter,
     ) -> Result<Plan, PlanError> {
         let extraction = crate::helm::extract(profiles, charts)?;
-        Plan::from_images(&extraction.images, extraction.findings, rewriter)
+        let mut plan = Plan::from_images(&extraction.images, extraction.findings, rewriter)?;
+        let (charts, findings) = crate::charts::plan_charts(profiles, charts, rewriter)?;
+        plan.charts = charts;
+        plan.findings.extend(findings);
+        Ok(plan)
+    }
+
+    /// [`Plan::build_with`] with nothing redirected: every image and chart at its source
+    /// (what a content bundle names them by).
+    pub fn of_sources(profiles: &[Profile], charts: &Charts) -> Result<Plan, PlanError> {
+        Plan::build_with(profiles, charts, &Rewriter::new(None, None))
     }
 
     /// The plan of already extracted images.
@@ -122,12 +136,33 @@ impl Plan {
         }
         let mut findings = findings;
         findings.extend(crate::coverage::coverage(&entries, rewriter));
-        Ok(Plan { entries, findings })
+        Ok(Plan {
+            entries,
+            findings,
+            charts: Vec::new(),
+        })
     }
 
     /// The entries the rewrite sends elsewhere, and those it leaves where they are.
     pub fn split_redirected(&self) -> (Vec<&PlanEntry>, Vec<&PlanEntry>) {
         self.entries.iter().partition(|e| e.redirected())
+    }
+
+    /// (source, target) of every image and chart `mirror` copies (`--dry-run`).
+    pub fn moves(&self) -> Vec<(String, String)> {
+        let (images, _) = self.split_redirected();
+        let pair = |s: &Reference, t: &Reference| (s.to_string(), t.to_string());
+        let images = images.into_iter().map(|e| pair(&e.source, &e.target));
+        let charts = self
+            .moved_charts()
+            .into_iter()
+            .map(|c| pair(&c.source, &c.target));
+        images.chain(charts).collect()
+    }
+
+    /// The charts the rewrite sends elsewhere (those `mirror` pushes).
+    pub fn moved_charts(&self) -> Vec<&crate::PlanChart> {
+        self.charts.iter().filter(|c| c.redirected()).collect()
     }
 
     /// The entries in the order an edge host needs them: provider (the OS) first, then core

@@ -158,6 +158,9 @@ pub struct BlobCounts {
 #[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct Report {
     pub images: Vec<ImageReport>,
+    /// The charts `mirror` pushed as Helm OCI artifacts (none for other copies).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub charts: Vec<ImageReport>,
     pub blobs: BlobCounts,
     /// Blob bytes actually copied.
     pub bytes: u64,
@@ -165,9 +168,16 @@ pub struct Report {
 }
 
 impl Report {
+    /// The images, then the charts.
+    pub fn all(&self) -> impl Iterator<Item = &ImageReport> {
+        self.images.iter().chain(&self.charts)
+    }
+
+    /// Images and charts that failed.
     pub fn failed(&self) -> usize {
         self.images
             .iter()
+            .chain(&self.charts)
             .filter(|i| i.status == ImageStatus::Failed)
             .count()
     }
@@ -750,6 +760,7 @@ pub async fn copy_images(
                         attached: 0,
                     })
                     .collect(),
+                charts: Vec::new(),
                 blobs: BlobCounts::default(),
                 bytes: 0,
                 seconds: started.elapsed().as_secs_f64(),
@@ -834,6 +845,7 @@ pub async fn copy_images(
         .collect();
     Report {
         images,
+        charts: Vec::new(),
         blobs: BlobCounts {
             copied: engine.copied.load(Ordering::Relaxed),
             skipped: engine.skipped.load(Ordering::Relaxed),

@@ -10,6 +10,7 @@
 //! by [`RegistryEnd`] and [`OciLayout`].
 
 mod attached;
+mod charts;
 mod endpoint;
 mod engine;
 mod mirror;
@@ -21,6 +22,7 @@ mod verify;
 pub use berth_archive::{OciLayout, REF_NAME};
 pub use berth_ends::{Destination, EndFailure, Source, TransferError, manifest};
 pub use berth_oci::{Platform, units};
+pub use charts::chart_endpoint;
 pub use endpoint::Endpoint;
 pub use engine::{
     BlobCounts, BlobOutcome, CopyOptions, Event, EventSink, ImageReport, ImageStatus, Report,

@@ -1,11 +1,13 @@
-//! Mirroring a [`Plan`]: every image whose target differs from its source is copied there;
-//! [`verify_plan`] checks that every image of the plan is at its target.
+//! Mirroring a [`Plan`]: every image whose target differs from its source is copied there,
+//! every such chart pushed as its Helm OCI artifact; [`verify_plan`] checks that every image
+//! and chart of the plan is at its target.
 
 use berth_oci::units;
 use berth_plan::Plan;
 
 use crate::{
-    CopyOptions, Endpoint, EventSink, ImageStatus, Report, VerifyReport, copy_images, verify,
+    CopyOptions, Endpoint, EventSink, ImageStatus, Report, VerifyReport, charts, copy_images,
+    verify,
 };
 
 /// The engine's jobs for `entries`: source registry → target registry.
@@ -23,18 +25,32 @@ fn pairs<'a>(
         .collect()
 }
 
-/// Copies every redirected image of `plan` to its target; images the rewrite leaves where
-/// they are ([`Plan::split_redirected`]) have nowhere to go.
+/// Copies every redirected image of `plan` to its target, and pushes every redirected chart
+/// as its Helm OCI artifact (the report's `charts`); what the rewrite leaves where it is
+/// ([`Plan::split_redirected`], [`Plan::moved_charts`]) has nowhere to go.
 pub async fn mirror(plan: &Plan, options: CopyOptions, events: Option<EventSink>) -> Report {
     let (moved, _) = plan.split_redirected();
-    copy_images(pairs(moved), options, events).await
+    let mut jobs = pairs(moved);
+    let images = jobs.len();
+    let mut unpushable = Vec::new();
+    for c in plan.moved_charts() {
+        match &c.artifact {
+            Ok(a) => jobs.push(charts::pair(c, a)),
+            Err(why) => unpushable.push(charts::unpushable(c, why)),
+        }
+    }
+    let mut report = copy_images(jobs, options, events).await;
+    report.charts = report.images.split_off(images);
+    report.charts.extend(unpushable);
+    report
 }
 
-/// Whether every image of `plan` is at its target (with `deep`, every blob too), with the
-/// plan's findings.
+/// Whether every image of `plan` is at its target (with `deep`, every blob too), and every
+/// redirected chart (by the digest of its packaged `.tgz`), with the plan's findings.
 pub async fn verify_plan(plan: &Plan, options: &CopyOptions, deep: bool) -> VerifyReport {
     VerifyReport {
         images: verify(pairs(&plan.entries), options, deep).await,
+        charts: charts::verify(&plan.moved_charts(), options, deep).await,
         findings: plan.findings.clone(),
         deep,
     }
@@ -51,11 +67,21 @@ impl std::fmt::Display for Report {
             "images: {} copied, {} already present, {} failed",
             count(ImageStatus::Copied),
             count(ImageStatus::Present),
-            self.failed(),
+            count(ImageStatus::Failed),
         )?;
         match count(ImageStatus::Cancelled) {
             0 => {}
             n => write!(f, ", {n} cancelled")?,
+        }
+        if !self.charts.is_empty() {
+            let count = |s| self.charts.iter().filter(|i| i.status == s).count();
+            write!(
+                f,
+                "; charts: {} pushed, {} already present, {} failed",
+                count(ImageStatus::Copied),
+                count(ImageStatus::Present),
+                count(ImageStatus::Failed),
+            )?;
         }
         match self.images.iter().map(|i| i.attached).sum::<u64>() {
             0 => {}

@@ -70,6 +70,10 @@ impl VerifyResult {
 #[derive(Clone, Debug, Serialize)]
 pub struct VerifyReport {
     pub images: Vec<VerifyResult>,
+    /// The plan's redirected charts (`expected` and `found` are the digests of the chart
+    /// layer, the packaged `.tgz`).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub charts: Vec<VerifyResult>,
     pub findings: Vec<Finding>,
     /// Blobs were checked.
     #[serde(skip)]
@@ -77,9 +81,15 @@ pub struct VerifyReport {
 }
 
 impl VerifyReport {
-    /// Targets that are not where they should be.
+    /// The images' results, then the charts'.
+    pub fn all(&self) -> impl Iterator<Item = &VerifyResult> {
+        self.images.iter().chain(&self.charts)
+    }
+
+    /// Targets (images and charts) that are not where they should be.
     pub fn missing(&self) -> usize {
-        self.images.iter().filter(|r| !r.status.is_ok()).count()
+        let all = self.images.iter().chain(&self.charts);
+        all.filter(|r| !r.status.is_ok()).count()
     }
 
     /// Targets not compared with their source.
@@ -117,11 +127,23 @@ impl std::fmt::Display for VerifyReport {
             self.images.len(),
             if self.deep { " (blobs checked)" } else { "" },
         );
-        let present = n - self.missing();
+        let bad = |r: &&VerifyResult| !r.status.is_ok();
+        let present = n - self.images.iter().filter(bad).count();
         writeln!(
             f,
             "{present} of {n} image(s) present at their targets{deep}"
         )?;
+        if !self.charts.is_empty() {
+            for r in self.charts.iter().filter(bad) {
+                let status = serde_json::to_value(r.status).unwrap_or_default();
+                let detail = r.detail();
+                let status = status.as_str().unwrap_or("missing");
+                writeln!(f, "chart {}: {status} at {}: {detail}", r.source, r.target)?;
+            }
+            let n = self.charts.len();
+            let present = n - self.charts.iter().filter(bad).count();
+            writeln!(f, "{present} of {n} chart(s) present at their targets")?;
+        }
         let mut fixes: Vec<&str> = self.images.iter().filter_map(|r| r.status.fix()).collect();
         fixes.sort_unstable();
         fixes.dedup();
@@ -391,6 +413,7 @@ mod tests {
         let present = result(VerifyStatus::Present, true);
         let r = VerifyReport {
             images: vec![present, result(VerifyStatus::Missing, true)],
+            charts: Vec::new(),
             findings: Vec::new(),
             deep: true,
         };
