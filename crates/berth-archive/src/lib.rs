@@ -64,6 +64,7 @@ pub use docker::{DockerArchive, DockerArchiveWriter};
 pub use error::ArchiveError;
 pub use layout::{OciLayout, REF_NAME};
 pub use oci::{OciArchive, OciArchiveWriter};
+pub use tarindex::relative_entry_name;
 
 use std::path::PathBuf;
 

@@ -61,27 +61,33 @@ pub(crate) struct TarIndex {
     nodes: BTreeMap<String, Node>,
 }
 
-/// Makes a tar entry name archive-root-relative (`./a//b/` → `a/b`), refusing `..`,
-/// absolute names and names that are empty.
-fn normalize(archive: &str, raw: &str) -> Result<String, ArchiveError> {
+/// A tar entry name made archive-root-relative (`./a//b/` → `a/b`), or why it is refused:
+/// it is absolute, has a `..` component, or has a component `refuse` gives a reason for.
+/// The reason reads after the entry's name (`has an absolute path`).
+pub fn relative_entry_name(
+    raw: &str,
+    refuse: impl Fn(&str) -> Option<&'static str>,
+) -> Result<String, &'static str> {
     if raw.starts_with('/') {
-        return Err(ArchiveError::hostile(archive, raw, "has an absolute path"));
+        return Err("has an absolute path");
     }
     let mut parts = Vec::new();
     for p in raw.split('/') {
         match p {
             "" | "." => {}
-            ".." => {
-                return Err(ArchiveError::hostile(
-                    archive,
-                    raw,
-                    "has a `..` path component",
-                ));
-            }
-            p => parts.push(p),
+            ".." => return Err("has a `..` path component"),
+            p => match refuse(p) {
+                Some(why) => return Err(why),
+                None => parts.push(p),
+            },
         }
     }
     Ok(parts.join("/"))
+}
+
+/// [`relative_entry_name`] of an archive's entry.
+fn normalize(archive: &str, raw: &str) -> Result<String, ArchiveError> {
+    relative_entry_name(raw, |_| None).map_err(|why| ArchiveError::hostile(archive, raw, why))
 }
 
 /// Resolves a symbolic link target relative to the link's directory, within the archive.

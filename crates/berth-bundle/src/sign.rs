@@ -21,25 +21,41 @@ fn key_err(path: &Path, detail: impl Into<String>) -> BundleError {
     }
 }
 
+/// A key file: exactly 32 raw bytes, or text (PEM).
+enum KeyFile {
+    Raw([u8; 32]),
+    Pem(String),
+}
+
+/// Reads a key file; `not_text` is the error for a file that is neither 32 bytes nor text,
+/// and a text holding `other.0` (the other kind of key) is refused with `other.1`.
+fn read_key_file(path: &Path, not_text: &str, other: (&str, &str)) -> Result<KeyFile, BundleError> {
+    let bytes = std::fs::read(path).map_err(|e| key_err(path, format!("cannot read: {e}")))?;
+    if let Ok(raw) = <[u8; 32]>::try_from(bytes.as_slice()) {
+        return Ok(KeyFile::Raw(raw));
+    }
+    let text = String::from_utf8(bytes).map_err(|_| key_err(path, not_text))?;
+    if text.contains(other.0) {
+        return Err(key_err(path, other.1));
+    }
+    Ok(KeyFile::Pem(text))
+}
+
 /// Reads a signing key: PKCS#8 PEM, or a file of exactly 32 bytes (the seed).
 pub fn read_signing_key(path: &Path) -> Result<SigningKey, BundleError> {
-    let bytes = std::fs::read(path).map_err(|e| key_err(path, format!("cannot read: {e}")))?;
-    if let Ok(seed) = <[u8; 32]>::try_from(bytes.as_slice()) {
-        return Ok(SigningKey::from_bytes(&seed));
-    }
-    let text = std::str::from_utf8(&bytes).map_err(|_| {
-        key_err(
-            path,
-            "not an ed25519 key: expected a PEM private key or a 32-byte seed (make one with `berth bundle keygen --out PREFIX`)",
-        )
-    })?;
-    if text.contains("PUBLIC KEY") {
-        return Err(key_err(
-            path,
+    let file = read_key_file(
+        path,
+        "not an ed25519 key: expected a PEM private key or a 32-byte seed (make one with `berth bundle keygen --out PREFIX`)",
+        (
+            "PUBLIC KEY",
             "this is a public key; --signing-key takes the private key (PREFIX.key)",
-        ));
-    }
-    SigningKey::from_pkcs8_pem(text).map_err(|e| {
+        ),
+    )?;
+    let text = match file {
+        KeyFile::Raw(seed) => return Ok(SigningKey::from_bytes(&seed)),
+        KeyFile::Pem(text) => text,
+    };
+    SigningKey::from_pkcs8_pem(&text).map_err(|e| {
         key_err(
             path,
             format!("not an ed25519 PKCS#8 PEM private key ({e}); make one with `berth bundle keygen --out PREFIX`"),
@@ -49,25 +65,20 @@ pub fn read_signing_key(path: &Path) -> Result<SigningKey, BundleError> {
 
 /// Reads a public key: SPKI PEM, or a file of exactly 32 bytes.
 pub fn read_public_key(path: &Path) -> Result<VerifyingKey, BundleError> {
-    let bytes = std::fs::read(path).map_err(|e| key_err(path, format!("cannot read: {e}")))?;
-    if let Ok(raw) = <[u8; 32]>::try_from(bytes.as_slice()) {
-        return VerifyingKey::from_bytes(&raw)
-            .map_err(|e| key_err(path, format!("not an ed25519 public key: {e}")));
-    }
-    let text = std::str::from_utf8(&bytes).map_err(|_| {
-        key_err(
-            path,
-            "not an ed25519 public key: expected PEM or 32 raw bytes",
-        )
-    })?;
-    if text.contains("PRIVATE KEY") {
-        return Err(key_err(
-            path,
+    let file = read_key_file(
+        path,
+        "not an ed25519 public key: expected PEM or 32 raw bytes",
+        (
+            "PRIVATE KEY",
             "this is a private key; --public-key takes the public key (PREFIX.pub)",
-        ));
+        ),
+    )?;
+    match file {
+        KeyFile::Raw(raw) => VerifyingKey::from_bytes(&raw)
+            .map_err(|e| key_err(path, format!("not an ed25519 public key: {e}"))),
+        KeyFile::Pem(text) => VerifyingKey::from_public_key_pem(&text)
+            .map_err(|e| key_err(path, format!("not an ed25519 SPKI PEM public key: {e}"))),
     }
-    VerifyingKey::from_public_key_pem(text)
-        .map_err(|e| key_err(path, format!("not an ed25519 SPKI PEM public key: {e}")))
 }
 
 /// Makes a new key pair and writes `PREFIX.key` (PKCS#8 PEM, mode 0600) and `PREFIX.pub`

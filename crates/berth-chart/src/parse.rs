@@ -192,27 +192,10 @@ fn find_close(s: &str) -> Option<(usize, bool)> {
     }
     while i < b.len() {
         match b[i] {
-            b'"' => {
-                i += 1;
-                while i < b.len() && b[i] != b'"' {
-                    if b[i] == b'\\' {
-                        i += 1;
-                    }
-                    i += 1;
-                }
-            }
+            q @ (b'"' | b'\'') => i = closing_quote(b, i, q),
             b'`' => {
                 i += 1;
                 while i < b.len() && b[i] != b'`' {
-                    i += 1;
-                }
-            }
-            b'\'' => {
-                i += 1;
-                while i < b.len() && b[i] != b'\'' {
-                    if b[i] == b'\\' {
-                        i += 1;
-                    }
                     i += 1;
                 }
             }
@@ -227,6 +210,19 @@ fn find_close(s: &str) -> Option<(usize, bool)> {
         i += 1;
     }
     None
+}
+
+/// The index of the quote closing the string `b[open]` opens (`"` or `'`), passing over
+/// backslash escapes; at or past `b.len()` when it is not closed.
+fn closing_quote(b: &[u8], open: usize, q: u8) -> usize {
+    let mut i = open + 1;
+    while i < b.len() && b[i] != q {
+        if b[i] == b'\\' {
+            i += 1;
+        }
+        i += 1;
+    }
+    i
 }
 
 fn is_ident_char(c: char) -> bool {
@@ -254,8 +250,13 @@ fn tokens(body: &str) -> Result<Vec<Tok>, String> {
         let c = cs[i];
         match c {
             c if c.is_whitespace() => i += 1,
-            '(' => {
-                out.push(Tok::LParen);
+            c @ ('(' | '|' | ',' | '=') => {
+                out.push(match c {
+                    '(' => Tok::LParen,
+                    '|' => Tok::Bar,
+                    ',' => Tok::Comma,
+                    _ => Tok::Assign,
+                });
                 i += 1;
             }
             ')' => {
@@ -266,21 +267,9 @@ fn tokens(body: &str) -> Result<Vec<Tok>, String> {
                     out.push(Tok::Chain(f));
                 }
             }
-            '|' => {
-                out.push(Tok::Bar);
-                i += 1;
-            }
-            ',' => {
-                out.push(Tok::Comma);
-                i += 1;
-            }
             ':' if cs.get(i + 1) == Some(&'=') => {
                 out.push(Tok::Decl);
                 i += 2;
-            }
-            '=' => {
-                out.push(Tok::Assign);
-                i += 1;
             }
             '.' => {
                 let f = read_fields(&cs, &mut i);

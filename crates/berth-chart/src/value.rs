@@ -342,7 +342,10 @@ fn json_float(f: f64) -> String {
     }
 }
 
-fn json_string(s: &str, out: &mut String) {
+/// `s` in double quotes, with the backslash escapes Go's `strconv.Quote` and its JSON
+/// encoder write alike (quote, backslash, newline, return, tab); `other` writes every
+/// other character.
+pub(crate) fn go_quoted(s: &str, out: &mut String, other: impl Fn(&mut String, char)) {
     out.push('"');
     for c in s.chars() {
         match c {
@@ -351,16 +354,22 @@ fn json_string(s: &str, out: &mut String) {
             '\n' => out.push_str("\\n"),
             '\r' => out.push_str("\\r"),
             '\t' => out.push_str("\\t"),
-            '<' => out.push_str("\\u003c"),
-            '>' => out.push_str("\\u003e"),
-            '&' => out.push_str("\\u0026"),
-            c if (c as u32) < 0x20 => {
-                let _ = write!(out, "\\u{:04x}", c as u32);
-            }
-            c => out.push(c),
+            c => other(out, c),
         }
     }
     out.push('"');
+}
+
+fn json_string(s: &str, out: &mut String) {
+    go_quoted(s, out, |out, c| match c {
+        '<' => out.push_str("\\u003c"),
+        '>' => out.push_str("\\u003e"),
+        '&' => out.push_str("\\u0026"),
+        c if (c as u32) < 0x20 => {
+            let _ = write!(out, "\\u{:04x}", c as u32);
+        }
+        c => out.push(c),
+    });
 }
 
 /// `toYaml`: block YAML with sorted keys, lists at the parent's indentation (as

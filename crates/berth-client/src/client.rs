@@ -21,6 +21,7 @@ use crate::side::Side;
 
 mod blobs;
 mod manifests;
+mod pages;
 mod referrers;
 pub use referrers::ReferrersListing;
 mod tags;
@@ -340,6 +341,26 @@ struct Ctx<'a> {
     repo: &'a str,
     scopes: Vec<String>,
     what: String,
+}
+
+impl<'a> Ctx<'a> {
+    /// A read of `repo`: its pull scope.
+    fn pull(repo: &'a str, what: String) -> Ctx<'a> {
+        Ctx {
+            repo,
+            scopes: vec![Registry::pull_scope(repo)],
+            what,
+        }
+    }
+
+    /// A write to `repo`: its push (and pull) scope.
+    fn push(repo: &'a str, what: String) -> Ctx<'a> {
+        Ctx {
+            repo,
+            scopes: vec![Registry::push_scope(repo)],
+            what,
+        }
+    }
 }
 
 impl Registry {

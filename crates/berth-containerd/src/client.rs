@@ -281,16 +281,10 @@ impl Containerd {
 
 pub(crate) use berth_oci::error_chain;
 
-/// `2024-01-01T00:00:00Z` (RFC 3339, UTC, whole seconds) for a time since the Unix epoch.
+/// `2024-01-01T00:00:00Z` (RFC 3339, UTC, whole seconds) for a time since the Unix epoch;
+/// the last second RFC 3339 can write for a later one.
 pub(crate) fn rfc3339(since_epoch: Duration) -> String {
-    let secs = i64::try_from(since_epoch.as_secs()).unwrap_or(i64::MAX);
-    time::OffsetDateTime::from_unix_timestamp(secs)
-        .ok()
-        .and_then(|t| {
-            t.format(&time::format_description::well_known::Rfc3339)
-                .ok()
-        })
-        .unwrap_or_else(|| "9999-12-31T23:59:59Z".into())
+    berth_oci::units::rfc3339(since_epoch).unwrap_or_else(|| "9999-12-31T23:59:59Z".into())
 }
 
 #[cfg(test)]
@@ -298,16 +292,12 @@ mod tests {
     use super::*;
 
     #[test]
-    fn rfc3339_formats_dates() {
-        assert_eq!(rfc3339(Duration::from_secs(0)), "1970-01-01T00:00:00Z");
+    fn lease_expiry_dates_are_rfc3339_and_never_past_9999() {
         assert_eq!(
             rfc3339(Duration::from_secs(1_704_067_200 + 3661)),
             "2024-01-01T01:01:01Z"
         );
-        assert_eq!(
-            rfc3339(Duration::from_secs(1_709_164_800)),
-            "2024-02-29T00:00:00Z"
-        );
+        assert_eq!(rfc3339(Duration::MAX), "9999-12-31T23:59:59Z");
     }
 
     #[test]

@@ -184,28 +184,22 @@ mod tests {
         ))
     }
 
+    /// What a stream verifying `parts` against `d`, 11 bytes, yields.
+    async fn verified(parts: Vec<&'static [u8]>, d: &Digest) -> Vec<Result<Bytes, std::io::Error>> {
+        VerifyingStream::new(stream_of(parts), d.clone(), Some(11))
+            .unwrap()
+            .collect()
+            .await
+    }
+
     #[tokio::test]
     async fn passes_good_and_holds_back_last_chunk_of_bad() {
         let d = sha256_of(b"hello world");
-        let out: Vec<_> = VerifyingStream::new(
-            stream_of(vec![b"hello", b" ", b"world"]),
-            d.clone(),
-            Some(11),
-        )
-        .unwrap()
-        .collect()
-        .await;
+        let out = verified(vec![b"hello", b" ", b"world"], &d).await;
         let bytes: Vec<u8> = out.into_iter().flat_map(|r| r.unwrap().to_vec()).collect();
         assert_eq!(bytes, b"hello world");
 
-        let out: Vec<_> = VerifyingStream::new(
-            stream_of(vec![b"hello", b" ", b"wOrld"]),
-            d.clone(),
-            Some(11),
-        )
-        .unwrap()
-        .collect()
-        .await;
+        let out = verified(vec![b"hello", b" ", b"wOrld"], &d).await;
         // The good chunks pass, the last one never does; an error comes instead.
         assert_eq!(out.len(), 3);
         assert_eq!(out[0].as_ref().unwrap().as_ref(), b"hello");
@@ -216,10 +210,7 @@ mod tests {
         ));
         assert!(err.to_string().contains(&d.to_string()));
 
-        let out: Vec<_> = VerifyingStream::new(stream_of(vec![b"hello world!"]), d, Some(11))
-            .unwrap()
-            .collect()
-            .await;
+        let out = verified(vec![b"hello world!"], &d).await;
         assert_eq!(out.len(), 1);
         assert!(matches!(
             VerifyError::from_io(out[0].as_ref().unwrap_err()),

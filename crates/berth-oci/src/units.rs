@@ -1,6 +1,7 @@
 //! How sizes and durations read, the same in progress bars, summaries and errors: binary
 //! units (`512 B`, `1.50 KiB`, `12.30 MiB`, as `--split-size` reads them and the progress bar
-//! prints them) and durations in the flags' syntax (`42.1s`, `3m05s`, `2h07m`).
+//! prints them), durations in the flags' syntax (`42.1s`, `3m05s`, `2h07m`) and RFC 3339
+//! timestamps.
 
 use std::time::Duration;
 
@@ -53,6 +54,18 @@ pub fn go_duration(d: Duration) -> String {
     }
 }
 
+/// `2024-01-01T00:00:00Z` (RFC 3339, UTC, whole seconds) for a time since the Unix epoch;
+/// `None` past what RFC 3339 can write (the year 9999).
+pub fn rfc3339(since_epoch: Duration) -> Option<String> {
+    let secs = i64::try_from(since_epoch.as_secs()).unwrap_or(i64::MAX);
+    time::OffsetDateTime::from_unix_timestamp(secs)
+        .ok()
+        .and_then(|t| {
+            t.format(&time::format_description::well_known::Rfc3339)
+                .ok()
+        })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -66,6 +79,19 @@ mod tests {
         assert_eq!(size(3 << 30), "3.00 GiB");
         assert_eq!(rate(10 << 20, 2.0), "5.00 MiB/s");
         assert_eq!(rate(10, 0.0), "0 B/s");
+    }
+
+    #[test]
+    fn rfc3339_is_utc_whole_seconds() {
+        assert_eq!(
+            rfc3339(Duration::from_secs(0)).as_deref(),
+            Some("1970-01-01T00:00:00Z")
+        );
+        assert_eq!(
+            rfc3339(Duration::from_secs(1_709_164_800)).as_deref(),
+            Some("2024-02-29T00:00:00Z")
+        );
+        assert_eq!(rfc3339(Duration::MAX), None);
     }
 
     #[test]

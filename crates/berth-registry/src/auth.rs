@@ -268,14 +268,6 @@ impl Auth {
 
 /// RFC 3339 UTC time, whole seconds (for `issued_at`).
 fn httpdate_rfc3339(t: std::time::SystemTime) -> String {
-    let secs = t
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX));
-    time::OffsetDateTime::from_unix_timestamp(secs)
-        .ok()
-        .and_then(|t| {
-            t.format(&time::format_description::well_known::Rfc3339)
-                .ok()
-        })
-        .unwrap_or_else(|| "1970-01-01T00:00:00Z".into())
+    let since_epoch = t.duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
+    berth_oci::units::rfc3339(since_epoch).unwrap_or_else(|| "1970-01-01T00:00:00Z".into())
 }

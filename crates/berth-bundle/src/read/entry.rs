@@ -20,27 +20,13 @@ pub(super) fn entry_name(name: &str, raw: &[u8]) -> Result<String, BundleError> 
             "has a name that is not UTF-8",
         )
     })?;
-    if raw.starts_with('/') || raw.starts_with('\\') || raw.contains(":\\") {
+    if raw.starts_with('\\') || raw.contains(":\\") {
         return Err(BundleError::hostile(name, raw, "has an absolute path"));
     }
-    let mut parts = Vec::new();
-    for p in raw.split('/') {
-        match p {
-            "" | "." => {}
-            ".." => {
-                return Err(BundleError::hostile(name, raw, "has a `..` path component"));
-            }
-            p if p.contains('\\') || p.contains('\0') => {
-                return Err(BundleError::hostile(
-                    name,
-                    raw,
-                    "has a backslash or NUL in its name",
-                ));
-            }
-            p => parts.push(p),
-        }
-    }
-    Ok(parts.join("/"))
+    berth_archive::relative_entry_name(raw, |p| {
+        (p.contains('\\') || p.contains('\0')).then_some("has a backslash or NUL in its name")
+    })
+    .map_err(|why| BundleError::hostile(name, raw, why))
 }
 
 /// What an entry is.

@@ -6,11 +6,7 @@ use super::*;
 impl Registry {
     /// `HEAD` a blob: its size, or `None` when it is not there.
     pub async fn head_blob(&self, repo: &str, digest: &Digest) -> Result<Option<u64>, ClientError> {
-        let ctx = Ctx {
-            repo,
-            scopes: vec![Self::pull_scope(repo)],
-            what: format!("checking blob {digest} in {repo}"),
-        };
+        let ctx = Ctx::pull(repo, format!("checking blob {digest} in {repo}"));
         // A HEAD may be redirected to storage too.
         let resp = self.blob_response(&ctx, Method::HEAD, digest).await?;
         Ok(resp.map(|r| content_length(r.headers()).unwrap_or(0)))
@@ -98,11 +94,7 @@ impl Registry {
     /// [`crate::VerifyingStream`]). Redirects are followed; credentials go only to the
     /// registry's own origin.
     pub async fn get_blob(&self, repo: &str, digest: &Digest) -> Result<BlobDownload, ClientError> {
-        let ctx = Ctx {
-            repo,
-            scopes: vec![Self::pull_scope(repo)],
-            what: format!("pulling blob {digest} from {repo}"),
-        };
+        let ctx = Ctx::pull(repo, format!("pulling blob {digest} from {repo}"));
         let Some(resp) = self.blob_response(&ctx, Method::GET, digest).await? else {
             return Err(ClientError::BlobNotFound {
                 registry: self.name.clone(),

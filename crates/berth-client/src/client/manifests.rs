@@ -34,11 +34,7 @@ impl Registry {
         reference: &str,
         accept: &[&str],
     ) -> Result<Manifest, ClientError> {
-        let ctx = Ctx {
-            repo,
-            scopes: vec![Self::pull_scope(repo)],
-            what: format!("pulling manifest {repo}:{reference}"),
-        };
+        let ctx = Ctx::pull(repo, format!("pulling manifest {repo}:{reference}"));
         let accept = if accept.is_empty() {
             MANIFEST_ACCEPT
         } else {
@@ -119,11 +115,7 @@ impl Registry {
         repo: &str,
         reference: &str,
     ) -> Result<Option<ManifestHead>, ClientError> {
-        let ctx = Ctx {
-            repo,
-            scopes: vec![Self::pull_scope(repo)],
-            what: format!("checking manifest {repo}:{reference}"),
-        };
+        let ctx = Ctx::pull(repo, format!("checking manifest {repo}:{reference}"));
         let head = self.manifest_response(&ctx, Method::HEAD, reference, MANIFEST_ACCEPT);
         let Some(resp) = head.await? else {
             return Ok(None);
@@ -150,11 +142,7 @@ impl Registry {
         bytes: Bytes,
         media_type: &str,
     ) -> Result<Digest, ClientError> {
-        let ctx = Ctx {
-            repo,
-            scopes: vec![Self::push_scope(repo)],
-            what: format!("pushing manifest {repo}:{reference}"),
-        };
+        let ctx = Ctx::push(repo, format!("pushing manifest {repo}:{reference}"));
         let path = format!("v2/{repo}/manifests/{reference}");
         let resp = self
             .send(

@@ -28,42 +28,12 @@ impl Registry {
         repo: &str,
         subject: &Digest,
     ) -> Result<Option<Vec<Descriptor>>, ClientError> {
-        let ctx = Ctx {
-            repo,
-            scopes: vec![Self::pull_scope(repo)],
-            what: format!("listing the referrers of {repo}@{subject}"),
-        };
-        let mut out = Vec::new();
-        let mut next = format!("v2/{repo}/referrers/{subject}");
-        for _ in 0..1000 {
-            let resp = self
-                .send(
-                    &ctx,
-                    Method::GET,
-                    |b| Self::url(b, &next),
-                    |r| r.header(header::ACCEPT, OCI_INDEX),
-                )
-                .await?;
-            if resp.status() == StatusCode::NOT_FOUND {
-                return Ok(None);
-            }
-            if !resp.status().is_success() {
-                return Err(self.status_error(repo, resp, &ctx.what).await);
-            }
-            let link = next_link(resp.headers());
-            let body = resp.bytes().await.map_err(|e| self.send_error(&e))?;
-            let page = parse_index(&body).map_err(|e| ClientError::Protocol {
-                registry: self.name.clone(),
-                what: ctx.what.clone(),
-                detail: format!("the referrers answer is not an OCI index: {e}"),
-            })?;
-            out.extend(page);
-            match link {
-                Some(l) => next = l.trim_start_matches('/').to_string(),
-                None => break,
-            }
-        }
-        Ok(Some(out))
+        let ctx = Ctx::pull(repo, format!("listing the referrers of {repo}@{subject}"));
+        let first = format!("v2/{repo}/referrers/{subject}");
+        self.get_pages(&ctx, first, 1000, Some(OCI_INDEX), |body| {
+            parse_index(body).map_err(|e| format!("the referrers answer is not an OCI index: {e}"))
+        })
+        .await
     }
 
     /// The descriptors listed in the fallback tag's index of `subject`; `None` when there is
@@ -150,15 +120,4 @@ impl Registry {
             }
         }
     }
-}
-
-/// The target of a `Link: <...>; rel="next"` header.
-fn next_link(h: &HeaderMap) -> Option<String> {
-    h.get(header::LINK)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|l| {
-            l.split_once('<')
-                .and_then(|(_, r)| r.split_once('>'))
-                .map(|(u, _)| u.to_string())
-        })
 }

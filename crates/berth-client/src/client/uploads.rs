@@ -67,11 +67,7 @@ impl Registry {
         size: u64,
         stream: ByteStream,
     ) -> Result<(), ClientError> {
-        let ctx = Ctx {
-            repo,
-            scopes: vec![Self::push_scope(repo)],
-            what: format!("pushing blob {digest} to {repo}"),
-        };
+        let ctx = Ctx::push(repo, format!("pushing blob {digest} to {repo}"));
         let resp = self.start_upload(repo, &ctx, "").await?;
         if resp.status() != StatusCode::ACCEPTED && !resp.status().is_success() {
             return Err(self.status_error(repo, resp, &ctx.what).await);

@@ -7,10 +7,9 @@ use axum::body::Body;
 use axum::http::{HeaderMap, StatusCode, header};
 use berth_reference::Digest;
 use berth_store::{ManifestPush, manifest};
-use futures_util::StreamExt;
 use serde_json::json;
 
-use super::{Ctx, parse_digest};
+use super::{Ctx, next_chunk, parse_digest};
 use crate::ApiError;
 use crate::content::serve_manifest;
 use crate::metrics::Metrics;
@@ -85,14 +84,7 @@ fn too_big(limit: usize) -> ApiError {
 async fn read_limited(body: Body, limit: usize) -> Result<Vec<u8>, ApiError> {
     let mut out = Vec::new();
     let mut s = body.into_data_stream();
-    while let Some(c) = s.next().await {
-        let c = c.map_err(|e| {
-            ApiError::new(
-                StatusCode::BAD_REQUEST,
-                "MANIFEST_INVALID",
-                format!("reading the body: {e}"),
-            )
-        })?;
+    while let Some(c) = next_chunk(&mut s, "MANIFEST_INVALID", "reading the body").await? {
         if out.len() + c.len() > limit {
             return Err(too_big(limit));
         }

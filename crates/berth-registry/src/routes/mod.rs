@@ -18,6 +18,7 @@ use axum::extract::{Request, State as AxState};
 use axum::http::{HeaderMap, Method, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 use berth_reference::Digest;
+use futures_util::StreamExt;
 
 pub(crate) use base::{base, metrics, observe, token};
 pub(crate) use catalog::catalog;
@@ -28,6 +29,21 @@ use crate::response::{ApiResult, with_label};
 use crate::{ApiError, State};
 
 pub(crate) type Shared = Arc<State>;
+
+/// The next chunk of a request body; a body that breaks off is a 400 with `code`, its
+/// message `what` and the cause.
+async fn next_chunk(
+    s: &mut axum::body::BodyDataStream,
+    code: &'static str,
+    what: &str,
+) -> Result<Option<bytes::Bytes>, ApiError> {
+    match s.next().await {
+        None => Ok(None),
+        Some(c) => c
+            .map(Some)
+            .map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, code, format!("{what}: {e}"))),
+    }
+}
 
 #[derive(Debug, PartialEq, Eq)]
 pub enum Route {

@@ -10,10 +10,9 @@ use axum::http::{StatusCode, header};
 use axum::response::Response;
 use berth_reference::Digest;
 use berth_store::BlobWriter;
-use futures_util::StreamExt;
 use serde_json::json;
 
-use super::{Ctx, parse_digest};
+use super::{Ctx, next_chunk, parse_digest};
 use crate::auth::Action;
 use crate::metrics::Metrics;
 use crate::response::{ApiResult, empty};
@@ -31,14 +30,13 @@ fn upload_headers(name: &str, id: &str, size: u64) -> Vec<(&'static str, String)
 async fn pump(st: &State, body: Body, w: &mut BlobWriter) -> Result<u64, ApiError> {
     let mut n = 0u64;
     let mut s = body.into_data_stream();
-    while let Some(c) = s.next().await {
-        let c = c.map_err(|e| {
-            ApiError::new(
-                StatusCode::BAD_REQUEST,
-                "BLOB_UPLOAD_INVALID",
-                format!("the request body ended early: {e}"),
-            )
-        })?;
+    while let Some(c) = next_chunk(
+        &mut s,
+        "BLOB_UPLOAD_INVALID",
+        "the request body ended early",
+    )
+    .await?
+    {
         w.write(&c).await.map_err(ApiError::internal)?;
         n += c.len() as u64;
         Metrics::add(&st.metrics.bytes_received, c.len() as u64);
