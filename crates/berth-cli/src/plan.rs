@@ -37,8 +37,11 @@ pub fn images(args: ImagesArgs) -> Result<ExitCode> {
         ]
     };
     let rows = plan.entries.iter().map(row).collect();
-    let head = ["ROLE", "LAYER", "SOURCE", "TARGET", "PROVENANCE", "FOUND"];
-    show(&plan, &head, rows)?;
+    show(
+        &plan,
+        &["ROLE", "LAYER", "SOURCE", "TARGET", "PROVENANCE", "FOUND"],
+        rows,
+    )?;
     if !json_out() {
         let (n, p) = (plan.entries.len(), profiles.len());
         say!("{n} image(s) from {p} profile(s)");
