@@ -32,6 +32,18 @@ pub struct ProfileInputs {
     /// of NAME-VERSION.tgz or NAME/ chart directories, as `helm pull [--untar]` writes them.
     #[arg(long, value_name = "DIR")]
     pub charts: Option<PathBuf>,
+    /// Fetch charts missing from --charts DIR from their `repo` into DIR (as `helm pull -d`).
+    #[arg(long, requires = "charts")]
+    pub pull_charts: bool,
+    /// Chart repositories' credentials: [HOST=]USER:PASS (repeatable), else auth.json's.
+    #[arg(long, value_name = "[HOST=]USER:PASS", hide_env_values = true)]
+    pub chart_creds: Vec<String>,
+    /// Chart repositories' CA certificates: a PEM file, or a directory of *.crt files.
+    #[arg(long, value_name = "FILE|DIR")]
+    pub chart_ca: Option<PathBuf>,
+    /// Do not verify chart repositories' TLS certificates (and allow plain HTTP).
+    #[arg(long)]
+    pub chart_insecure: bool,
     /// The Kubernetes version charts are rendered for (.Capabilities.KubeVersion).
     #[arg(long, value_name = "V", default_value = "v1.34.0")]
     pub kube_version: String,
@@ -55,23 +67,25 @@ impl ProfileInputs {
             None => profiles(paths)?,
         };
         ps.iter_mut().for_each(|p| p.set_variables(&vars));
-        let charts = Charts::collect(&ps, &self.kube_version, |s| match &self.charts {
+        let pull = self.charts.as_deref().filter(|_| self.pull_charts);
+        berth_chartrepo::pull_missing_blocking(&ps, pull, &self.chart_access())?;
+        let mut charts = Charts::collect(&ps, &self.kube_version, |s| match &self.charts {
             _ if ex.is_some() && s.name == "podinfo" => {
                 Chart::from_tgz(EXAMPLE_CHART, "podinfo").map(Some)
             }
             Some(dir) => berth_chart::fs::find_in(dir, &s.name, &s.version),
             None => Ok(None),
-        });
-        let mut charts = charts?;
+        })?;
         charts.images = self.scope();
         Ok((ps, charts))
     }
 
+    pub fn chart_access(&self) -> berth_chartrepo::RepoAccess {
+        berth_chartrepo::RepoAccess::new(&self.chart_creds, &self.chart_ca, self.chart_insecure)
+    }
+
     pub fn scope(&self) -> ImageScope {
-        match self.images.as_str() {
-            "pod" => ImageScope::Pod,
-            _ => ImageScope::All,
-        }
+        [ImageScope::All, ImageScope::Pod][usize::from(self.images == "pod")]
     }
 }
 
@@ -166,11 +180,9 @@ impl NodeInputs {
 impl EdgeTarget {
     /// The parsed address, if given.
     pub fn parse(&self) -> Result<Option<EdgeRegistry>> {
-        let Some(url) = &self.edge_registry else {
-            return Ok(None);
-        };
-        let r = EdgeRegistry::parse(url, self.edge_project.as_deref());
-        Ok(Some(r.map_err(|e| anyhow!("--edge-registry: {e}"))?))
+        let parse = |url: &String| EdgeRegistry::parse(url, self.edge_project.as_deref());
+        let r = self.edge_registry.as_ref().map(parse).transpose();
+        r.map_err(|e| anyhow!("--edge-registry: {e}"))
     }
 
     /// The address with its TLS settings and login, if given.
@@ -193,7 +205,8 @@ impl EdgeTarget {
 pub(crate) fn chart_plan(p: &Path, a: &crate::ImagesArgs, rw: &Rewriter) -> Result<Plan> {
     let mut opts = berth_chart::fs::options(&a.values, &a.set, &a.inputs.kube_version)?;
     opts.images = a.inputs.scope();
-    let x = berth_plan::chart_extraction(&berth_chart::fs::load_path(p)?, &opts)?;
+    let chart = berth_chartrepo::load_blocking(p, &a.inputs.chart_access())?;
+    let x = berth_plan::chart_extraction(&chart, &opts)?;
     Ok(Plan::from_images(&x.images, x.findings, rw)?)
 }
 
@@ -202,29 +215,22 @@ pub fn read(path: &Path) -> Result<String> {
 }
 
 pub fn user_data(path: &Path) -> Result<UserData> {
-    let text = read(path)?;
-    Ok(UserData::parse(&text, &path.display().to_string())?)
+    Ok(UserData::parse(&read(path)?, &path.display().to_string())?)
 }
 
 /// User data that `command` cannot work with: no registry setting comes out of it.
 pub fn refuse_empty(ud: &UserData, command: &str) -> Result<()> {
-    match ud.why_empty() {
-        Some(why) => bail!("berth {command}: {why}"),
-        None => Ok(()),
-    }
+    ud.why_empty()
+        .map_or(Ok(()), |why| Err(anyhow!("berth {command}: {why}")))
 }
 
 /// Every profile in these files: Berth's format, a Palette export, or a list of exports.
 pub fn profiles(paths: &[PathBuf]) -> Result<Vec<Profile>> {
-    let mut out = Vec::new();
-    for p in paths {
-        let text = read(p)?;
-        out.extend(berth_profile::parse_profiles(
-            &text,
-            &p.display().to_string(),
-        )?);
-    }
-    Ok(out)
+    let each = |p: &PathBuf| -> Result<_> {
+        let name = p.display().to_string();
+        Ok(berth_profile::parse_profiles(&read(p)?, &name)?)
+    };
+    Ok(paths.iter().map(each).collect::<Result<Vec<_>>>()?.concat())
 }
 
 impl RedirectArgs {
@@ -238,9 +244,8 @@ impl RedirectArgs {
         command: Option<&str>,
         example: bool,
     ) -> Result<(Rewriter, RegistryConfigs)> {
-        if let Some(c) =
-            command.filter(|_| self.user_data.is_none() && self.edge.edge_registry.is_none())
-        {
+        let neither = self.user_data.is_none() && self.edge.edge_registry.is_none();
+        if let Some(c) = command.filter(|_| neither) {
             bail!(
                 "berth {c} needs --user-data (the external registry) or --edge-registry (the edge registry) to know where images go"
             );
