@@ -4,7 +4,7 @@
 use berth_client::{AccessError, ClientError, VerifyError};
 
 /// `chart NAME VERSION` (or `chart NAME` when no version was asked for).
-fn chart(name: &str, version: &str) -> String {
+fn chart_at(name: &str, version: &str) -> String {
     match version {
         "" => format!("chart {name}"),
         v => format!("chart {name} {v}"),
@@ -19,22 +19,19 @@ fn list(items: &[String]) -> String {
     }
 }
 
-const BY_HAND: &str =
-    "or put NAME-VERSION.tgz into the charts directory by hand (helm pull -d DIR)";
-
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum PullError {
     #[error(
-        "{}: the repository `{repo}` is neither an https:// chart repository nor an oci:// registry location: fix the pack's `repo`, {BY_HAND}",
-        chart(.chart, .version)
+        "{}: the repository `{repo}` is neither an https:// chart repository nor an oci:// registry location: fix the pack's `repo`, or put NAME-VERSION.tgz into the charts directory by hand (helm pull -d DIR)",
+        chart_at(.chart, .version)
     )]
     UnsupportedRepo {
         chart: String,
         version: String,
         repo: String,
     },
-    #[error("{}: fetching {url}: {source}", chart(.chart, .version))]
+    #[error("{}: fetching {url}: {source}", chart_at(.chart, .version))]
     Fetch {
         chart: String,
         version: String,
@@ -44,7 +41,7 @@ pub enum PullError {
     },
     #[error(
         "{}: {url} is not there (HTTP 404): `{repo}` is not a chart repository, or not this one; fix the pack's `repo`",
-        chart(.chart, .version)
+        chart_at(.chart, .version)
     )]
     NotFound {
         chart: String,
@@ -54,7 +51,7 @@ pub enum PullError {
     },
     #[error(
         "{}: {url} is not a chart repository index: {detail}; fix the pack's `repo`",
-        chart(.chart, .version)
+        chart_at(.chart, .version)
     )]
     BadIndex {
         chart: String,
@@ -73,7 +70,7 @@ pub enum PullError {
     },
     #[error(
         "{}: {repo} has no such version (it has: {}); fix the pack's chart `version`",
-        chart(.chart, .version),
+        chart_at(.chart, .version),
         list(.versions)
     )]
     NoSuchVersion {
@@ -83,8 +80,8 @@ pub enum PullError {
         versions: Vec<String>,
     },
     #[error(
-        "{}: the index of {repo} gives no URL for it; {BY_HAND}",
-        chart(.chart, .version)
+        "{}: the index of {repo} gives no URL for it; or put NAME-VERSION.tgz into the charts directory by hand (helm pull -d DIR)",
+        chart_at(.chart, .version)
     )]
     NoUrl {
         chart: String,
@@ -93,7 +90,7 @@ pub enum PullError {
     },
     #[error(
         "{}: {url} has sha256 {actual}, but the repository's index.yaml says {expected}: the download is damaged or the index is stale; nothing was saved",
-        chart(.chart, .version)
+        chart_at(.chart, .version)
     )]
     DigestMismatch {
         chart: String,
@@ -104,7 +101,7 @@ pub enum PullError {
     },
     #[error(
         "{}: {reference} is not a Helm chart: its manifest has no layer of media type {} ({detail})",
-        chart(.chart, .version),
+        chart_at(.chart, .version),
         crate::CHART_LAYER
     )]
     NotAChart {
@@ -113,7 +110,7 @@ pub enum PullError {
         reference: String,
         detail: String,
     },
-    #[error("{}: {url}: {source}", chart(.chart, .version))]
+    #[error("{}: {url}: {source}", chart_at(.chart, .version))]
     Verify {
         chart: String,
         version: String,
@@ -121,7 +118,7 @@ pub enum PullError {
         #[source]
         source: VerifyError,
     },
-    #[error("{}: reading {url}: {source}", chart(.chart, .version))]
+    #[error("{}: reading {url}: {source}", chart_at(.chart, .version))]
     Read {
         chart: String,
         version: String,
@@ -129,7 +126,7 @@ pub enum PullError {
         #[source]
         source: std::io::Error,
     },
-    #[error("{}: {url} is larger than {max} bytes; {BY_HAND}", chart(.chart, .version))]
+    #[error("{}: {url} is larger than {max} bytes; or put NAME-VERSION.tgz into the charts directory by hand (helm pull -d DIR)", chart_at(.chart, .version))]
     TooLarge {
         chart: String,
         version: String,
@@ -138,7 +135,7 @@ pub enum PullError {
     },
     #[error(
         "{}: what {url} holds is not that chart: {detail}; fix the pack's chart `name`, `version` or `repo`",
-        chart(.chart, .version)
+        chart_at(.chart, .version)
     )]
     WrongChart {
         chart: String,
@@ -148,7 +145,7 @@ pub enum PullError {
     },
     #[error("`{reference}` is not an oci://HOST/PATH/NAME:VERSION chart reference: {detail}")]
     BadReference { reference: String, detail: String },
-    #[error("{}: saving it: {source}", chart(.chart, .version))]
+    #[error("{}: saving it: {source}", chart_at(.chart, .version))]
     Save {
         chart: String,
         version: String,

@@ -218,8 +218,8 @@ impl Puller {
             http::Got::Body(b) => b,
             http::Got::NotFound => {
                 return Err(PullError::NotFound {
-                    chart: c,
-                    version: v,
+                    chart: c.clone(),
+                    version: v.clone(),
                     repo: chart.repo.clone(),
                     url: url.to_string(),
                 });

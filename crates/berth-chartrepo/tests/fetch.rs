@@ -14,9 +14,9 @@ use berth_testkit::helm_cases::chart_dir;
 const USER: &str = "charts";
 const PASS: &str = "s3cret-pa55";
 
-fn access(ca: &Path, creds: &[&str]) -> RepoAccess {
+fn access(ca: &Path, creds: &[String]) -> RepoAccess {
     RepoAccess {
-        creds: creds.iter().map(|c| c.to_string()).collect(),
+        creds: creds.to_vec(),
         ca: Some(ca.to_path_buf()),
         ..RepoAccess::default()
     }
@@ -47,7 +47,7 @@ fn read(p: &Path) -> Vec<u8> {
 #[tokio::test(flavor = "current_thread")]
 async fn a_chart_repository_gives_the_packaged_file_byte_for_byte() {
     let repo = podinfo_repo();
-    let a = access(repo.ca_path(), &[&format!("{USER}:{PASS}")]);
+    let a = access(repo.ca_path(), &[format!("{USER}:{PASS}")]);
     let c = chart("podinfo", "6.14.1", &repo.url());
     let p = puller(&a, &c);
     let f = p.fetch(&c).await.unwrap();
@@ -76,7 +76,10 @@ async fn a_chart_repository_gives_the_packaged_file_byte_for_byte() {
     assert_eq!(read(&saved), read(&repo.packages[0]));
     let found = berth_chart::fs::find_in(&into, "podinfo", "6.14.1").unwrap();
     assert_eq!(found.unwrap().version(), "6.14.1");
-    let names: Vec<_> = std::fs::read_dir(&into).unwrap().map(|e| e.unwrap().file_name()).collect();
+    let names: Vec<_> = std::fs::read_dir(&into)
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .collect();
     assert_eq!(names, ["podinfo-6.14.1.tgz"], "no temporary file is left");
 }
 
@@ -88,7 +91,10 @@ async fn absolute_urls_under_a_path_are_followed() {
     std::fs::create_dir(&sub).unwrap();
     repo.index(Some(&format!("{}/", repo.url())));
     std::fs::rename(repo.dir().join("index.yaml"), sub.join("index.yaml")).unwrap();
-    let a = access(repo.ca_path(), &[&format!("127.0.0.1:{}={USER}:{PASS}", repo.server.port())]);
+    let a = access(
+        repo.ca_path(),
+        &[format!("127.0.0.1:{}={USER}:{PASS}", repo.server.port())],
+    );
     let c = chart("podinfo", "6.14.1", &format!("{}/sub", repo.url()));
     let f = puller(&a, &c).fetch(&c).await.unwrap();
     assert_eq!(f.url, format!("{}/podinfo-6.14.1.tgz", repo.url()));
@@ -102,26 +108,38 @@ async fn a_wrong_digest_in_the_index_is_refused_and_nothing_is_saved() {
     let text = std::fs::read_to_string(&index).unwrap();
     let good = berth_testkit::sha256_digest(&read(&repo.packages[0]));
     let good = good.trim_start_matches("sha256:");
-    assert!(text.contains(good), "helm repo index writes the sha256: {text}");
+    assert!(
+        text.contains(good),
+        "helm repo index writes the sha256: {text}"
+    );
     let bad = "0".repeat(64);
     std::fs::write(&index, text.replace(good, &bad)).unwrap();
 
-    let a = access(repo.ca_path(), &[&format!("{USER}:{PASS}")]);
+    let a = access(repo.ca_path(), &[format!("{USER}:{PASS}")]);
     let c = chart("podinfo", "6.14.1", &repo.url());
     let dir = tempfile::tempdir().unwrap();
     let e = puller(&a, &c).pull_into(&c, dir.path()).await.unwrap_err();
     assert!(matches!(e, PullError::DigestMismatch { .. }), "{e:?}");
     let m = e.to_string();
-    for part in ["podinfo 6.14.1", &format!("{}/podinfo-6.14.1.tgz", repo.url()), good, &bad] {
+    for part in [
+        "podinfo 6.14.1",
+        &format!("{}/podinfo-6.14.1.tgz", repo.url()),
+        good,
+        &bad,
+    ] {
         assert!(m.contains(part), "{m} should name {part}");
     }
-    assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 0, "nothing was saved");
+    assert_eq!(
+        std::fs::read_dir(dir.path()).unwrap().count(),
+        0,
+        "nothing was saved"
+    );
 }
 
 #[tokio::test(flavor = "current_thread")]
 async fn an_unknown_version_or_chart_lists_what_there_is() {
     let repo = podinfo_repo();
-    let a = access(repo.ca_path(), &[&format!("{USER}:{PASS}")]);
+    let a = access(repo.ca_path(), &[format!("{USER}:{PASS}")]);
     let c = chart("podinfo", "9.9.9", &repo.url());
     let p = puller(&a, &c);
     let e = p.fetch(&c).await.unwrap_err();
@@ -132,7 +150,10 @@ async fn an_unknown_version_or_chart_lists_what_there_is() {
             repo.url()
         )
     );
-    let e = p.fetch(&chart("nginx", "1.0.0", &repo.url())).await.unwrap_err();
+    let e = p
+        .fetch(&chart("nginx", "1.0.0", &repo.url()))
+        .await
+        .unwrap_err();
     assert!(matches!(e, PullError::NoSuchChart { .. }), "{e:?}");
     assert!(e.to_string().contains("(it has: podinfo)"), "{e}");
 }
@@ -142,14 +163,23 @@ async fn credentials_and_trust_are_asked_for_by_their_flags() {
     let repo = podinfo_repo();
     let c = chart("podinfo", "6.14.1", &repo.url());
     // No credentials.
-    let e = puller(&access(repo.ca_path(), &[]), &c).fetch(&c).await.unwrap_err();
+    let e = puller(&access(repo.ca_path(), &[]), &c)
+        .fetch(&c)
+        .await
+        .unwrap_err();
     let m = berth_oci::error_chain(&e);
-    assert!(m.contains("requires credentials") && m.contains("--chart-creds"), "{m}");
+    assert!(
+        m.contains("requires credentials") && m.contains("--chart-creds"),
+        "{m}"
+    );
     // Wrong ones: named by user, the password never shown.
-    let wrong = access(repo.ca_path(), &["charts:wrong-password-77"]);
+    let wrong = access(repo.ca_path(), &["charts:wrong-password-77".to_string()]);
     let e = puller(&wrong, &c).fetch(&c).await.unwrap_err();
     let m = format!("{} {e:?}", berth_oci::error_chain(&e));
-    assert!(m.contains("rejected the credentials of user `charts`"), "{m}");
+    assert!(
+        m.contains("rejected the credentials of user `charts`"),
+        "{m}"
+    );
     assert!(!m.contains("wrong-password-77"), "{m}");
     // The CA not trusted.
     let untrusted = RepoAccess {
@@ -184,7 +214,11 @@ fn helm_push(repo: &ChartRepo, reg: &Distribution, tgz: &Path) {
         PASS,
     ];
     let out = repo.helm().run(&args);
-    assert!(out.status.success(), "helm push: {}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "helm push: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 }
 
 #[tokio::test(flavor = "current_thread")]
@@ -194,12 +228,15 @@ async fn a_chart_pushed_with_helm_comes_back_through_oci() {
     helm_push(&repo, &reg, &repo.packages[0]);
     helm_push(&repo, &reg, &repo.packages[1]);
     let ca: PathBuf = reg.certs().unwrap().ca_path.clone();
-    let a = access(&ca, &[&format!("{}={USER}:{PASS}", reg.host())]);
+    let a = access(&ca, &[format!("{}={USER}:{PASS}", reg.host())]);
     let c = chart("podinfo", "6.14.1", &format!("oci://{}/charts", reg.host()));
     let p = puller(&a, &c);
     let f = p.fetch(&c).await.unwrap();
     assert_eq!(f.bytes.as_ref(), read(&repo.packages[0]).as_slice());
-    assert_eq!(f.digest, berth_testkit::sha256_digest(&read(&repo.packages[0])));
+    assert_eq!(
+        f.digest,
+        berth_testkit::sha256_digest(&read(&repo.packages[0]))
+    );
     assert_eq!(f.url, format!("oci://{}/charts/podinfo:6.14.1", reg.host()));
     // No version: the newest tag.
     let latest = p.fetch(&chart("podinfo", "", &c.repo)).await.unwrap();
@@ -208,9 +245,15 @@ async fn a_chart_pushed_with_helm_comes_back_through_oci() {
     // `berth images --chart oci://HOST/PATH/NAME:VERSION`.
     let r = format!("oci://{}/charts/podinfo:6.14.1", reg.host());
     let loaded = berth_chartrepo::load(&r, &a).await.unwrap();
-    assert_eq!((loaded.name.as_str(), loaded.version()), ("podinfo", "6.14.1".to_string()));
+    assert_eq!(
+        (loaded.name.as_str(), loaded.version()),
+        ("podinfo", "6.14.1".to_string())
+    );
     // A tag that is not there.
-    let e = p.fetch(&chart("podinfo", "1.0.0", &c.repo)).await.unwrap_err();
+    let e = p
+        .fetch(&chart("podinfo", "1.0.0", &c.repo))
+        .await
+        .unwrap_err();
     assert!(berth_oci::error_chain(&e).contains("not found"), "{e}");
     // Without credentials the registry's refusal names the flag.
     let anon = access(&ca, &[]);

@@ -43,19 +43,38 @@ fn pull_charts_fetches_a_missing_chart_into_the_directory_and_renders_it() {
 
     // Without --pull-charts: the chart is not rendered, and the repository never asked.
     let o = berth(&["images", "--profile", p, "--charts", charts_s, "-o", "json"]);
-    assert!(images(&o).iter().all(|(_, prov)| !prov.contains(&"rendered".to_string())));
-    assert!(repo.server.requests().is_empty(), "{:?}", repo.server.requests());
+    assert!(
+        images(&o)
+            .iter()
+            .all(|(_, prov)| !prov.contains(&"rendered".to_string()))
+    );
+    assert!(
+        repo.server.requests().is_empty(),
+        "{:?}",
+        repo.server.requests()
+    );
 
     let pull = [
-        "images", "--profile", p, "--charts", charts_s, "--pull-charts", "--chart-ca", ca,
-        "--chart-creds", "u:pw-4-charts", "-o", "json",
+        "images",
+        "--profile",
+        p,
+        "--charts",
+        charts_s,
+        "--pull-charts",
+        "--chart-ca",
+        ca,
+        "--chart-creds",
+        "u:pw-4-charts",
+        "-o",
+        "json",
     ];
     let o = berth(&pull);
-    let want: Vec<String> = std::fs::read_to_string(chart_dir("podinfo").join("expected-images.txt"))
-        .unwrap()
-        .lines()
-        .map(str::to_string)
-        .collect();
+    let want: Vec<String> =
+        std::fs::read_to_string(chart_dir("podinfo").join("expected-images.txt"))
+            .unwrap()
+            .lines()
+            .map(str::to_string)
+            .collect();
     let rendered: Vec<String> = images(&o)
         .into_iter()
         .filter(|(_, prov)| prov.contains(&"rendered".to_string()))
@@ -63,9 +82,15 @@ fn pull_charts_fetches_a_missing_chart_into_the_directory_and_renders_it() {
         .collect();
     assert_eq!(rendered, want, "{}", text(&o));
     let saved = charts.join("podinfo-6.14.1.tgz");
-    assert_eq!(std::fs::read(&saved).unwrap(), std::fs::read(&repo.packages[0]).unwrap());
+    assert_eq!(
+        std::fs::read(&saved).unwrap(),
+        std::fs::read(&repo.packages[0]).unwrap()
+    );
     let asked = repo.server.requests();
-    assert_eq!(asked, ["GET /index.yaml auth ok", "GET /podinfo-6.14.1.tgz auth ok"]);
+    assert_eq!(
+        asked,
+        ["GET /index.yaml auth ok", "GET /podinfo-6.14.1.tgz auth ok"]
+    );
 
     // Once there, the chart is not fetched again.
     let o = berth(&pull);
@@ -75,10 +100,24 @@ fn pull_charts_fetches_a_missing_chart_into_the_directory_and_renders_it() {
     // Without credentials, into an empty directory: exit 2, the flag to give named.
     std::fs::remove_file(&saved).unwrap();
     let o = berth(&[
-        "images", "--profile", p, "--charts", charts_s, "--pull-charts", "--chart-ca", ca,
+        "images",
+        "--profile",
+        p,
+        "--charts",
+        charts_s,
+        "--pull-charts",
+        "--chart-ca",
+        ca,
     ]);
     assert_eq!(o.status.code(), Some(2), "{}", text(&o));
     let e = String::from_utf8_lossy(&o.stderr);
-    assert!(e.contains("chart podinfo 6.14.1") && e.contains("--chart-creds"), "{e}");
-    assert_eq!(std::fs::read_dir(&charts).unwrap().count(), 0, "nothing half-written");
+    assert!(
+        e.contains("chart podinfo 6.14.1") && e.contains("--chart-creds"),
+        "{e}"
+    );
+    assert_eq!(
+        std::fs::read_dir(&charts).unwrap().count(),
+        0,
+        "nothing half-written"
+    );
 }

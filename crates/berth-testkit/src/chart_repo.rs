@@ -33,13 +33,21 @@ impl ChartRepo {
             let mut args = vec!["package", chart.to_str().expect("UTF-8 path"), "-d"];
             args.push(root.to_str().expect("UTF-8 path"));
             if let Some(v) = version {
-                args.extend(["--version", v]);
+                args.extend(["--version", *v]);
             }
             let out = helm.run(&args);
             let said = String::from_utf8_lossy(&out.stdout).to_string();
-            assert!(out.status.success(), "helm package: {said}{}", String::from_utf8_lossy(&out.stderr));
+            assert!(
+                out.status.success(),
+                "helm package: {said}{}",
+                String::from_utf8_lossy(&out.stderr)
+            );
             // "Successfully packaged chart and saved it to: /path/NAME-VERSION.tgz"
-            let path = said.trim().rsplit(": ").next().expect("helm package names the file");
+            let path = said
+                .trim()
+                .rsplit(": ")
+                .next()
+                .expect("helm package names the file");
             packages.push(PathBuf::from(path));
         }
         let server = HttpsFiles::serve(root, basic);
@@ -61,7 +69,11 @@ impl ChartRepo {
             args.extend(["--url", u]);
         }
         let out = self.helm.run(&args);
-        assert!(out.status.success(), "helm repo index: {}", String::from_utf8_lossy(&out.stderr));
+        assert!(
+            out.status.success(),
+            "helm repo index: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
     }
 
     /// The served directory (index.yaml and the packages).
