@@ -55,8 +55,18 @@ impl Http {
         }
     }
 
-    fn client(&self, url: &Url) -> Result<reqwest::Client, ClientError> {
-        let (key, cfg) = self.setting(url);
+    /// The HTTP client for `url`: its host's settings, else (a `.tgz` the index puts on
+    /// another host, a redirect) the TLS settings of the repository at `origin`.
+    fn client(&self, url: &Url, origin: &Url) -> Result<reqwest::Client, ClientError> {
+        let (mut key, mut cfg) = self.setting(url);
+        if cfg.is_none() {
+            let (k, c) = self.setting(origin);
+            key = format!("{k} (TLS only)");
+            cfg = c.map(|c| RegistryConfig {
+                credentials: None,
+                ..c
+            });
+        }
         let mut clients = self.clients.lock().expect("lock");
         if let Some(c) = clients.get(&key) {
             return Ok(c.clone());
@@ -97,7 +107,7 @@ impl Http {
         let mut url = url.clone();
         let mut hops = 0;
         let resp = loop {
-            let http = self.client(&url)?;
+            let http = self.client(&url, origin)?;
             let auth = creds.as_ref().filter(|_| same_origin(&url, origin));
             let mut attempt = 0;
             let resp = loop {
