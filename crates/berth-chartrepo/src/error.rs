@@ -37,7 +37,7 @@ pub enum PullError {
         version: String,
         url: String,
         #[source]
-        source: ClientError,
+        source: Box<ClientError>,
     },
     #[error(
         "{}: {url} is not there (HTTP 404): `{repo}` is not a chart repository, or not this one; fix the pack's `repo`",
@@ -116,7 +116,7 @@ pub enum PullError {
         version: String,
         url: String,
         #[source]
-        source: VerifyError,
+        source: Box<VerifyError>,
     },
     #[error("{}: reading {url}: {source}", chart_at(.chart, .version))]
     Read {
@@ -153,7 +153,7 @@ pub enum PullError {
         source: berth_atomic::Error,
     },
     #[error("the chart repositories' settings: {0}")]
-    Settings(#[source] ClientError),
+    Settings(#[source] Box<ClientError>),
     #[error("chart repositories (--chart-creds, --chart-ca): {0}")]
     Access(#[source] AccessError),
     #[error(transparent)]

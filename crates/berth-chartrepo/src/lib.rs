@@ -166,7 +166,7 @@ impl Puller {
     /// A puller for `configs` (see [`RepoAccess::configs`]). Fails when a CA does not parse.
     pub fn new(configs: RegistryConfigs) -> Result<Puller, PullError> {
         let configs = configs.with_side(Side::Charts);
-        let oci = Client::new(configs.clone()).map_err(PullError::Settings)?;
+        let oci = Client::new(configs.clone()).map_err(|e| PullError::Settings(Box::new(e)))?;
         Ok(Puller {
             http: http::Http::new(configs),
             oci,
@@ -213,7 +213,7 @@ impl Puller {
             chart: c.clone(),
             version: v.clone(),
             url: url.to_string(),
-            source,
+            source: Box::new(source),
         })? {
             http::Got::Body(b) => b,
             http::Got::NotFound => {
@@ -263,7 +263,7 @@ impl Puller {
             chart: name.clone(),
             version: version.clone(),
             url: at.clone(),
-            source,
+            source: Box::new(source),
         })? {
             http::Got::Body(b) => b,
             http::Got::NotFound => {

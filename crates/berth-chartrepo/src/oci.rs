@@ -50,7 +50,7 @@ pub async fn fetch(client: &Client, chart: &ChartRef) -> Result<Fetched, PullErr
             chart,
             version,
             url,
-            source,
+            source: Box::new(source),
         }
     };
     let version = match want.as_str() {
@@ -123,7 +123,7 @@ pub async fn fetch(client: &Client, chart: &ChartRef) -> Result<Fetched, PullErr
             chart: name.clone(),
             version: version.clone(),
             url: reference.clone(),
-            source,
+            source: Box::new(source),
         })?
         .boxed();
     let mut body = BytesMut::new();
@@ -133,7 +133,7 @@ pub async fn fetch(client: &Client, chart: &ChartRef) -> Result<Fetched, PullErr
                 chart: name.clone(),
                 version: version.clone(),
                 url: reference.clone(),
-                source: v.clone(),
+                source: Box::new(v.clone()),
             },
             None => PullError::Read {
                 chart: name.clone(),
