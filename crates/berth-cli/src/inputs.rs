@@ -7,6 +7,7 @@ use std::path::{Path, PathBuf};
 
 use anyhow::Result;
 use berth_chart::ImageScope;
+use berth_chartrepo::RepoAccess;
 use berth_client::RegistryConfigs;
 use berth_inputs::{EdgeFlags, ProfileSource};
 use berth_plan::{Charts, EdgeAccess, EdgeRegistry, Plan};
@@ -32,6 +33,18 @@ pub struct ProfileInputs {
     /// of NAME-VERSION.tgz or NAME/ chart directories, as `helm pull [--untar]` writes them.
     #[arg(long, value_name = "DIR")]
     pub charts: Option<PathBuf>,
+    /// Fetch charts missing from --charts DIR from their `repo` into DIR (as `helm pull -d`).
+    #[arg(long, requires = "charts")]
+    pub pull_charts: bool,
+    /// Chart repositories' credentials: [HOST=]USER:PASS (repeatable), else auth.json's.
+    #[arg(long, value_name = "[HOST=]USER:PASS", hide_env_values = true)]
+    pub chart_creds: Vec<String>,
+    /// Chart repositories' CA certificates: a PEM file, or a directory of *.crt files.
+    #[arg(long, value_name = "FILE|DIR")]
+    pub chart_ca: Option<PathBuf>,
+    /// Do not verify chart repositories' TLS certificates (and allow plain HTTP).
+    #[arg(long)]
+    pub chart_insecure: bool,
     /// The Kubernetes version charts are rendered for (.Capabilities.KubeVersion).
     #[arg(long, value_name = "V", default_value = "v1.34.0")]
     pub kube_version: String,
@@ -45,7 +58,9 @@ impl ProfileInputs {
     /// The profiles of `paths` (or example `ex`) with the variables set, and the
     /// charts `--charts` (and the example's podinfo chart) has for their Helm packs.
     pub fn read(&self, paths: &[PathBuf], ex: Option<&str>) -> Result<(Vec<Profile>, Charts)> {
+        let access = self.chart_access();
         let source = ProfileSource {
+            pull: Some(&access).filter(|_| self.pull_charts),
             paths,
             example: ex,
             vars_file: self.vars.as_deref(),
@@ -55,6 +70,10 @@ impl ProfileInputs {
             images: self.scope(),
         };
         Ok(source.read()?)
+    }
+
+    pub fn chart_access(&self) -> RepoAccess {
+        RepoAccess::new(&self.chart_creds, &self.chart_ca, self.chart_insecure)
     }
 
     pub fn scope(&self) -> ImageScope {
@@ -177,9 +196,10 @@ impl EdgeTarget {
 
 /// The plan of one chart alone (`berth images --chart`), rendered with --values and --set.
 pub(crate) fn chart_plan(p: &Path, a: &crate::ImagesArgs, rw: &Rewriter) -> Result<Plan> {
-    let (k, scope) = (&a.inputs.kube_version, a.inputs.scope());
+    let (i, access) = (&a.inputs, a.inputs.chart_access());
+    let (k, scope) = (&i.kube_version, i.scope());
     Ok(berth_inputs::chart_plan(
-        p, &a.values, &a.set, k, scope, rw,
+        p, &access, &a.values, &a.set, k, scope, rw,
     )?)
 }
 

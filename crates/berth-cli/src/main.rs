@@ -103,10 +103,9 @@ fn init_logs(json: bool, default: &str) {
         .with_env_filter(filter.unwrap_or_else(|_| default.into()))
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .with_writer(std::io::stderr);
-    let _ = if json {
-        b.json().try_init()
-    } else {
-        b.try_init()
+    let _ = match json {
+        true => b.json().try_init(),
+        false => b.try_init(),
     };
 }
 
@@ -191,7 +190,7 @@ struct ImagesArgs {
     /// without --user-data, the example user data).
     #[arg(long, conflicts_with = "profiles", num_args = 0..=1, default_missing_value = "profile", value_parser = ["profile", "export"])]
     example: Option<String>,
-    /// List one chart's images alone: a chart directory or .tgz (with --values F, --set K=V).
+    /// List one chart's images alone: a chart directory, .tgz or oci://HOST/PATH/NAME:VERSION.
     #[arg(long, value_name = "PATH", conflicts_with_all = ["profiles", "example"])]
     chart: Option<PathBuf>,
     #[arg(long, value_name = "FILE", requires = "chart", hide_short_help = true)]
@@ -254,10 +253,9 @@ fn exit_status(failed: bool) -> ExitCode {
 
 /// The serde name of a unit enum value (`"provider"`).
 fn json_word<T: serde::Serialize>(v: &T) -> String {
-    match serde_json::to_value(v) {
-        Ok(serde_json::Value::String(s)) => s,
-        _ => String::new(),
-    }
+    let v = serde_json::to_value(v).ok();
+    v.and_then(|v| v.as_str().map(str::to_string))
+        .unwrap_or_default()
 }
 
 /// Prints `value` as pretty JSON on stdout.
@@ -289,11 +287,8 @@ fn print_table(headers: &[&str], rows: &[Vec<String>]) -> anyhow::Result<()> {
     }
     let headers = headers.iter().map(|h| h.to_string()).collect();
     for r in std::iter::once(&headers).chain(rows) {
-        let cells: Vec<String> = r
-            .iter()
-            .zip(&widths)
-            .map(|(c, w)| format!("{c:<w$}"))
-            .collect();
+        let pad = |(c, w): (&String, &usize)| format!("{c:<w$}");
+        let cells: Vec<String> = r.iter().zip(&widths).map(pad).collect();
         println!("{}", cells.join("  ").trim_end());
     }
     Ok(())

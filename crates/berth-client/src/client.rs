@@ -103,6 +103,17 @@ impl std::fmt::Debug for Client {
     }
 }
 
+/// The HTTP client for the registry (or other server, such as a Helm chart repository) whose
+/// settings are `cfg` under `key`: its CAs trusted besides the system roots, or nothing
+/// verified when `insecure`; redirects are not followed (callers follow them by hand, so
+/// that credentials go only where they belong). Fails when a CA does not parse.
+pub fn http_client(
+    key: &str,
+    cfg: Option<&RegistryConfig>,
+) -> Result<reqwest::Client, ClientError> {
+    build_http(key, cfg)
+}
+
 fn build_http(key: &str, cfg: Option<&RegistryConfig>) -> Result<reqwest::Client, ClientError> {
     let mut b = reqwest::Client::builder()
         .redirect(reqwest::redirect::Policy::none())
@@ -172,7 +183,7 @@ fn root_cause(e: &(dyn std::error::Error + 'static)) -> String {
 /// A request error as a [`ClientError`] naming `registry` and its side: a plain-HTTP server
 /// answering the TLS hello, a TLS failure (with the issuer of an untrusted certificate), or
 /// a connection failure.
-fn map_send_error(registry: &str, side: &Side, e: &reqwest::Error) -> ClientError {
+pub fn map_send_error(registry: &str, side: &Side, e: &reqwest::Error) -> ClientError {
     let (registry, side) = (registry.to_string(), side.clone());
     match rustls_error(e) {
         Some(rustls::Error::InvalidMessage(rustls::InvalidMessage::InvalidContentType)) => {

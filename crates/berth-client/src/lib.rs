@@ -23,7 +23,8 @@ pub use client::ReferrersListing;
 pub use client::{
     BlobDownload, CHUNK_SIZE, Client, DOCKER_LIST, DOCKER_MANIFEST, DOCKER_SCHEMA1,
     DOCKER_SCHEMA1_SIGNED, MANIFEST_ACCEPT, MAX_MANIFEST_BYTES, Manifest, ManifestHead,
-    MountResult, OCI_INDEX, OCI_MANIFEST, Registry, media_type_from_json,
+    MountResult, OCI_INDEX, OCI_MANIFEST, Registry, http_client, map_send_error,
+    media_type_from_json,
 };
 pub use config::{Credentials, RegistryConfig, RegistryConfigs, normalize_key};
 pub use error::ClientError;

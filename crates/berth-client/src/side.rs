@@ -21,6 +21,8 @@ pub enum Side {
     External { field: Option<String> },
     /// The edge registry (`--edge-*`).
     Edge,
+    /// A Helm chart repository or registry charts are fetched from (`--chart-*`).
+    Charts,
 }
 
 const CREDENTIALS_ENTRY: &str = "stylus.registryCredentials";
@@ -35,6 +37,7 @@ impl Side {
             Side::Destination => "the destination registry",
             Side::External { .. } => "the external registry",
             Side::Edge => "the edge registry",
+            Side::Charts => "the chart repository",
         }
     }
 
@@ -57,6 +60,7 @@ impl Side {
             }
             Side::External { field: Some(f) } => format!("set `{f}.insecure: true` in the user data"),
             Side::Edge => "give --edge-insecure (or --edge-registry http://HOST)".into(),
+            Side::Charts => "give --chart-insecure".into(),
         }
     }
 
@@ -70,6 +74,7 @@ impl Side {
             Side::External { field: Some(f) } => format!("put its CA's PEM text in `{f}.certificates` in the user data; for a test registry only, `{f}.insecure: true`"),
             Side::External { field: None } => format!("describe it under `{NEW_ENTRY}` with its `domain` and its CA's PEM text in `certificates`"),
             Side::Edge => "trust its CA with --edge-ca FILE (berth serve's DATA/tls/ca.crt); for a test registry only, --edge-insecure".into(),
+            Side::Charts => "trust its CA with --chart-ca FILE|DIR; for a test repository only, --chart-insecure".into(),
         }
     }
 
@@ -82,6 +87,7 @@ impl Side {
             Side::External { field: Some(f) } => format!("`{f}.username` and `{f}.password` in the user data (with `encodedPassword: true` the password is base64)"),
             Side::External { field: None } => format!("an entry under `{NEW_ENTRY}` with its `domain`, `username` and `password`"),
             Side::Edge => "--edge-creds USER:PASS".into(),
+            Side::Charts => "--chart-creds USER:PASS (or HOST=USER:PASS), or an auth.json / Docker config.json in its usual place".into(),
         }
     }
 
@@ -96,6 +102,7 @@ impl Side {
             }
             Side::External { field: None } => "the mapping rules in the user data".into(),
             Side::Edge => "--edge-registry".into(),
+            Side::Charts => "the `repo` of the pack's chart, or --chart".into(),
         }
     }
 }

@@ -10,6 +10,7 @@
 use std::path::{Path, PathBuf};
 
 use berth_chart::{Chart, ChartError, ImageScope};
+use berth_chartrepo::{PullError, RepoAccess};
 use berth_client::loaders::LoadError;
 use berth_client::{RegistryConfigs, creds_for, read_cas};
 use berth_plan::{Charts, EdgeAccess, EdgeRegistry, EdgeRegistryError, Login, Plan, PlanError};
@@ -39,6 +40,9 @@ pub enum InputError {
     Chart(#[from] ChartError),
     #[error(transparent)]
     Plan(#[from] PlanError),
+    /// A chart that could not be fetched from its repository (`--pull-charts`, `oci://`).
+    #[error(transparent)]
+    Pull(#[from] PullError),
     #[error("--edge-registry: {0}")]
     EdgeRegistry(#[from] EdgeRegistryError),
     /// CA files or credentials of a flag (`--edge-ca`, `--edge-creds`).
@@ -142,6 +146,9 @@ pub struct ProfileSource<'a> {
     pub vars: &'a [String],
     /// `--charts DIR`: NAME-VERSION.tgz files or NAME/ chart directories.
     pub charts: Option<&'a Path>,
+    /// `--pull-charts`: the packs' charts missing from `charts` are fetched from their
+    /// repositories into it first (berth-chartrepo), reached with these settings.
+    pub pull: Option<&'a RepoAccess>,
     /// `.Capabilities.KubeVersion` for the charts.
     pub kube_version: &'a str,
     /// The charts' images: all, or the Pod templates' only.
@@ -162,6 +169,9 @@ impl ProfileSource<'_> {
             None => profiles(self.paths)?,
         };
         ps.iter_mut().for_each(|p| p.set_variables(&vars));
+        if let (Some(dir), Some(access)) = (self.charts, self.pull) {
+            berth_chartrepo::pull_missing_blocking(&ps, Some(dir), access)?;
+        }
         let mut charts = Charts::collect(&ps, self.kube_version, |s| match self.charts {
             _ if self.example.is_some() && s.name == "podinfo" => {
                 Chart::from_tgz(EXAMPLE_CHART, "podinfo").map(Some)
@@ -174,10 +184,12 @@ impl ProfileSource<'_> {
     }
 }
 
-/// The plan of one chart alone (`berth images --chart PATH`), rendered with `values` files
-/// and `set` (`K=V`) over its defaults.
+/// The plan of one chart alone (`berth images --chart PATH`: a directory, a `.tgz`, or
+/// `oci://HOST/PATH/NAME:VERSION` fetched with `access`), rendered with `values` files and
+/// `set` (`K=V`) over its defaults.
 pub fn chart_plan(
     path: &Path,
+    access: &RepoAccess,
     values: &[PathBuf],
     set: &[String],
     kube_version: &str,
@@ -186,7 +198,7 @@ pub fn chart_plan(
 ) -> Result<Plan, InputError> {
     let mut opts = berth_chart::fs::options(values, set, kube_version)?;
     opts.images = images;
-    let chart = berth_chart::fs::load_path(path)?;
+    let chart = berth_chartrepo::load_blocking(path, access)?;
     let x = berth_plan::chart_extraction(&chart, &opts)?;
     Ok(Plan::from_images(&x.images, x.findings, rewriter)?)
 }

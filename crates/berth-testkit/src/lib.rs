@@ -18,6 +18,8 @@
 //!   into `.tools/bin` (Helm, crane, oras, crictl, containerd 2, the OCI conformance suite).
 //! - [`containerd`]: a private containerd 1.6 (Debian, `ctr`) or 2.4 (CRI on, `crictl`).
 //! - [`helm`]: `helm template` of a local chart, its documents parsed, the Pod-template images.
+//! - [`https_files`]: a directory served over HTTPS (and Basic auth) by `python3`;
+//!   [`chart_repo`]: a Helm chart repository made by `helm package` and `helm repo index` on it.
 //! - [`berth_serve`]: `berth serve` as a child process (plain or TLS + htpasswd).
 //! - [`cosign`]: offline key-pair signing and verifying (the optional Go peer).
 //! - [`crane`], [`oras`]: the Go clients, isolated (own HOME / Docker config).
@@ -30,12 +32,14 @@
 pub mod bench;
 pub mod berth_serve;
 mod certs;
+pub mod chart_repo;
 pub mod conformance;
 pub mod containerd;
 pub mod cosign;
 pub mod crane;
 pub mod helm;
 pub mod helm_cases;
+pub mod https_files;
 pub mod images;
 pub mod oras;
 pub mod podman;
