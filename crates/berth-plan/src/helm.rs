@@ -10,7 +10,7 @@ use berth_profile::{
     ChartSpec, Extraction, Finding, ImageUse, LayerType, Profile, Provenance, Severity, Value,
     chart_specs,
 };
-use berth_reference::Reference;
+use berth_reference::{Reference, ReferenceError};
 
 use crate::PlanError;
 
@@ -114,6 +114,43 @@ struct Rendered<'s> {
     annotated: Vec<(Reference, &'static str)>,
 }
 
+impl Rendered<'_> {
+    /// Adds the chart's image `img` to the extraction (found at `what` and its place) and to
+    /// this chart's rendered set; a reference that does not parse is returned as an error.
+    fn add_rendered(
+        &mut self,
+        x: &mut Extraction,
+        what: &str,
+        img: &Image,
+    ) -> Result<(), ReferenceError> {
+        let reference = Reference::parse(&img.reference)?;
+        let found = format!("{what}: {}", place(img));
+        let layer = (self.spec.layer.as_str(), self.spec.layer_type);
+        add(x, layer, &reference, found, provenance(img));
+        if !self.rendered.iter().any(|(r, _)| *r == reference) {
+            self.rendered.push((reference, img.source.clone()));
+        }
+        Ok(())
+    }
+
+    /// Adds `raw`, listed by the chart's annotation `key`, to the extraction and to this
+    /// chart's annotated set.
+    fn add_annotated(
+        &mut self,
+        x: &mut Extraction,
+        what: &str,
+        raw: &str,
+        key: &'static str,
+    ) -> Result<(), ReferenceError> {
+        let reference = Reference::parse(raw)?;
+        let found = format!("{what}: annotation {key}");
+        let layer = (self.spec.layer.as_str(), self.spec.layer_type);
+        add(x, layer, &reference, found, Provenance::Annotation);
+        self.annotated.push((reference, key));
+        Ok(())
+    }
+}
+
 /// The images of `profiles` ([`berth_profile::extract_images`]) with those of the charts of
 /// their Helm packs that `charts` holds.
 pub fn extract(profiles: &[Profile], charts: &Charts) -> Result<Extraction, PlanError> {
@@ -149,22 +186,9 @@ pub fn extract(profiles: &[Profile], charts: &Charts) -> Result<Extraction, Plan
             annotated: Vec::new(),
         };
         for img in images {
-            let path = format!("chart {}: {}", spec.name, img.source);
-            match Reference::parse(&img.reference) {
-                Ok(reference) => {
-                    let found = format!("{what}: {}", place(&img));
-                    add(
-                        &mut x,
-                        (&spec.layer, spec.layer_type),
-                        &reference,
-                        found,
-                        provenance(&img),
-                    );
-                    if !r.rendered.iter().any(|(x, _)| *x == reference) {
-                        r.rendered.push((reference, img.source));
-                    }
-                }
-                Err(e) => x.findings.push(finding(
+            if let Err(e) = r.add_rendered(&mut x, &what, &img) {
+                let path = format!("chart {}: {}", spec.name, img.source);
+                x.findings.push(finding(
                     spec,
                     Severity::Error,
                     "invalid-reference",
@@ -173,30 +197,19 @@ pub fn extract(profiles: &[Profile], charts: &Charts) -> Result<Extraction, Plan
                         "the chart renders `{}`: {e}; fix the pack's values for the chart",
                         img.reference
                     ),
-                )),
+                ));
             }
         }
         for (raw, key) in annotations {
-            let path = format!("chart {}: Chart.yaml annotations.{key}", spec.name);
-            match Reference::parse(&raw) {
-                Ok(reference) => {
-                    let found = format!("{what}: annotation {key}");
-                    add(
-                        &mut x,
-                        (&spec.layer, spec.layer_type),
-                        &reference,
-                        found,
-                        Provenance::Annotation,
-                    );
-                    r.annotated.push((reference, key));
-                }
-                Err(e) => x.findings.push(finding(
+            if let Err(e) = r.add_annotated(&mut x, &what, &raw, key) {
+                let path = format!("chart {}: Chart.yaml annotations.{key}", spec.name);
+                x.findings.push(finding(
                     spec,
                     Severity::Warning,
                     "invalid-reference",
                     path,
                     format!("the annotation lists `{raw}`: {e}"),
-                )),
+                ));
             }
         }
         done.push(r);
@@ -451,41 +464,19 @@ pub fn chart_extraction(chart: &Chart, opts: &Options) -> Result<Extraction, Cha
     };
     let what = format!("chart {}", chart.origin);
     for img in berth_chart::discover_places(chart, opts)? {
-        match Reference::parse(&img.reference) {
-            Ok(reference) => {
-                let found = format!("{what}: {}", place(&img));
-                add(
-                    &mut x,
-                    (&spec.layer, spec.layer_type),
-                    &reference,
-                    found,
-                    provenance(&img),
-                );
-                if !r.rendered.iter().any(|(x, _)| *x == reference) {
-                    r.rendered.push((reference, img.source));
-                }
-            }
-            Err(e) => x.findings.push(finding(
+        if let Err(e) = r.add_rendered(&mut x, &what, &img) {
+            x.findings.push(finding(
                 &spec,
                 Severity::Error,
                 "invalid-reference",
                 img.source.clone(),
                 format!("the chart renders `{}`: {e}", img.reference),
-            )),
+            ));
         }
     }
     for (raw, key) in chart.annotated_images()? {
-        if let Ok(reference) = Reference::parse(&raw) {
-            let found = format!("{what}: annotation {key}");
-            add(
-                &mut x,
-                (&spec.layer, spec.layer_type),
-                &reference,
-                found,
-                Provenance::Annotation,
-            );
-            r.annotated.push((reference, key));
-        }
+        // An annotation that does not parse is left out here (no finding).
+        let _ = r.add_annotated(&mut x, &what, &raw, key);
     }
     let pack = [&r];
     let mut findings = disagreements(&r, &pack, false);
